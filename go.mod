@@ -1,0 +1,3 @@
+module github.com/cyrusrepl/cyrusrepl
+
+go 1.26.0
