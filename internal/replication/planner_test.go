@@ -340,13 +340,13 @@ func TestDeleteNeedsEvidence(t *testing.T) {
 
 func TestMetaPlanning(t *testing.T) {
 	mm := &Meta{
-		Quotas: []Quota{{Root: "user.alice", Limits: map[string]int64{"STORAGE": 1000}}},
+		Quotas: []Quota{{Root: "user.alice", Limits: map[string]uint64{"STORAGE": 1000}}},
 		Seen:   []Seen{{UniqueID: "u1", LastUID: 3, SeenUIDs: "1:3"}},
 		Subs:   []string{"user.alice.Sent", "user.alice.Work"},
 		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 20, Active: true}},
 	}
 	rm := &Meta{
-		Quotas: []Quota{{Root: "user.alice", Limits: map[string]int64{"STORAGE": 500}}},
+		Quotas: []Quota{{Root: "user.alice", Limits: map[string]uint64{"STORAGE": 500}}},
 		Seen:   []Seen{{UniqueID: "u1", LastUID: 2, SeenUIDs: "1:2"}},
 		Subs:   []string{"user.alice.Sent", "user.alice.Old"},
 		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 10, Active: true}, {Name: "old.script", LastUpdate: 1}},

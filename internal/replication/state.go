@@ -72,7 +72,7 @@ func contentDiff(m, r *Folder) string {
 // unlimited). Usage is not replicated: each end computes its own.
 type Quota struct {
 	Root   string
-	Limits map[string]int64
+	Limits map[string]uint64
 }
 
 func (q Quota) key() string {
