@@ -25,6 +25,8 @@ type Executor struct {
 	Now         func() time.Time
 	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
 	Emit func(rec any)
+	// Close releases the connections (nil: nothing to release).
+	Close func()
 }
 
 // BatchResult is the outcome of one batch.
@@ -121,8 +123,6 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 			}
 		}
 		switch {
-		case verify && ur.Mismatches > 0:
-			ur.Outcome = report.OutcomeDiffers
 		case !res.Equal:
 			ur.Outcome = report.OutcomeDiffers
 		case ur.Actions > 0 || ur.Mismatches > 0:
