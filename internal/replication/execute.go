@@ -67,6 +67,10 @@ func replicaByUID(fs []Folder, uid string) *Folder {
 // replica verify the result end to end.
 func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []Folder) (int, error) {
 	master, err := x.Master.GetFullMailbox(ctx, a.Name)
+	if errors.Is(err, csync.ErrMailboxNonexistent) {
+		// Renamed or deleted on the master since we read it: plan again.
+		return 0, fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("master GET FULLMAILBOX: %w", err)
 	}

@@ -96,6 +96,13 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 		}
 		n, err := x.execute(ctx, &p, in)
 		res.BodiesSent += n
+		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
+			// Someone changed a folder between our read and our write (a rename on
+			// the master, a write on the replica): read both ends again and re-plan.
+			applied = true
+			res.Actions["replan"]++
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
