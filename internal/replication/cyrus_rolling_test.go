@@ -78,3 +78,46 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 		t.Fatalf("summary: %+v", s)
 	}
 }
+
+// TestCyrusMailboxLevelAndEscalation: a MAILBOX entry for a folder present at both ends
+// is handled at mailbox level; one for a folder at one end only escalates to a full
+// user sync.
+func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	e.sync(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	m.Deliver(t, "alice", cyruspair.Message("new", "mail"))
+	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.MailboxLevel || !res.Equal || res.BodiesSent != 1 {
+		t.Fatalf("mailbox level: %+v", res)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+
+	m.CreateFolder(t, "alice", "Fresh")
+	m.Append(t, "alice", "Fresh", cyruspair.Message("f", "fresh"))
+	e.records = nil
+	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Fresh"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MailboxLevel || !hasDecision(res, "create", "none", "user.alice.Fresh") {
+		t.Fatalf("not escalated: %+v", res)
+	}
+	escalated := false
+	for _, r := range e.records {
+		if er, ok := r.(escalationRecord); ok && strings.Contains(er.Reason, "master only") {
+			escalated = true
+		}
+	}
+	if !escalated {
+		t.Fatalf("no escalation record in %v", e.records)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+}

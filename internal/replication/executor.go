@@ -38,6 +38,9 @@ type BatchResult struct {
 	BodiesSent int
 	Kept       int  // replica-only folders kept for lack of evidence
 	Equal      bool // after the batch, the replica equals the master (keeps aside)
+	// MailboxLevel: only the logged folders were compared (no escalation was needed).
+	MailboxLevel bool
+	DurationMS   int64
 }
 
 // maxRounds bounds re-planning (cross-user joins, and the verification pass).
@@ -113,7 +116,14 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 	}
 	res.Kept = lastPlan.Kept
 	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0
-	dur := x.now().Sub(start).Milliseconds()
+	res.DurationMS = x.now().Sub(start).Milliseconds()
+	x.userResults(res, users)
+	return res, nil
+}
+
+// userResults fills one UserResult per user of the batch.
+func (x *Executor) userResults(res *BatchResult, users []string) {
+	dur := res.DurationMS
 	for _, u := range users {
 		ur := report.UserResult{User: u, DurationMS: dur, BodiesSent: res.BodiesSent, Attempts: 1}
 		for _, d := range res.Decisions {
@@ -139,7 +149,6 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 		}
 		res.Users = append(res.Users, ur)
 	}
-	return res, nil
 }
 
 type decisionLine struct {

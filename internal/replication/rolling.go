@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
@@ -116,7 +117,12 @@ func (r *Rolling) plan(batches []Batch, now time.Time) []Job {
 			}
 			continue
 		}
-		jobs = append(jobs, Job{Users: users})
+		work := slices.Clone(b.Users)
+		for i := range work {
+			// A user owed a retry gets the full sync the retry stands for.
+			work[i].Full = work[i].Full || r.Retry.Entry(work[i].User) != nil
+		}
+		jobs = append(jobs, Job{Users: users, Work: work})
 		for _, u := range users {
 			inJob[u] = true
 		}

@@ -39,6 +39,8 @@ type Runner struct {
 type Job struct {
 	Users  []string
 	Verify bool
+	// Work, when set, is the sync-log work of the batch: mailbox-level when it can be.
+	Work []UserWork
 }
 
 // JobResult is the outcome of a job after its last attempt.
@@ -132,7 +134,13 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 		e.Emit = r.Emit
 		*x = e
 	}
-	res, err := (*x).Sync(ctx, j.Users, j.Verify)
+	var res *BatchResult
+	var err error
+	if len(j.Work) > 0 && !j.Verify {
+		res, err = (*x).SyncWork(ctx, j.Work)
+	} else {
+		res, err = (*x).Sync(ctx, j.Users, j.Verify)
+	}
 	if err != nil {
 		// The session may be unusable (or mid-command): start the next job afresh.
 		if (*x).Close != nil {
