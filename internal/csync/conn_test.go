@@ -130,7 +130,7 @@ func TestServerErrorsMapToSentinels(t *testing.T) {
 		{"NO IMAP_SYNC_CHANGED Changed since last sync", ErrSyncChanged, false},
 		{"NO IMAP_MAILBOX_LOCKED Mailbox locked", ErrMailboxLocked, false},
 		{"NO IMAP_INVALID_USER No Such User", ErrInvalidUser, false},
-		{"NO IMAP_PROTOCOL_ERROR Protocol error", ErrProtocol, false},
+		{"NO IMAP_PROTOCOL_ERROR Protocol error", ErrProtocol, true},
 		{"NO IMAP_PROTOCOL_BAD_PARAMETERS", ErrBadParameters, false},
 		{"NO Unknown error", ErrRemoteDenied, false},
 		{"NO Permission denied", ErrPermissionDenied, false},

@@ -327,9 +327,14 @@ func TestRealServerErrors(t *testing.T) {
 		t.Fatalf("non-admin: %v", err)
 	}
 	m := dialMaster(t, p, opts(p))
+	// An unknown GET key: NO IMAP_PROTOCOL_ERROR, and the session is not reused.
 	if _, err := m.GetRaw(ctx, "BOGUS", csync.Str("x")); !errors.Is(err, csync.ErrProtocol) {
 		t.Fatalf("GET BOGUS: %v", err)
 	}
+	if err := m.Noop(ctx); !errors.Is(err, csync.ErrBroken) || !errors.Is(err, csync.ErrProtocol) {
+		t.Fatalf("reuse after a protocol error: %v", err)
+	}
+	m = dialMaster(t, p, opts(p))
 	if _, err := m.GetFullMailbox(ctx, "user.nobody"); !errors.Is(err, csync.ErrMailboxNonexistent) {
 		t.Fatalf("GET FULLMAILBOX of nothing: %v", err)
 	}
