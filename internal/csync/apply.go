@@ -231,7 +231,9 @@ func (w *ReplicaConn) ApplyUnsieve(ctx context.Context, userid, filename string)
 	return w.apply(ctx, "UNSIEVE", KV(F("USERID", Str(userid)), F("FILENAME", Str(filename))))
 }
 
-// ApplyActivateSieve makes filename the active script.
+// ApplyActivateSieve makes a script active. On 3.6.1 filename is the compiled
+// bytecode's name ("vacation.bc" for "vacation.script"); the .script name gives
+// "NO Unknown error".
 func (w *ReplicaConn) ApplyActivateSieve(ctx context.Context, userid, filename string) error {
 	return w.apply(ctx, "ACTIVATE_SIEVE", KV(F("USERID", Str(userid)), F("FILENAME", Str(filename))))
 }

@@ -295,6 +295,25 @@ func TestCopyFolderToReplica(t *testing.T) {
 	if err := r.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// APPLY EXPUNGE of the first Sent message on the replica: silently expunged there
+	// (no modseq bump), so the replica's CRC now differs from the master's.
+	before := p.Replica.Status(t, "alice", "Sent").Messages
+	sent, err := r.GetFullMailbox(ctx, "user.alice.Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplyExpunge(ctx, sent.Name, sent.UniqueID, []uint32{sent.Records[0].UID}); err != nil {
+		t.Fatalf("APPLY EXPUNGE: %v", err)
+	}
+	after, err := r.GetFullMailbox(ctx, "user.alice.Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Records[0].Expunged() || csync.SyncCRC(after.Records) == csync.SyncCRC(sent.Records) ||
+		csync.SyncCRC(after.Records) != after.SyncCRC || p.Replica.Status(t, "alice", "Sent").Messages != before-1 {
+		t.Errorf("after APPLY EXPUNGE: record %+v crc %d (server %d, before %d)", after.Records[0],
+			csync.SyncCRC(after.Records), after.SyncCRC, csync.SyncCRC(sent.Records))
+	}
 	// SINCE_MODSEQ that does not match the replica → IMAP_SYNC_CHANGED.
 	mb, err := m.GetFullMailbox(ctx, "user.alice")
 	if err != nil {
