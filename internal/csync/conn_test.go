@@ -486,3 +486,55 @@ func TestDialUnreachable(t *testing.T) {
 		t.Fatalf("err = %s", errString(err))
 	}
 }
+
+func TestCloseFromAnotherGoroutineUnblocks(t *testing.T) {
+	release := make(chan struct{})
+	addr := startFake(t, func(s *fakeSession) {
+		s.login()
+		s.expect("GET META fred")
+		<-release
+	})
+	defer close(release)
+	c := dialFake(t, addr, Options{Username: "u", Password: "p", Timeout: time.Hour})
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	}()
+	<-started
+	if _, err := c.GetMeta(context.Background(), "fred"); err == nil {
+		t.Fatal("GET META succeeded on a closed connection")
+	}
+	assertBroken(t, c)
+}
+
+func TestFetchBodyCancelledMidway(t *testing.T) {
+	release := make(chan struct{})
+	guid := strings.Repeat("ab", 20)
+	addr := startFake(t, func(s *fakeSession) {
+		s.login()
+		s.expect("GET FETCH")
+		s.sendRaw("* MESSAGE %{default " + guid + " 1000}\r\nfirst bytes")
+		<-release
+	})
+	defer close(release)
+	c := dialFake(t, addr, Options{Username: "u", Password: "p", Timeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	body, err := c.Fetch(ctx, FetchRequest{MboxName: "user.fred", Partition: "default", UniqueID: "u", GUID: guid, UID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(body, buf); err != nil || string(buf) != "first bytes" {
+		t.Fatalf("first read: %q %v", buf, err)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := io.ReadAll(body); err == nil {
+		t.Fatal("read of a stalled body returned no error")
+	}
+	if err := body.Close(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close: %s", errString(err))
+	}
+	assertBroken(t, c)
+}
