@@ -95,9 +95,19 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		p.Master.DeliverMany(b, "bench", msgs)
 	}
+	for _, compress := range []bool{false, true} {
+		name := "plain"
+		if compress {
+			name = "deflate"
+		}
+		b.Run(name, func(b *testing.B) { benchRelay(b, p, n, compress) })
+	}
+}
+
+func benchRelay(b *testing.B, p *cyruspair.Pair, n int, compress bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	o := csync.Options{Username: p.ReplUser, Password: p.ReplPassword, Timeout: time.Minute}
+	o := csync.Options{Username: p.ReplUser, Password: p.ReplPassword, Timeout: time.Minute, Compress: compress}
 	m := dialMaster(b, p, o)
 	r := dialReplica(b, p, o)
 	mb, err := m.GetFullMailbox(ctx, "user.bench")
