@@ -319,7 +319,7 @@ func (i *Instance) List(t testing.TB, user string) []string {
 		if !strings.HasPrefix(l, "LIST ") {
 			continue
 		}
-		name := lastAString(l)
+		name := ListName(l)
 		if name == "INBOX" {
 			names = append(names, "INBOX")
 		} else if strings.HasPrefix(name, "INBOX.") {
@@ -329,8 +329,9 @@ func (i *Instance) List(t testing.TB, user string) []string {
 	return names
 }
 
-// lastAString returns the last atom or quoted string of an untagged line.
-func lastAString(l string) string {
+// ListName returns the last atom or quoted string of an untagged line: the mailbox name
+// of a LIST reply.
+func ListName(l string) string {
 	l = strings.TrimSpace(l)
 	if strings.HasSuffix(l, `"`) {
 		j := strings.LastIndex(l[:len(l)-1], ` "`)

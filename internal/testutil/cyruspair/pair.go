@@ -142,7 +142,7 @@ func Start(t testing.TB, opts Options) *Pair {
 		_ = os.RemoveAll(dir)
 		t.Fatalf("starting the Cyrus pair: %v\n%s", err, out)
 	}
-	p, err := load(dir)
+	p, err := Load(dir)
 	if err != nil {
 		stop(script, dir)
 		t.Fatal(err)
@@ -170,7 +170,8 @@ func stop(script, dir string) {
 	_ = cmd.Run()
 }
 
-func load(dir string) (*Pair, error) {
+// Load reads the description of a pair started by hack/cyrus-pair.sh in dir.
+func Load(dir string) (*Pair, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "pair.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read pair.json: %w", err)
