@@ -15,6 +15,7 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/faultproxy"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -378,4 +379,51 @@ func hasExpungedAndKeyword(recs []csync.Record) (ok bool) {
 		}
 	}
 	return exp && kw
+}
+
+// TestRealServerCutMidMessage: the real master's reply is cut inside the GET FETCH file
+// literal (through a loopback fault proxy); the client reports an unexpected EOF and
+// the session refuses reuse.
+func TestRealServerCutMidMessage(t *testing.T) {
+	p := cyruspair.Start(t, cyruspair.Options{})
+	p.Master.CreateUser(t, "alice")
+	p.Master.Deliver(t, "alice", cyruspair.Message("big", strings.Repeat("0123456789\r\n", 2000)))
+	proxy, err := faultproxy.Start(p.Master.SyncAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ctx := ctxT(t)
+
+	m, err := csync.DialMaster(ctx, proxy.Addr, opts(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preamble := proxy.Forwarded() // banner and replies to AUTHENTICATE and NOOP
+	mb, err := m.GetFullMailbox(ctx, "user.alice")
+	if err != nil || len(mb.Records) != 1 {
+		t.Fatalf("GET FULLMAILBOX: %v", err)
+	}
+	m.Close()
+	rec := mb.Records[0]
+	req := csync.FetchRequest{MboxName: mb.Name, Partition: mb.Partition, UniqueID: mb.UniqueID, GUID: rec.GUID, UID: rec.UID}
+	header := int64(len(fmt.Sprintf("* MESSAGE %%{%s %s %d}\r\n", mb.Partition, rec.GUID, rec.Size)))
+	proxy.CutAfter(preamble + header + int64(rec.Size)/2)
+
+	m, err = csync.DialMaster(ctx, proxy.Addr, opts(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var buf bytes.Buffer
+	_, err = m.FetchTo(ctx, req, &buf)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut fetch: %v (got %d bytes)", err, buf.Len())
+	}
+	if buf.Len() == 0 || buf.Len() >= int(rec.Size) {
+		t.Fatalf("the cut was not inside the literal: %d of %d bytes", buf.Len(), rec.Size)
+	}
+	if err := m.Noop(ctx); !errors.Is(err, csync.ErrBroken) {
+		t.Fatalf("reuse after the cut: %v", err)
+	}
 }
