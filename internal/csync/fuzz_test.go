@@ -1,6 +1,11 @@
 package csync
 
-import "testing"
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // FuzzDecode checks that the decoder is total (never panics, never hangs on finite
 // input) and that whatever it accepts re-encodes to the same value.
@@ -8,6 +13,20 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range []string{capturedUser, capturedFull, capturedAnno, capturedQuota, capturedSeen,
 		"NIL", "(a b)", "%(K {3+}\r\nabc)", "%{default 0000000000000000000000000000000000000000 2}\r\nab"} {
 		f.Add([]byte(s))
+	}
+	// Real replies captured from Cyrus (golden_test.go): each first data line.
+	if files, _ := filepath.Glob(filepath.Join(goldenDir, "*.reply")); len(files) > 0 {
+		for _, fn := range files {
+			b, err := os.ReadFile(fn)
+			if err != nil {
+				f.Fatal(err)
+			}
+			if rest, ok := bytes.CutPrefix(b, []byte("* ")); ok {
+				if i := bytes.LastIndex(rest, []byte("\r\nOK ")); i >= 0 {
+					f.Add(rest[:i+2])
+				}
+			}
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := DefaultLimits
