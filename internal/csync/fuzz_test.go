@@ -1,6 +1,7 @@
 package csync
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -52,4 +53,32 @@ func checkReencode(t *testing.T, v Value) {
 	if !back.Equal(v) {
 		t.Fatalf("re-encode changed the value:\n %v\n %v", v, back)
 	}
+}
+
+// FuzzReadResponse checks the reply reader (data lines, status lines, Fatal, BYE) on
+// arbitrary server bytes: an error or a result, never a panic or a hang.
+func FuzzReadResponse(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(goldenDir, "*.reply"))
+	for _, fn := range files {
+		if b, err := os.ReadFile(fn); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{"OK success\r\n", "NO IMAP_MAILBOX_MOVED x\r\n", "* Fatal error: boom\r\n", "BYE\r\n",
+		"* X {3}\r\nab", "* MISSING (a b)\r\nOK\r\n", "+ \r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lim := DefaultLimits
+		lim.MaxString, lim.MaxFile, lim.MaxItems, lim.MaxLine = 1<<16, 1<<16, 1<<14, 1<<12
+		c := &Conn{br: bufio.NewReader(bytes.NewReader(data)), lim: lim}
+		_ = c.readResponse("GET X", func(key string, v Value) error {
+			if key == "" {
+				t.Fatal("empty key accepted")
+			}
+			_, _ = ParseMailbox(v)
+			_, _ = ParseQuota(v)
+			return nil
+		})
+	})
 }
