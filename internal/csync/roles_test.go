@@ -32,3 +32,21 @@ func TestMasterConnIsReadOnly(t *testing.T) {
 		t.Error("MasterConn lacks GetFullMailbox")
 	}
 }
+
+// No APPLY can be smuggled through a MasterConn's GET: keys must be atoms and values
+// are encoded as atoms, quoted strings or literals, never raw text.
+func TestGetCannotInjectCommands(t *testing.T) {
+	c := &Conn{}
+	for _, key := range []string{"USER x\r\nAPPLY UNUSER bob", "USER\nAPPLY", "", "A B"} {
+		if _, err := c.encodeCommand("GET", key, Str("y")); err == nil {
+			t.Errorf("key %q accepted", key)
+		}
+	}
+	line, err := c.encodeCommand("GET", "USER", Str("bob\r\nAPPLY UNUSER bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "GET USER {22+}\r\nbob\r\nAPPLY UNUSER bob\r\n"; string(line) != want {
+		t.Fatalf("got %q want %q", line, want)
+	}
+}
