@@ -46,7 +46,7 @@ func TestGetCannotInjectCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "GET USER {22+}\r\nbob\r\nAPPLY UNUSER bob\r\n"; string(line) != want {
+	if want := "GET USER {21+}\r\nbob\r\nAPPLY UNUSER bob\r\n"; string(line) != want {
 		t.Fatalf("got %q want %q", line, want)
 	}
 }
