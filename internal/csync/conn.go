@@ -26,7 +26,8 @@ type Options struct {
 	Compress bool
 	// SieveMailbox sends APPLY CAPABILITIES (SIEVE-MAILBOX) after authentication when
 	// the server advertises it. It only changes this session's behaviour (sieve scripts
-	// travel as the #sieve mailbox; GET USER stops listing SIEVE records).
+	// travel as the #sieve mailbox; GET USER stops listing SIEVE records). DialMaster
+	// refuses it (ErrReadOnly): a master session sends no APPLY at all.
 	SieveMailbox bool
 	// Timeout is the idle I/O timeout for every read and write (default 60s). Keep it
 	// below the server's sync_timeout.

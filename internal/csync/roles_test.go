@@ -1,6 +1,8 @@
 package csync
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,5 +50,12 @@ func TestGetCannotInjectCommands(t *testing.T) {
 	}
 	if want := "GET USER {21+}\r\nbob\r\nAPPLY UNUSER bob\r\n"; string(line) != want {
 		t.Fatalf("got %q want %q", line, want)
+	}
+}
+
+func TestDialMasterRefusesApply(t *testing.T) {
+	_, err := DialMaster(context.Background(), "127.0.0.1:1", Options{SieveMailbox: true})
+	if !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("err = %v", err)
 	}
 }
