@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
@@ -242,7 +243,8 @@ func (x *Executor) applyMeta(ctx context.Context, a Action) error {
 			return err
 		}
 		if a.Sieve.Active {
-			return x.Replica.ApplyActivateSieve(ctx, a.User, a.Sieve.Name)
+			// The compiled script is what Cyrus marks active (NAME.bc).
+			return x.Replica.ApplyActivateSieve(ctx, a.User, strings.TrimSuffix(a.Sieve.Name, ".script")+".bc")
 		}
 		return nil
 	case OpUnsieve:
