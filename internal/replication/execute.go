@@ -79,6 +79,12 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 		return 0, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
 	}
 	if master.IsTombstoneOrIntermediate() {
+		if a.Op == OpUpdate {
+			// This drops the replica folder's messages: re-check first, like a delete.
+			if err := x.expectAt(ctx, a.Name, a.UniqueID); err != nil {
+				return 0, err
+			}
+		}
 		return 0, x.Replica.ApplyMailbox(ctx, master)
 	}
 	sent := 0

@@ -143,3 +143,7 @@ func RecordID(parts ...any) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// EvidenceIntermediate: the master itself reports the uniqueid as an intermediate (its
+// mailbox was deleted and only the name remains, for its children).
+const EvidenceIntermediate Evidence = "master-intermediate"
