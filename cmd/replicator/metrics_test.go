@@ -29,3 +29,25 @@ func TestWriteMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishGate(t *testing.T) {
+	g := &publishGate{heartbeat: time.Minute}
+	now := time.Unix(1000, 0)
+	s := &report.Summary{UsersTotal: 1, Updated: now, LastBatch: &report.Batch{Time: now}}
+	if !g.due(s, now) {
+		t.Fatal("first summary not published")
+	}
+	s2 := *s
+	s2.Updated, s2.LastBatch = now.Add(time.Second), &report.Batch{Time: now.Add(time.Second), DurationMS: 5}
+	if g.due(&s2, now.Add(time.Second)) {
+		t.Fatal("unchanged summary published again")
+	}
+	if !g.due(&s2, now.Add(2*time.Minute)) {
+		t.Fatal("heartbeat not published")
+	}
+	s3 := s2
+	s3.UsersFailed = 1
+	if !g.due(&s3, now.Add(2*time.Minute+time.Second)) {
+		t.Fatal("change not published")
+	}
+}
