@@ -21,9 +21,17 @@ if [ ! -x "$HELM" ]; then
   flock 9
   if [ ! -x "$HELM" ]; then
     echo "[helm] building helm $HELM_VERSION from the Go module proxy into $DIR" >&2
-    GOBIN="$DIR" GOFLAGS=-mod=mod go install -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    # Like helm's Makefile: the Kubernetes version `helm template` and `helm lint` assume
+    # comes from helm's client-go (v0.X.Y -> 1.X); without it they assume 1.20.
+    gomod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    client_go=$(awk '$1 == "k8s.io/client-go" {print $2}' "$gomod")
+    k8s_minor=${client_go#v0.}; k8s_minor=${k8s_minor%%.*}
+    [[ "$k8s_minor" =~ ^[0-9]+$ ]] || { echo "[helm] cannot read k8s.io/client-go from $gomod" >&2; exit 1; }
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+      ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$k8s_minor"
+    done
+    GOBIN="$DIR" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   fi
   exec 9>&-
 fi
