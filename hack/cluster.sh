@@ -172,7 +172,7 @@ install_packages() {
 check_ports() {
   local p busy=()
   for p in "${PORTS[@]}"; do
-    if ss -Hltn "sport = :$p" | grep -q .; then busy+=("$p"); fi
+    if [ -n "$(ss -Hltn "sport = :$p")" ]; then busy+=("$p"); fi
   done
   if [ ${#busy[@]} -gt 0 ]; then
     ss -Hltnp | grep -E ":($(IFS='|'; echo "${busy[*]}"))\b" >&2 || true
@@ -439,7 +439,7 @@ do_up() {
 # ensure_pause_image: the sandbox image is built locally (hack/images.sh) and imported,
 # since nothing can be pulled here.
 ensure_pause_image() {
-  if ctr_k8s images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE"; then
+  if ctr_k8s images ls -q 2>/dev/null | grep -x "$PAUSE_IMAGE" >/dev/null; then
     log "pause image present"
     return 0
   fi
@@ -483,7 +483,7 @@ shim_pids() {
   local f pid
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    tr '\0' ' ' 2>/dev/null <"$f" | grep -q "containerd-shim.*-address $D/containerd/containerd.sock" && echo "$pid"
+    tr '\0' ' ' 2>/dev/null <"$f" | grep "containerd-shim.*-address $D/containerd/containerd.sock" >/dev/null && echo "$pid"
   done
   return 0
 }
