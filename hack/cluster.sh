@@ -523,6 +523,8 @@ do_down() {
   stop_component etcd
   unmount_all
   remove_kubepods_cgroups
+  # containerd 1.6 hard-codes these runtime dirs; rmdir removes them only when empty
+  rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null || true
   log "down"
 }
 

@@ -73,8 +73,10 @@ func TestCluster(t *testing.T) {
 	t.Run("node", func(t *testing.T) { checkNode(t, ctx, c) })
 	t.Run("pod", func(t *testing.T) { runSmokePod(t, ctx, c) })
 	t.Run("job", func(t *testing.T) { runSmokeJob(t, ctx, c) })
+	// The project's own image and chart need cmd/ to build; opt in until the manager lands.
 	if os.Getenv("CYRUSREPL_E2E_DEV_IMAGE") == "1" {
 		t.Run("dev-image", func(t *testing.T) { runDevImage(t, ctx, c) })
+		t.Run("chart", func(t *testing.T) { runChart(t, ctx, c) })
 	}
 
 	// a pod still running at `down` must not survive it
@@ -299,4 +301,50 @@ spec:
 		t.Errorf("replicator version printed nothing")
 	}
 	t.Logf("replicator version: %s", strings.TrimSpace(logs))
+}
+
+// runChart installs charts/cyrusrepl with the local-cluster values (hack/deploy-local.sh
+// builds and imports cyrusrepl:dev first), waits for the manager Deployment to become
+// Available — its probes hit /healthz and /readyz on 127.0.0.1 — and uninstalls it,
+// checking that the CRDs stay behind (helm.sh/resource-policy: keep).
+func runChart(t *testing.T, ctx context.Context, c *cluster) {
+	if _, err := run(t, ctx, c.repo, "hack/deploy-local.sh", "--cluster", c.dir, "--wait"); err != nil {
+		out, _ := c.kubectlOut(ctx, "-n", "cyrusrepl-system", "describe", "pods")
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var dep struct {
+		Status struct {
+			Conditions []struct{ Type, Status string }
+		}
+	}
+	if err := c.getJSON(ctx, &dep, "-n", "cyrusrepl-system", "deployment", "cyrusrepl-manager"); err != nil {
+		t.Fatal(err)
+	}
+	available := false
+	for _, cond := range dep.Status.Conditions {
+		if cond.Type == "Available" && cond.Status == "True" {
+			available = true
+		}
+	}
+	if !available {
+		t.Errorf("manager Deployment not Available: %v", dep.Status.Conditions)
+	}
+	crdsBefore, err := c.kubectlOut(ctx, "get", "crd", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs, _ := filepath.Glob(filepath.Join(c.repo, "config", "crd", "bases", "*.yaml")); len(srcs) > 0 &&
+		!strings.Contains(crdsBefore, "replicationpairs.replication.cyrusrepl.io") {
+		t.Errorf("chart installed no ReplicationPair CRD; CRDs:\n%s", crdsBefore)
+	}
+	if _, err := run(t, ctx, c.repo, "hack/deploy-local.sh", "--cluster", c.dir, "--uninstall"); err != nil {
+		t.Fatal(err)
+	}
+	crdsAfter, err := c.kubectlOut(ctx, "get", "crd", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crdsAfter != crdsBefore {
+		t.Errorf("CRDs changed on uninstall:\nbefore:\n%s\nafter:\n%s", crdsBefore, crdsAfter)
+	}
 }
