@@ -3,16 +3,17 @@
 # kube-controller-manager, kube-scheduler, Debian's containerd + runc, and a kubelet.
 #
 #   hack/cluster.sh up [DIR]          start (idempotent: a running cluster is left alone)
-#   hack/cluster.sh down [DIR]        stop everything this script started (idempotent)
+#   hack/cluster.sh down [--purge] [DIR]  stop everything this script started (idempotent);
+#                                     --purge also removes DIR
 #   hack/cluster.sh status [DIR]      which components run, node readiness
 #   hack/cluster.sh kubeconfig [DIR]  print the admin kubeconfig path
 #
 # DIR defaults to $CYRUSREPL_CLUSTER_DIR or /tmp/cyrusrepl-cluster. It holds the PKI,
 # configs, logs ($DIR/logs), PIDs ($DIR/pids) and the runtime state. `up` starts from an
 # empty etcd and kubelet state each time; the PKI and containerd's image store are kept,
-# so a second `up` is faster. `down --purge` also removes DIR.
+# so a second `up` is faster.
 #
-# Why the odd settings (see docs/kubernetes-test-cluster.md): the node is named
+# Why the odd settings (see docs/local-cluster.md): the node is named
 # `localhost` and the apiserver reaches kubelets by Hostname, so nothing ever connects
 # to the VM's own non-loopback address; the kubelet accepts cgroup v1 only with
 # failCgroupV1=false; containerd must clamp oom_score_adj because the VM lacks
@@ -372,6 +373,7 @@ do_up() {
   BINDIR=$("$HACK/k8s-binaries.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl) ||
     die "hack/k8s-binaries.sh failed"
   log "binaries in $BINDIR"
+  echo "$BINDIR" >"$D/bindir"
 
   # fresh cluster state on every up; PKI and the containerd image store are kept
   rm -rf "$D/etcd" "$D/kubelet" "$D/pod-logs" "$D/containerd/state"
@@ -538,7 +540,7 @@ do_status() {
     fi
   done
   if [ "$rc" = 0 ]; then
-    BINDIR=$("$HACK/k8s-binaries.sh" kubectl)
+    BINDIR=$(cat "$D/bindir")
     if node_ready; then echo "node $NODE_NAME Ready"; else echo "node $NODE_NAME not Ready"; rc=1; fi
     echo "kubeconfig: $D/admin.kubeconfig"
   fi
@@ -547,9 +549,15 @@ do_status() {
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-purge=0
-if [ "${1:-}" = --purge ]; then purge=1; shift; fi
-D=${1:-${CYRUSREPL_CLUSTER_DIR:-/tmp/cyrusrepl-cluster}}
+purge=0 D=""
+for a in "$@"; do
+  case "$a" in
+    --purge) purge=1 ;;
+    -*) usage ;;
+    *) [ -z "$D" ] || usage; D=$a ;;
+  esac
+done
+D=${D:-${CYRUSREPL_CLUSTER_DIR:-/tmp/cyrusrepl-cluster}}
 if [ "$cmd" = up ]; then mkdir -p "$D"; fi
 if [ -d "$D" ]; then D=$(cd "$D" && pwd); fi
 
@@ -557,7 +565,13 @@ case "$cmd" in
   up) do_up ;;
   down)
     do_down
-    if [ "$purge" = 1 ]; then rm -rf "$D"; log "removed $D"; fi ;;
+    if [ "$purge" = 1 ] && [ -d "$D" ]; then
+      # only a directory this script made, and only with nothing mounted below it
+      [ -d "$D/pids" ] || die "refusing to purge $D: it does not look like a cluster directory (no pids/)"
+      if grep -qF " $D/" /proc/self/mountinfo; then die "refusing to purge $D: still mounted below it"; fi
+      rm -rf "$D"
+      log "removed $D"
+    fi ;;
   status) do_status ;;
   kubeconfig)
     [ -f "$D/admin.kubeconfig" ] || die "no kubeconfig in $D (run: hack/cluster.sh up $D)"
