@@ -83,10 +83,12 @@ func TestCluster(t *testing.T) {
 	c.apply(t, ctx, smokePod("left-running", []string{"-sleep", "1h"}, "Always"))
 	waitPhase(t, ctx, c, "left-running", "Running")
 
+	nodeIPs := nodeInternalIPs(t, ctx, c)
 	if _, err := run(t, ctx, repo, "hack/cluster.sh", "down", dir); err != nil {
 		t.Fatal(err)
 	}
 	downDone = true
+	checkNoDialsTo(t, dir, nodeIPs)
 	for name, p := range pids {
 		if procRunning(p[0], p[1]) {
 			t.Errorf("%s (pid %s) still runs after down", name, p[0])
@@ -346,5 +348,46 @@ func runChart(t *testing.T, ctx context.Context, c *cluster) {
 	}
 	if crdsAfter != crdsBefore {
 		t.Errorf("CRDs changed on uninstall:\nbefore:\n%s\nafter:\n%s", crdsBefore, crdsAfter)
+	}
+}
+
+// nodeInternalIPs returns the node's auto-detected non-loopback addresses.
+func nodeInternalIPs(t *testing.T, ctx context.Context, c *cluster) []string {
+	t.Helper()
+	var node struct {
+		Status struct {
+			Addresses []struct{ Type, Address string }
+		}
+	}
+	if err := c.getJSON(ctx, &node, "node", "localhost"); err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, a := range node.Status.Addresses {
+		if a.Type == "InternalIP" || a.Type == "ExternalIP" {
+			ips = append(ips, a.Address)
+		}
+	}
+	return ips
+}
+
+// checkNoDialsTo fails when a component logged a connection attempt to one of the node's
+// non-loopback addresses: everything must go through 127.0.0.1 / localhost.
+func checkNoDialsTo(t *testing.T, dir string, ips []string) {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no component logs in %s/logs: %v", dir, err)
+	}
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ip := range ips {
+			if strings.Contains(string(b), "dial tcp "+ip+":") {
+				t.Errorf("%s: a connection to the node's address %s was attempted", filepath.Base(f), ip)
+			}
+		}
 	}
 }

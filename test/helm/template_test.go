@@ -102,8 +102,8 @@ func TestDefaults(t *testing.T) {
 	if _, ok := env["KUBERNETES_SERVICE_HOST"]; ok {
 		t.Errorf("KUBERNETES_SERVICE_HOST overridden by default")
 	}
-	if env["CYRUSREPL_IMAGE"] != "ghcr.io/cyrusrepl/cyrusrepl:dev" {
-		t.Errorf("CYRUSREPL_IMAGE %q", env["CYRUSREPL_IMAGE"])
+	if env["CYRUSREPL_IMAGE"] != "ghcr.io/cyrusrepl/cyrusrepl:dev" || env["CYRUSREPL_HOST_NETWORK"] != "false" {
+		t.Errorf("CYRUSREPL_IMAGE %q CYRUSREPL_HOST_NETWORK %q", env["CYRUSREPL_IMAGE"], env["CYRUSREPL_HOST_NETWORK"])
 	}
 	if get(ctr, "resources", "limits", "memory") == nil {
 		t.Errorf("no memory limit")
@@ -135,7 +135,7 @@ func TestLocalClusterValues(t *testing.T) {
 		}
 	}
 	env := envOf(ctr)
-	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
+	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" || env["CYRUSREPL_HOST_NETWORK"] != "true" {
 		t.Errorf("API server env %v", env)
 	}
 	if _, ok := objs["Service/rel-cyrusrepl-metrics"]; ok {
