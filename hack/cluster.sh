@@ -24,13 +24,12 @@
 set -euo pipefail
 
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HACK/.." && pwd)
 T0=$(date +%s.%N)
 
 # Fixed loopback ports; `up` refuses to start when one is taken.
 ETCD_CLIENT=2379 ETCD_PEER=2380 ETCD_METRICS=2381
 APISERVER_PORT=6443 KCM_PORT=10257 SCHED_PORT=10259 KUBELET_PORT=10250 KUBELET_HEALTHZ=10248
-PORTS=($ETCD_CLIENT $ETCD_PEER $ETCD_METRICS $APISERVER_PORT $KCM_PORT $SCHED_PORT $KUBELET_PORT $KUBELET_HEALTHZ)
+PORTS=("$ETCD_CLIENT" "$ETCD_PEER" "$ETCD_METRICS" "$APISERVER_PORT" "$KCM_PORT" "$SCHED_PORT" "$KUBELET_PORT" "$KUBELET_HEALTHZ")
 NODE_NAME=localhost
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 WAIT_SECONDS=${CYRUSREPL_CLUSTER_WAIT:-120}
@@ -85,10 +84,10 @@ alive() {
 
 # stop_component NAME: SIGTERM, wait up to 15 s, then SIGKILL; removes the pid file.
 stop_component() {
-  local name=$1 pid i
+  local name=$1 pid
   if pid=$(recorded_pid "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do
+    for _ in $(seq 1 150); do
       alive "$pid" || break
       sleep 0.1
     done
@@ -454,7 +453,7 @@ ensure_pause_image() {
 # ctr, so that its shim exits; then the containers and their snapshots are removed.
 kill_container_tasks() {
   recorded_pid containerd >/dev/null || return 0
-  local ns ids id i left=""
+  local ns ids id left=""
   for ns in $(ctr --address "$D/containerd/containerd.sock" namespaces ls -q 2>/dev/null); do
     ids=$(ctr --address "$D/containerd/containerd.sock" -n "$ns" tasks ls -q 2>/dev/null || true)
     [ -n "$ids" ] || continue
@@ -464,7 +463,7 @@ kill_container_tasks() {
       # process"), so success is judged by the task list below, not by this exit code.
       ctr --address "$D/containerd/containerd.sock" -n "$ns" tasks delete --force "$id" >/dev/null 2>&1 || true
     done
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       left=$(ctr --address "$D/containerd/containerd.sock" -n "$ns" tasks ls -q 2>/dev/null || true)
       [ -z "$left" ] && break
       sleep 0.1
