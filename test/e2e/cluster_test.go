@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,6 +83,14 @@ func TestCluster(t *testing.T) {
 	// a pod still running at `down` must not survive it
 	c.apply(t, ctx, smokePod("left-running", []string{"-sleep", "1h"}, "Always"))
 	waitPhase(t, ctx, c, "left-running", "Running")
+	// exec streams apiserver -> kubelet (localhost) -> containerd (127.0.0.1); the exit
+	// code must come back through all of them
+	out2, err := osexec.CommandContext(ctx, c.kubectl, "--kubeconfig", c.kubeconfig,
+		"exec", "left-running", "--", "/smoke", "-exit", "3").CombinedOutput()
+	out = string(out2)
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(out, "hello from pod=left-running ") {
+		t.Errorf("kubectl exec: err %v, output %q; want exit code 3 and the greeting", err, out)
+	}
 
 	nodeIPs := nodeInternalIPs(t, ctx, c)
 	if _, err := run(t, ctx, repo, "hack/cluster.sh", "down", dir); err != nil {
