@@ -513,8 +513,14 @@ do_down() {
   stop_component kubelet
   kill_container_tasks
   stop_component containerd
-  local pid
+  # shims still alive here (containerd had died, or a task would not go): kill the
+  # container processes they parent first, then the shim itself
+  local pid child
   for pid in $(shim_pids); do
+    for child in $(ps -o pid= --ppid "$pid"); do
+      log "killing leftover container process $child (child of shim $pid)"
+      kill -KILL "$child" 2>/dev/null || true
+    done
     log "killing leftover shim pid $pid"
     kill -KILL "$pid" 2>/dev/null || true
   done

@@ -106,7 +106,7 @@ func TestCluster(t *testing.T) {
 	if left := processesMentioning(dir + "/"); len(left) > 0 {
 		t.Errorf("processes mentioning %s still run after down: %v", dir, left)
 	}
-	if left := processesMentioning("cyrusrepl smoke"); len(left) > 0 {
+	if left := processesMentioning("/smoke\x00"); len(left) > 0 {
 		t.Errorf("smoke containers still run after down: %v", left)
 	}
 	if m := mountsUnder(t, dir); len(m) > 0 {
