@@ -6,7 +6,8 @@
 #
 #   dev    cyrusrepl:dev — /manager, /replicator, /kubectl-cyrusrepl (those that exist in
 #          cmd/), static (CGO_ENABLED=0), user 65532:65532, entrypoint /manager (or
-#          /replicator while there is no manager)
+#          /replicator while there is no manager); and cyrusrepl-replicator:dev, the same
+#          files with entrypoint /replicator (the image of the pods the operator creates)
 #   pause  registry.k8s.io/pause:3.10 — the sandbox image, built from hack/imagebuild/pause
 #   smoke  cyrusrepl-smoke:dev — the e2e test's tiny workload (hack/imagebuild/smoke)
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cluster) cluster_dir=${2:?--cluster needs a directory}; explicit_cluster=1; shift 2 ;;
     --no-import) import=0; shift ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     dev|pause|smoke) targets+=("$1"); shift ;;
     all) targets+=(dev pause smoke); shift ;;
     *) die "unknown argument: $1 (see hack/images.sh --help)" ;;
@@ -48,6 +49,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%
 
 archives=()
 for t in "${targets[@]}"; do
+  first=${#archives[@]}
   case "$t" in
     pause)
       (cd "$HACK/imagebuild" && gobuild -o "$OUT/rootfs/pause/pause" ./pause) || die "building pause failed"
@@ -74,14 +76,21 @@ for t in "${targets[@]}"; do
         [ -x "$bindir/$b" ] && adds+=(-add "$bindir/$b:/$b")
       done
       [ ${#adds[@]} -gt 0 ] || die "neither manager nor replicator was built"
+      labels=(-label "org.opencontainers.image.version=$version"
+              -label "org.opencontainers.image.source=https://github.com/cyrusrepl/cyrusrepl")
       entry=/manager; [ -x "$bindir/manager" ] || entry=/replicator
       "$ib" -out "$OUT/cyrusrepl.tar" -tag cyrusrepl:dev -user 65532:65532 -entrypoint "$entry" "${adds[@]}" \
-        -label "org.opencontainers.image.title=cyrusrepl" \
-        -label "org.opencontainers.image.version=$version" \
-        -label "org.opencontainers.image.source=https://github.com/cyrusrepl/cyrusrepl" >/dev/null
-      archives+=("$OUT/cyrusrepl.tar") ;;
+        -label "org.opencontainers.image.title=cyrusrepl" "${labels[@]}" >/dev/null
+      archives+=("$OUT/cyrusrepl.tar")
+      # The same files with /replicator as entrypoint: the operator starts replicator pods
+      # with arguments only. The layer is shared, so the second image costs nothing.
+      if [ -x "$bindir/replicator" ]; then
+        "$ib" -out "$OUT/cyrusrepl-replicator.tar" -tag cyrusrepl-replicator:dev -user 65532:65532 \
+          -entrypoint /replicator "${adds[@]}" -label "org.opencontainers.image.title=cyrusrepl-replicator" "${labels[@]}" >/dev/null
+        archives+=("$OUT/cyrusrepl-replicator.tar")
+      fi ;;
   esac
-  log "built $t: ${archives[-1]} ($(du -h "${archives[-1]}" | cut -f1))"
+  for a in "${archives[@]:$first}"; do log "built $t: $a ($(du -h "$a" | cut -f1))"; done
 done
 
 [ "$import" = 1 ] || exit 0

@@ -28,6 +28,7 @@ func TestSchemaRejects(t *testing.T) {
 		"unknown top-level key":         {"replicas=2"},
 		"non-numeric API server port":   {"kubernetesService.port=https"},
 		"metrics port out of range":     {"metrics.port=70000"},
+		"unknown log level":             {"logLevel=loud"},
 		"two replicas without election": {"replicaCount=2", "leaderElection.enabled=false"},
 	}
 	for name, sets := range cases {

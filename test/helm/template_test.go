@@ -1,9 +1,15 @@
 package helm
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func deploymentOf(t *testing.T, objs map[string]obj) obj {
@@ -81,7 +87,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("container securityContext not hardened: %v", sc)
 	}
 	args := stringsOf(get(ctr, "args"))
-	for _, want := range []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"} {
+	for _, want := range []string{"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--log-level=info"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}
@@ -102,8 +108,8 @@ func TestDefaults(t *testing.T) {
 	if _, ok := env["KUBERNETES_SERVICE_HOST"]; ok {
 		t.Errorf("KUBERNETES_SERVICE_HOST overridden by default")
 	}
-	if env["CYRUSREPL_IMAGE"] != "ghcr.io/cyrusrepl/cyrusrepl:dev" || env["CYRUSREPL_HOST_NETWORK"] != "false" {
-		t.Errorf("CYRUSREPL_IMAGE %q CYRUSREPL_HOST_NETWORK %q", env["CYRUSREPL_IMAGE"], env["CYRUSREPL_HOST_NETWORK"])
+	if env["REPLICATOR_IMAGE"] != "ghcr.io/cyrusrepl/replicator:dev" || env["CYRUSREPL_HOST_NETWORK"] != "false" {
+		t.Errorf("REPLICATOR_IMAGE %q CYRUSREPL_HOST_NETWORK %q", env["REPLICATOR_IMAGE"], env["CYRUSREPL_HOST_NETWORK"])
 	}
 	if get(ctr, "resources", "limits", "memory") == nil {
 		t.Errorf("no memory limit")
@@ -135,7 +141,8 @@ func TestLocalClusterValues(t *testing.T) {
 		}
 	}
 	env := envOf(ctr)
-	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" || env["CYRUSREPL_HOST_NETWORK"] != "true" {
+	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" ||
+		env["CYRUSREPL_HOST_NETWORK"] != "true" || env["REPLICATOR_IMAGE"] != "cyrusrepl-replicator:dev" {
 		t.Errorf("API server env %v", env)
 	}
 	if _, ok := objs["Service/rel-cyrusrepl-metrics"]; ok {
@@ -191,54 +198,93 @@ func TestServiceMonitor(t *testing.T) {
 	}
 }
 
-// TestRBAC: the manager may do what it needs, and election stays namespaced.
+// TestRBAC: the manager's ClusterRole is exactly the generated config/rbac/role.yaml
+// when that exists (hack/sync-chart-crds.sh copies it), else the hand-written set covers
+// what the manager needs; it never writes Secrets; leader election stays namespaced.
 func TestRBAC(t *testing.T) {
 	c := newChart(t)
 	objs := c.template()
-	type grant struct{ group, resource, verb string }
-	allowed := func(o obj) map[grant]bool {
-		g := map[grant]bool{}
-		rules, _ := get(o, "rules").([]any)
-		for _, r := range rules {
-			for _, grp := range stringsOf(get(r, "apiGroups")) {
-				for _, res := range stringsOf(get(r, "resources")) {
-					for _, v := range stringsOf(get(r, "verbs")) {
-						g[grant{grp, res, v}] = true
-					}
+	cr, ok := objs["ClusterRole/rel-cyrusrepl-manager"]
+	if !ok {
+		t.Fatalf("no manager ClusterRole among %v", keys(objs))
+	}
+	generated, err := os.ReadFile(filepath.Join(c.repo, "config", "rbac", "role.yaml"))
+	switch {
+	case err == nil:
+		var role obj
+		if err := yaml.Unmarshal(generated, &role); err != nil {
+			t.Fatalf("config/rbac/role.yaml: %v", err)
+		}
+		if !reflect.DeepEqual(get(role, "rules"), get(cr, "rules")) {
+			t.Errorf("chart ClusterRole rules differ from config/rbac/role.yaml (run make manifests):\nchart: %v\nrole.yaml: %v",
+				get(cr, "rules"), get(role, "rules"))
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		g := grants(cr)
+		for _, need := range []grant{
+			{"replication.cyrusrepl.io", "replicationpairs", "watch"},
+			{"replication.cyrusrepl.io", "userresyncs", "watch"},
+			{"replication.cyrusrepl.io", "replicationpairs/status", "patch"},
+			{"replication.cyrusrepl.io", "userresyncs/status", "patch"},
+			{"apps", "deployments", "create"},
+			{"batch", "jobs", "create"},
+			{"", "serviceaccounts", "create"},
+			{"", "configmaps", "create"},
+			{"rbac.authorization.k8s.io", "roles", "create"},
+			{"rbac.authorization.k8s.io", "rolebindings", "create"},
+			{"events.k8s.io", "events", "create"},
+		} {
+			if !g[need] {
+				t.Errorf("manager ClusterRole lacks %+v", need)
+			}
+		}
+	default:
+		t.Fatal(err)
+	}
+	g := grants(cr)
+	for _, verb := range []string{"create", "update", "patch", "delete"} {
+		if g[grant{"", "secrets", verb}] {
+			t.Errorf("manager may %s Secrets", verb)
+		}
+	}
+	le, ok := objs["Role/rel-cyrusrepl-leader-election"]
+	if !ok {
+		t.Fatalf("no leader-election Role among %v", keys(objs))
+	}
+	if !grants(le)[grant{"coordination.k8s.io", "leases", "update"}] {
+		t.Errorf("leader-election Role lacks leases update")
+	}
+	if str(le, "metadata", "namespace") != "cyrusrepl-system" {
+		t.Errorf("leader-election Role not in the release namespace")
+	}
+}
+
+type grant struct{ group, resource, verb string }
+
+// grants expands an RBAC object's rules into single (group, resource, verb) grants.
+func grants(o obj) map[grant]bool {
+	g := map[grant]bool{}
+	rules, _ := get(o, "rules").([]any)
+	for _, r := range rules {
+		for _, grp := range stringsOf(get(r, "apiGroups")) {
+			for _, res := range stringsOf(get(r, "resources")) {
+				for _, v := range stringsOf(get(r, "verbs")) {
+					g[grant{grp, res, v}] = true
 				}
 			}
 		}
-		return g
 	}
-	cr := allowed(objs["ClusterRole/rel-cyrusrepl-manager"])
-	for _, need := range []grant{
-		{"replication.cyrusrepl.io", "replicationpairs", "watch"},
-		{"replication.cyrusrepl.io", "userresyncs", "watch"},
-		{"replication.cyrusrepl.io", "replicationpairs/status", "patch"},
-		{"replication.cyrusrepl.io", "userresyncs/status", "patch"},
-		{"replication.cyrusrepl.io", "replicationpairs/finalizers", "update"},
-		{"apps", "deployments", "create"},
-		{"batch", "jobs", "create"},
-		{"", "serviceaccounts", "create"},
-		{"", "configmaps", "create"},
-		{"rbac.authorization.k8s.io", "roles", "create"},
-		{"rbac.authorization.k8s.io", "rolebindings", "create"},
-		{"", "secrets", "get"},
-		{"", "pods", "list"},
-		{"", "events", "create"},
-	} {
-		if !cr[need] {
-			t.Errorf("manager ClusterRole lacks %+v", need)
-		}
+	return g
+}
+
+func TestLeaderElectionOff(t *testing.T) {
+	c := newChart(t)
+	objs := c.template("leaderElection.enabled=false")
+	args := stringsOf(get(deploymentOf(t, objs), "spec", "template", "spec", "containers", 0, "args"))
+	if !slices.Contains(args, "--leader-elect=false") {
+		t.Errorf("args %v lack --leader-elect=false (the manager elects by default)", args)
 	}
-	if cr[grant{"", "secrets", "create"}] || cr[grant{"", "secrets", "update"}] {
-		t.Errorf("manager may write secrets")
-	}
-	le := allowed(objs["Role/rel-cyrusrepl-leader-election"])
-	if !le[grant{"coordination.k8s.io", "leases", "update"}] {
-		t.Errorf("leader-election Role lacks leases update")
-	}
-	if str(objs["Role/rel-cyrusrepl-leader-election"], "metadata", "namespace") != "cyrusrepl-system" {
-		t.Errorf("leader-election Role not in the release namespace")
+	if _, ok := objs["Role/rel-cyrusrepl-leader-election"]; ok {
+		t.Errorf("leader-election Role rendered with election off")
 	}
 }

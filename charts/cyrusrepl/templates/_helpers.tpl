@@ -43,6 +43,10 @@ app.kubernetes.io/part-of: cyrusrepl
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
+{{- define "cyrusrepl.replicatorImage" -}}
+{{- printf "%s:%s" .Values.replicatorImage.repository (.Values.replicatorImage.tag | default .Chart.AppVersion) }}
+{{- end }}
+
 {{/* Listeners bind loopback only when sharing the node's network. */}}
 {{- define "cyrusrepl.bindHost" -}}
 {{- if .Values.hostNetwork }}127.0.0.1{{ end }}
