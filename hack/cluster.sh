@@ -156,9 +156,11 @@ install_packages() {
   local rc=0
   (
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >"$D/logs/apt.log" 2>&1 ||
-      { apt-get update -q >>"$D/logs/apt.log" 2>&1 &&
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$D/logs/apt.log" 2>&1; }
+    # wait for a concurrent apt/dpkg (another install on this machine) instead of failing
+    apt=(apt-get -o DPkg::Lock::Timeout=300 -y -q)
+    "${apt[@]}" install --no-install-recommends "${missing[@]}" >"$D/logs/apt.log" 2>&1 ||
+      { "${apt[@]}" update >>"$D/logs/apt.log" 2>&1 &&
+        "${apt[@]}" install --no-install-recommends "${missing[@]}" >>"$D/logs/apt.log" 2>&1; }
   ) || rc=$?
   [ "$own_policy" = 1 ] && rm -f "$policy"
   if [ "$rc" != 0 ]; then
