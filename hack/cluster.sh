@@ -487,9 +487,10 @@ kill_container_tasks() {
 # shim_pids: containerd shims serving our socket (started by our containerd).
 shim_pids() {
   local f pid
-  for f in /proc/[0-9]*/cmdline; do
+  # one grep over every command line (NUL-separated argv, hence -a); then keep the shims
+  for f in $(grep -l -a -F -e "$D/containerd/containerd.sock" /proc/[0-9]*/cmdline 2>/dev/null); do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    tr '\0' ' ' 2>/dev/null <"$f" | grep "containerd-shim.*-address $D/containerd/containerd.sock" >/dev/null && echo "$pid"
+    grep -q -a -F containerd-shim "$f" 2>/dev/null && alive "$pid" && echo "$pid"
   done
   return 0
 }
