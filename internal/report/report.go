@@ -126,6 +126,8 @@ type Summary struct {
 	Backlog        *int           `json:"backlog,omitempty"` // sync-log entries not yet replicated
 	LastBatch      *Batch         `json:"lastBatch,omitempty"`
 	LastError      string         `json:"lastError,omitempty"`
+	// BadLogLines counts malformed sync-log lines that were recorded and skipped.
+	BadLogLines int `json:"badLogLines,omitempty"`
 }
 
 // SummaryKind versions the Summary format.
