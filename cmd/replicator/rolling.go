@@ -32,6 +32,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
 	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
 		return exitUsage, err
 	}
 	if *logDir == "" {
