@@ -62,3 +62,5 @@ func updatePair(t *testing.T, ctx context.Context, key client.ObjectKey, mutate 
 		t.Fatalf("update pair %s: %v", key, err)
 	}
 }
+
+var corev1NFS = corev1.NFSVolumeSource{Server: "nfs.example.org", Path: "/export/cyrus"}
