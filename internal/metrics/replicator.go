@@ -76,7 +76,9 @@ func (r *Replicator) UserSynced() { r.usersSynced.Inc() }
 func (r *Replicator) UserFailed() { r.userFailures.Inc() }
 
 // Decision counts one decision (report.Action, report.Evidence as strings).
-func (r *Replicator) Decision(action, evidence string) { r.decisions.WithLabelValues(action, evidence).Inc() }
+func (r *Replicator) Decision(action, evidence string) {
+	r.decisions.WithLabelValues(action, evidence).Inc()
+}
 
 // Mismatch counts one mismatch (report.MismatchKind as a string).
 func (r *Replicator) Mismatch(kind string) { r.mismatches.WithLabelValues(kind).Inc() }
