@@ -37,6 +37,10 @@ func CacheOptions(namespace string) cache.Options {
 	return o
 }
 
+// Leader election holds a Lease and records Events about it.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
 // Setup registers both reconcilers and the manager metrics.
 func Setup(mgr ctrl.Manager, replicatorImage string) error {
 	rec := mgr.GetEventRecorder(RecorderName)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -305,5 +306,8 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return byPair(ctx, o.GetNamespace(), o.GetName())
 		})).
 		Named("userresync").
+		// One worker: "whose turn is it" is decided by one reconcile at a time, so two
+		// resyncs of a pair can never both see the other as not running.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
 }
