@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -218,6 +219,11 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		t.Errorf("kstatus = %s (%s), want Current", res.Status, res.Message)
 	}
 
+	// The manager's gauge sees at least this Ready pair.
+	if err := metricValue(`cyrusrepl_pairs`, map[string]string{"condition": "SplitBrainSuspected", "status": "True"}, 1); err != nil {
+		t.Error(err)
+	}
+
 	// One Event per tombstone decision and per mismatch: 5 + 20.
 	eventually(t, "events", func() error {
 		ids, err := recordEvents(ctx, ns, p.UID)
@@ -326,4 +332,31 @@ func TestReapplyPairIsNoop(t *testing.T) {
 	if after.Spec.ReplicaOnlyPolicy != "" || after.Spec.AuditInterval != nil || after.Spec.Replica.Port != 0 {
 		t.Fatalf("server defaults in spec: %+v", after.Spec)
 	}
+}
+
+// metricValue checks that the manager registry has a sample of name with labels >= min.
+func metricValue(name string, labels map[string]string, min float64) error {
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if v := m.GetGauge().GetValue() + m.GetCounter().GetValue(); v >= min {
+				return nil
+			} else {
+				return fmt.Errorf("%s%v = %v, want >= %v", name, labels, v, min)
+			}
+		}
+	}
+	return fmt.Errorf("no sample %s%v", name, labels)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -193,6 +194,14 @@ func TestResyncLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Manager metrics count the outcomes.
+	if v := testutil.ToFloat64(resyncOutcomes.WithLabelValues("Sync", "Succeeded", v1.ReasonSucceeded)); v < 1 {
+		t.Errorf("resync outcome metric (Sync/Succeeded) = %v", v)
+	}
+	if v := testutil.ToFloat64(resyncOutcomes.WithLabelValues("Verify", "Failed", v1.ReasonDifferencesFound)); v < 1 {
+		t.Errorf("resync outcome metric (Verify/Failed) = %v", v)
+	}
 
 	// Re-applying the finished r1 from Git: identical spec, no write, and a reconcile of
 	// it starts nothing.
