@@ -328,6 +328,25 @@ func TestReapplyPairIsNoop(t *testing.T) {
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Fatalf("identical update changed rv %s -> %s", before.ResourceVersion, after.ResourceVersion)
 	}
+	// The sample resync passes admission too, and re-applying it is a no-op.
+	rsRaw, err := os.ReadFile("../config/samples/replication_v1alpha1_userresync.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsObj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(rsRaw, &rsObj.Object); err != nil {
+		t.Fatal(err)
+	}
+	rsObj.SetNamespace(ns)
+	for i := 0; i < 2; i++ {
+		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(rsObj.DeepCopy()), client.FieldOwner("gitops"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply sample resync: %v", err)
+		}
+	}
+	if r, err := getResync(ctx, ns, rsObj.GetName()); err != nil || r.Generation != 1 {
+		t.Fatalf("sample resync: %v, generation %d", err, r.Generation)
+	}
+
 	// No server default crept into the spec: what Git holds is what the server holds.
 	if after.Spec.ReplicaOnlyPolicy != "" || after.Spec.AuditInterval != nil || after.Spec.Replica.Port != 0 {
 		t.Fatalf("server defaults in spec: %+v", after.Spec)

@@ -113,13 +113,14 @@ func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (fun
 
 // follow folds the report of a running (or vanished) Job and detects its end.
 func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (func(context.Context) error, error) {
-	sum, reportErr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
+	rr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
 	if err != nil {
 		return nil, err
 	}
-	if reportErr != nil {
-		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", reportErr.Error())
+	if rr.invalid != nil {
+		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", rr.invalid.Error())
 	}
+	sum := rr.summary
 	if sum != nil {
 		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
