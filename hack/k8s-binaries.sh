@@ -22,6 +22,20 @@ components=("$@")
 
 log() { echo "[k8s-binaries] $*" >&2; }
 
+# heartbeat LABEL CMD...: runs CMD, printing a progress line every 30 s, because a cold
+# `go build` of Kubernetes is silent for minutes.
+heartbeat() {
+  local label=$1; shift
+  local t0=$SECONDS
+  ( while sleep 30; do log "$label: still building ($((SECONDS - t0))s)"; done ) &
+  local hb=$!
+  local rc=0
+  "$@" || rc=$?
+  kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+  log "$label: done in $((SECONDS - t0))s (exit $rc)"
+  return $rc
+}
+
 missing=()
 for c in "${components[@]}"; do
   case "$c" in
@@ -94,7 +108,7 @@ GO
   done
   pkgs=()
   for c in "${k8s_parts[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-  (cd "$mod" && go build -ldflags "$ldflags" -o "$OUT/" "${pkgs[@]}")
+  (cd "$mod" && heartbeat "${k8s_parts[*]}" go build -ldflags "$ldflags" -o "$OUT/" "${pkgs[@]}")
 fi
 
 if [ "$want_etcd" = 1 ]; then
@@ -113,7 +127,7 @@ if [ "$want_etcd" = 1 ]; then
       printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
       go mod tidy >&2 || { rm -f go.sum; exit 1; }
     fi
-    go build -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+    heartbeat etcd go build -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
   )
 fi
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmarks against stock Cyrus sync_client, measured in the same run on the same real
+# master (not part of `make test`). Sizes through the environment, e.g.
+#   CYRUSREPL_BENCH_USERS=100 CYRUSREPL_BENCH_MSGS=100 CYRUSREPL_BENCH_NEW=1000 hack/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/cyrus-install.sh
+export CYRUSREPL_REQUIRE_CYRUS=1
+echo "== csync codec and relay"
+go test -run '^$' -bench . -benchtime 1x -count 1 ./internal/csync/ | grep -E '^(Benchmark|ok|FAIL)' || true
+echo "== replicator versus stock sync_client"
+go test -run '^$' -bench BenchmarkVersusStock -benchtime 1x -count 1 -timeout 60m ./test/bench/

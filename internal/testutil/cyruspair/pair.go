@@ -1,0 +1,310 @@
+// Package cyruspair starts a real Cyrus IMAP 3.6 master and replica (and optionally a
+// second replica) on 127.0.0.1 for tests, through hack/cyrus-pair.sh, and offers the
+// seeding helpers tests need: users, folders, deliveries, renames, deletes, flags,
+// subscriptions, quota, annotations, and stock sync_client runs.
+//
+// A test that needs Cyrus fails when CYRUSREPL_REQUIRE_CYRUS=1 (as in CI) and Cyrus is
+// missing; otherwise it is skipped with the reason.
+package cyruspair
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// CyrusBin is where Debian installs the Cyrus binaries.
+const CyrusBin = "/usr/lib/cyrus/bin"
+
+// Options select how a pair is configured.
+type Options struct {
+	// DeleteMode is the master's and replicas' delete_mode: "delayed" (default) or "immediate".
+	DeleteMode string
+	// SecondReplica adds Replica2, the target of the master's "stock" channel, so that a
+	// test can replicate the same master with stock sync_client and with cyrusrepl.
+	SecondReplica bool
+}
+
+// Pair is a running master and replica.
+type Pair struct {
+	Dir           string
+	ID            string
+	DeleteMode    string
+	Master        *Instance
+	Replica       *Instance
+	Replica2      *Instance // nil unless Options.SecondReplica
+	ReplUser      string    // csync admin on every instance
+	ReplPassword  string
+	AdminUser     string // IMAP admin, allowed to proxy as any user
+	AdminPassword string
+	Channel       string // the master's sync-log channel for cyrusrepl
+	SyslogPrefix  string
+	script        string
+}
+
+// Instance is one Cyrus server of a pair.
+type Instance struct {
+	Name       string
+	Dir        string
+	ConfigPath string // imapd.conf
+	ConfigDir  string // configdirectory
+	Servername string
+	IMAPAddr   string
+	LMTPAddr   string
+	SyncAddr   string
+	SieveAddr  string
+	pair       *Pair
+}
+
+type pairJSON struct {
+	Dir           string `json:"dir"`
+	ID            string `json:"id"`
+	DeleteMode    string `json:"deleteMode"`
+	ReplUser      string `json:"replUser"`
+	ReplPassword  string `json:"replPassword"`
+	AdminUser     string `json:"adminUser"`
+	AdminPassword string `json:"adminPassword"`
+	Channel       string `json:"channel"`
+	SyslogPrefix  string `json:"syslogPrefix"`
+	Instances     map[string]struct {
+		Dir        string `json:"dir"`
+		Config     string `json:"config"`
+		ConfigDir  string `json:"configDir"`
+		IMAP       string `json:"imap"`
+		LMTP       string `json:"lmtp"`
+		Sync       string `json:"sync"`
+		Sieve      string `json:"sieve"`
+		Servername string `json:"servername"`
+	} `json:"instances"`
+}
+
+// Available reports whether Cyrus is installed, and why not.
+func Available() (bool, string) {
+	for _, b := range []string{"master", "imapd", "sync_server", "sync_client", "lmtpd"} {
+		if _, err := os.Stat(filepath.Join(CyrusBin, b)); err != nil {
+			return false, fmt.Sprintf("Cyrus is not installed (%s missing); run hack/cyrus-install.sh", b)
+		}
+	}
+	if _, err := exec.LookPath("saslpasswd2"); err != nil {
+		return false, "saslpasswd2 missing (Debian sasl2-bin); run hack/cyrus-install.sh"
+	}
+	return true, ""
+}
+
+// Require skips the test when Cyrus is missing, or fails it when CYRUSREPL_REQUIRE_CYRUS=1.
+func Require(t testing.TB) {
+	t.Helper()
+	if ok, why := Available(); !ok {
+		if os.Getenv("CYRUSREPL_REQUIRE_CYRUS") == "1" {
+			t.Fatalf("CYRUSREPL_REQUIRE_CYRUS=1 but %s", why)
+		}
+		t.Skip(why)
+	}
+}
+
+// Start starts a fresh pair and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Pair {
+	t.Helper()
+	Require(t)
+	script, err := scriptPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not t.TempDir: the cyrus user must be able to traverse every parent directory.
+	dir, err := os.MkdirTemp("", "cyrusrepl-pair-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"start", dir}
+	if opts.DeleteMode != "" {
+		args = append(args, "--delete-mode", opts.DeleteMode)
+	}
+	if opts.SecondReplica {
+		args = append(args, "--second-replica")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), "CYRUS_PAIR_QUIET=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatalf("starting the Cyrus pair: %v\n%s", err, out)
+	}
+	p, err := Load(dir)
+	if err != nil {
+		stop(script, dir)
+		t.Fatal(err)
+	}
+	p.script = script
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Cyrus pair %s: last syslog lines:\n%s", dir, p.SyslogTail(40))
+		}
+		stop(script, dir)
+		if os.Getenv("CYRUSREPL_KEEP_PAIR") == "1" {
+			t.Logf("kept %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return p
+}
+
+func stop(script, dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "stop", dir)
+	cmd.Env = append(os.Environ(), "CYRUS_PAIR_QUIET=1")
+	_ = cmd.Run()
+}
+
+// Load reads the description of a pair started by hack/cyrus-pair.sh in dir.
+func Load(dir string) (*Pair, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "pair.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read pair.json: %w", err)
+	}
+	var pj pairJSON
+	if err := json.Unmarshal(raw, &pj); err != nil {
+		return nil, fmt.Errorf("parse pair.json: %w", err)
+	}
+	p := &Pair{
+		Dir: pj.Dir, ID: pj.ID, DeleteMode: pj.DeleteMode,
+		ReplUser: pj.ReplUser, ReplPassword: pj.ReplPassword,
+		AdminUser: pj.AdminUser, AdminPassword: pj.AdminPassword,
+		Channel: pj.Channel, SyslogPrefix: pj.SyslogPrefix,
+	}
+	for name, in := range pj.Instances {
+		inst := &Instance{
+			Name: name, Dir: in.Dir, ConfigPath: in.Config, ConfigDir: in.ConfigDir,
+			Servername: in.Servername, IMAPAddr: in.IMAP, LMTPAddr: in.LMTP,
+			SyncAddr: in.Sync, SieveAddr: in.Sieve, pair: p,
+		}
+		switch name {
+		case "master":
+			p.Master = inst
+		case "replica":
+			p.Replica = inst
+		case "replica2":
+			p.Replica2 = inst
+		}
+	}
+	if p.Master == nil || p.Replica == nil {
+		return nil, fmt.Errorf("pair.json in %s lacks the master or the replica", dir)
+	}
+	return p, nil
+}
+
+// scriptPath finds hack/cyrus-pair.sh from this source file's location.
+func scriptPath() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("cannot locate the cyruspair package source")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	p := filepath.Join(root, "hack", "cyrus-pair.sh")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("hack/cyrus-pair.sh not found: %w", err)
+	}
+	return p, nil
+}
+
+// SyslogTail returns the last n syslog lines of this pair's instances.
+func (p *Pair) SyslogTail(n int) string {
+	raw, err := os.ReadFile(filepath.Join(p.Dir, "syslog.log"))
+	if err != nil {
+		return "(no syslog: " + err.Error() + ")"
+	}
+	var mine []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.Contains(l, p.SyslogPrefix+"-") {
+			mine = append(mine, l)
+		}
+	}
+	if len(mine) > n {
+		mine = mine[len(mine)-n:]
+	}
+	return strings.Join(mine, "\n")
+}
+
+// Syslog returns every syslog line of this pair's instances that contains substr.
+func (p *Pair) Syslog(substr string) []string {
+	raw, err := os.ReadFile(filepath.Join(p.Dir, "syslog.log"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.Contains(l, p.SyslogPrefix+"-") && strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// StockSyncClient runs Cyrus's own sync_client with the master's config against target
+// (the Replica, or Replica2 through the master's "stock" channel), e.g. args "-u", "alice".
+func (p *Pair) StockSyncClient(t testing.TB, target *Instance, args ...string) (string, error) {
+	t.Helper()
+	full := []string{"-C", p.Master.ConfigPath}
+	if target != nil && target == p.Replica2 {
+		full = append(full, "-n", "stock")
+	}
+	full = append(full, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(CyrusBin, "sync_client"), full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("sync_client %s: %w", strings.Join(full, " "), err)
+	}
+	return out.String(), nil
+}
+
+// Tool runs a Cyrus tool (from /usr/lib/cyrus/bin) with this instance's config.
+func (i *Instance) Tool(t testing.TB, tool string, args ...string) string {
+	t.Helper()
+	out, err := i.RunTool(tool, args...)
+	if err != nil {
+		t.Fatalf("%s on %s: %v\n%s", tool, i.Name, err, out)
+	}
+	return out
+}
+
+// RunTool is Tool without the test: it returns the combined output and the error.
+func (i *Instance) RunTool(tool string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(CyrusBin, tool), append([]string{"-C", i.ConfigPath}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// MailboxesDB returns the raw dump of the instance's mailboxes.db (tombstones, I records
+// with name history); keys use 0x1F as the hierarchy separator.
+func (i *Instance) MailboxesDB(t testing.TB) string {
+	t.Helper()
+	return i.Tool(t, "cyr_dbtool", filepath.Join(i.ConfigDir, "mailboxes.db"), "twoskip", "show")
+}
+
+// SyncLogDir is the directory of a sync-log channel on this instance.
+func (i *Instance) SyncLogDir(channel string) string {
+	if channel == "" {
+		return filepath.Join(i.ConfigDir, "sync")
+	}
+	return filepath.Join(i.ConfigDir, "sync", channel)
+}
