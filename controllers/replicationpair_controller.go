@@ -25,8 +25,9 @@ import (
 // replicator's report ConfigMap into the pair's status. It is the only writer of that
 // status.
 type ReplicationPairReconciler struct {
-	Client          client.Client
-	ReplicatorImage string
+	Client client.Client
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod operator.PodOptions
 
 	events *reportEvents
 }
@@ -93,7 +94,7 @@ func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.Rep
 		operator.Role(owner),
 		operator.RoleBinding(owner),
 		operator.ReportConfigMap(owner),
-		operator.Deployment(pair, r.ReplicatorImage),
+		operator.Deployment(pair, r.Pod),
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {

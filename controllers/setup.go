@@ -37,20 +37,23 @@ func CacheOptions(namespace string) cache.Options {
 	return o
 }
 
+// Owner references with blockOwnerDeletion need update on the owner's finalizers.
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs/finalizers;userresyncs/finalizers,verbs=update
+
 // Leader election holds a Lease and records Events about it.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup registers both reconcilers and the manager metrics.
-func Setup(mgr ctrl.Manager, replicatorImage string) error {
+func Setup(mgr ctrl.Manager, pod operator.PodOptions) error {
 	rec := mgr.GetEventRecorder(RecorderName)
 	if err := (&ReplicationPairReconciler{
-		Client: mgr.GetClient(), ReplicatorImage: replicatorImage,
+		Client: mgr.GetClient(), Pod: pod,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup pair controller: %w", err)
 	}
 	if err := (&UserResyncReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, ReplicatorImage: replicatorImage,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Pod: pod,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup resync controller: %w", err)
 	}

@@ -33,10 +33,11 @@ type UserResyncReconciler struct {
 	Client client.Client
 	// APIReader reads without the cache; the "whose turn is it" check uses it so that two
 	// resyncs of a pair never start together on a stale cache.
-	APIReader       client.Reader
-	Recorder        events.EventRecorder
-	ReplicatorImage string
-	Clock           clock.PassiveClock
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod   operator.PodOptions
+	Clock clock.PassiveClock
 
 	events *reportEvents
 }
@@ -173,7 +174,7 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 			return err
 		}
 	}
-	job := operator.Job(rs, &pair, r.ReplicatorImage)
+	job := operator.Job(rs, &pair, r.Pod)
 	if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create job: %w", err)
 	}

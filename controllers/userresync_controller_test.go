@@ -213,7 +213,7 @@ func TestResyncLifecycle(t *testing.T) {
 	if cur.ResourceVersion != rv {
 		t.Fatalf("identical re-apply changed rv %s -> %s", rv, cur.ResourceVersion)
 	}
-	rec := &UserResyncReconciler{Client: k8s, APIReader: k8s, Recorder: nopRecorder{}, ReplicatorImage: testImage, Clock: clock.RealClock{}}
+	rec := &UserResyncReconciler{Client: k8s, APIReader: k8s, Recorder: nopRecorder{}, Pod: operator.PodOptions{Image: testImage}, Clock: clock.RealClock{}}
 	rec.events = newReportEvents(k8s)
 	if _, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cur)}); err != nil {
 		t.Fatal(err)

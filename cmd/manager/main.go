@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/controllers"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 )
 
 func main() {
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, cfg *rest.Config) error {
 	leaderNS := fs.String("leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error (or a number: -1 is debug)")
 	image := fs.String("replicator-image", envOr("REPLICATOR_IMAGE", "ghcr.io/cyrusrepl/replicator:latest"), "default replicator image for pairs without spec.replicator.image")
+	hostNet := fs.Bool("replicator-host-network", os.Getenv("CYRUSREPL_HOST_NETWORK") == "true",
+		"run replicator pods with hostNetwork (clusters without a pod network); they then also get this process's KUBERNETES_SERVICE_HOST/PORT")
 	watchNS := fs.String("namespace", "", "watch only this namespace (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +81,11 @@ func run(ctx context.Context, args []string, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("new manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, *image); err != nil {
+	pod := operator.PodOptions{Image: *image, HostNetwork: *hostNet}
+	if *hostNet {
+		pod.APIServerHost, pod.APIServerPort = os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	}
+	if err := controllers.Setup(mgr, pod); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

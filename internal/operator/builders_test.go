@@ -40,7 +40,7 @@ func TestAuditArgsAndIPv6(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("args\n got %q\nwant %q", got, want)
 	}
-	d := Deployment(p, "img")
+	d := Deployment(p, PodOptions{Image: "img"})
 	var ca, mc *corev1.Volume
 	for i, v := range d.Spec.Template.Spec.Volumes {
 		switch v.Name {
@@ -65,9 +65,9 @@ func TestAuditArgsAndIPv6(t *testing.T) {
 
 func TestDeploymentSuspendAndHash(t *testing.T) {
 	p := pair()
-	d1 := Deployment(p, "img")
+	d1 := Deployment(p, PodOptions{Image: "img"})
 	p.Spec.Suspend = true
-	d2 := Deployment(p, "img")
+	d2 := Deployment(p, PodOptions{Image: "img"})
 	if *d1.Spec.Replicas != 1 || *d2.Spec.Replicas != 0 {
 		t.Fatalf("replicas %d/%d", *d1.Spec.Replicas, *d2.Spec.Replicas)
 	}
@@ -80,7 +80,7 @@ func TestDeploymentSuspendAndHash(t *testing.T) {
 	}
 	p.Spec.Replicator.Image = "override:1"
 	p.Spec.Replicator.RunAsUser = ptr.To[int64](97)
-	d3 := Deployment(p, "img")
+	d3 := Deployment(p, PodOptions{Image: "img"})
 	if d3.Spec.Template.Spec.Containers[0].Image != "override:1" || *d3.Spec.Template.Spec.SecurityContext.RunAsUser != 97 {
 		t.Fatal("image or runAsUser override ignored")
 	}
@@ -89,7 +89,7 @@ func TestDeploymentSuspendAndHash(t *testing.T) {
 func TestJob(t *testing.T) {
 	rs := &v1.UserResync{ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "r", UID: "uid-r"},
 		Spec: v1.UserResyncSpec{PairName: "p", Users: []string{"a", "b@x.org"}, Mode: v1.ResyncVerify}}
-	j := Job(rs, pair(), "img")
+	j := Job(rs, pair(), PodOptions{Image: "img"})
 	args := j.Spec.Template.Spec.Containers[0].Args
 	if !slices.Equal(args[:5], []string{"verify", "--user", "a", "--user", "b@x.org"}) || strings.Contains(strings.Join(args, " "), "--metrics-addr") {
 		t.Fatalf("args %q", args)
@@ -117,5 +117,23 @@ func TestRole(t *testing.T) {
 	if !slices.Equal(r.Rules[0].ResourceNames, []string{"r-report"}) || slices.Contains(r.Rules[0].Verbs, "delete") ||
 		len(r.Rules[1].ResourceNames) != 0 || !slices.Equal(r.Rules[1].Verbs, []string{"create"}) {
 		t.Fatalf("rules %+v", r.Rules)
+	}
+}
+
+func TestHostNetworkOptions(t *testing.T) {
+	d := Deployment(pair(), PodOptions{Image: "img", HostNetwork: true, APIServerHost: "127.0.0.1", APIServerPort: "6443"})
+	ps := d.Spec.Template.Spec
+	if !ps.HostNetwork || ps.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Fatalf("host network %v dns %q", ps.HostNetwork, ps.DNSPolicy)
+	}
+	env := map[string]string{}
+	for _, e := range ps.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
+		t.Fatalf("env %v", env)
+	}
+	if d := Deployment(pair(), PodOptions{Image: "img"}); d.Spec.Template.Spec.HostNetwork || len(d.Spec.Template.Spec.Containers[0].Env) != 1 {
+		t.Fatal("host network or API env without the option")
 	}
 }

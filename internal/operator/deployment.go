@@ -68,7 +68,7 @@ func pairParts(pair *v1.ReplicationPair) ([]string, *podParts) {
 
 // Deployment builds the pair's replicator Deployment: one replica (zero when suspended),
 // Recreate so that two replicators never consume the same sync log at once.
-func Deployment(pair *v1.ReplicationPair, image string) *appsv1.Deployment {
+func Deployment(pair *v1.ReplicationPair, o PodOptions) *appsv1.Deployment {
 	args, parts := pairParts(pair)
 	replicas := int32(1)
 	if pair.Spec.Suspend {
@@ -94,7 +94,7 @@ func Deployment(pair *v1.ReplicationPair, image string) *appsv1.Deployment {
 					Labels:      copyMap(labels),
 					Annotations: map[string]string{AnnotationSpecHash: SpecHash(pair)},
 				},
-				Spec: podSpec(pair, image, ReplicatorName(pair.Name), args, parts, ports),
+				Spec: podSpec(pair, o, ReplicatorName(pair.Name), args, parts, ports),
 			},
 		},
 	}
