@@ -379,3 +379,32 @@ func metricValue(name string, labels map[string]string, min float64) error {
 	}
 	return fmt.Errorf("no sample %s%v", name, labels)
 }
+
+// TestGarbledReport: a report ConfigMap holding garbage makes InSync Unknown with a
+// readable reason; the manager neither crashes nor keeps retrying.
+func TestGarbledReport(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createPair(t, ctx, newPair(ns, "garbled"))
+	rc := replicatorClient(t, ns, "garbled")
+	eventually(t, "write garbage as the replicator", func() error {
+		cm, err := rc.CoreV1().ConfigMaps(ns).Get(ctx, "garbled-report", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data = map[string]string{reportkube.DataKey: `{"kind": "cyrusrepl.io/report/v1", "usersTotal": "many"`}
+		_, err = rc.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	eventually(t, "InSync Unknown/ReportInvalid", func() error {
+		p, err := getPair(ctx, ns, "garbled")
+		if err != nil {
+			return err
+		}
+		c := cond(p.Status.Conditions, v1.ConditionInSync)
+		if c.Status != metav1.ConditionUnknown || c.Reason != v1.ReasonReportInvalid || !strings.Contains(c.Message, "report.json") {
+			return fmt.Errorf("InSync = %s/%s %q", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+}
