@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
@@ -273,6 +276,45 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, "new mismatch folded", func() error {
+		p, err := getPair(ctx, ns, "fold")
+		if err != nil {
+			return err
+		}
+		if len(p.Status.Report.RecentMismatches) == 0 || p.Status.Report.RecentMismatches[0].ID != m.ID {
+			return fmt.Errorf("newest mismatch not folded yet")
+		}
+		return nil
+	})
+	assertQuietReconcile(t, ctx, ns, "fold")
+}
+
+// assertQuietReconcile runs a fresh pair reconciler (as after a manager restart) on a
+// settled pair and checks that it writes nothing: same resourceVersion on the pair and on
+// every owned object.
+func assertQuietReconcile(t *testing.T, ctx context.Context, ns, name string) {
+	t.Helper()
+	objs := []client.Object{&v1.ReplicationPair{}, &appsv1.Deployment{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}}
+	keys := []string{name, operator.ReplicatorName(name), operator.ReportConfigMapName(name), operator.ReplicatorName(name), operator.ReplicatorName(name), operator.ReplicatorName(name)}
+	rvs := func() []string {
+		var out []string
+		for i, o := range objs {
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: keys[i]}, o); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%T=%s", o, o.GetResourceVersion()))
+		}
+		return out
+	}
+	before := rvs()
+	r := &ReplicationPairReconciler{Client: k8s, Pod: operator.PodOptions{Image: testImage}}
+	r.events = newReportEvents(k8s)
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	if after := rvs(); !slices.Equal(before, after) {
+		t.Fatalf("a reconcile with nothing changed wrote:\nbefore %v\nafter  %v", before, after)
+	}
 }
 
 // TestReapplyPairIsNoop applies the sample manifest twice with server-side apply, as a
