@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -220,6 +222,16 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 	}
 	if res.Status != status.CurrentStatus {
 		t.Errorf("kstatus = %s (%s), want Current", res.Status, res.Message)
+	}
+
+	// `kubectl get rp` answers "is it healthy?".
+	cols, row := tableRow(t, ctx, "/apis/replication.cyrusrepl.io/v1alpha1/namespaces/"+ns+"/replicationpairs/fold")
+	t.Logf("kubectl get rp:\n%v\n%v", cols, row)
+	for col, want := range map[string]string{"Ready": "True", "In-Sync": "True", "Split-Brain": "True", "Backlog": "0", "Status": "Available"} {
+		i := slices.Index(cols, col)
+		if i < 0 || fmt.Sprint(row[i]) != want {
+			t.Errorf("column %s = %v, want %s (columns %v)", col, row, want, cols)
+		}
 	}
 
 	// The manager's gauge sees at least this Ready pair.
@@ -449,4 +461,37 @@ func TestGarbledReport(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// tableRow fetches path as a server-side Table (what kubectl get prints) and returns the
+// column names and the first row.
+func tableRow(t *testing.T, ctx context.Context, path string) ([]string, []any) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(restCfg.Host, "/")+restCfg.APIPath+path, nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tbl metav1.Table
+	if err := json.Unmarshal(body, &tbl); err != nil {
+		t.Fatalf("%s: %v: %.300s", path, err, body)
+	}
+	if len(tbl.Rows) == 0 {
+		t.Fatalf("empty table for %s", path)
+	}
+	var cols []string
+	for _, c := range tbl.ColumnDefinitions {
+		cols = append(cols, c.Name)
+	}
+	return cols, tbl.Rows[0].Cells
 }
