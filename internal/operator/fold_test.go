@@ -111,7 +111,7 @@ func TestPairStatusConditions(t *testing.T) {
 		{"rollout stalled", false, PairObservation{Deployment: stalled}, map[string]string{
 			"Ready": "False/RolloutStalled", "Stalled": "True/RolloutStalled", "Reconciling": "-"}},
 		{"suspended", true, PairObservation{Deployment: available()}, map[string]string{
-			"Ready": "False/Suspended", "Reconciling": "-", "Stalled": "-"}},
+			"Ready": "True/Suspended", "Reconciling": "-", "Stalled": "-"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
