@@ -21,6 +21,9 @@ const RecorderName = "cyrusrepl-operator"
 // CacheOptions limits the manager's cache of owned kinds to the objects it created
 // (label app.kubernetes.io/managed-by), so it does not hold every ConfigMap, Job or
 // Deployment of the cluster in memory. namespace, when set, limits everything to it.
+// The manager creates every report ConfigMap itself (labelled, owned) before the
+// replicator runs; should the replicator have to recreate one, the owner's next
+// reconcile (triggered by the deletion) re-applies the labels and owner reference.
 func CacheOptions(namespace string) cache.Options {
 	own := labels.SelectorFromSet(labels.Set{operator.LabelManagedBy: operator.ManagerName})
 	o := cache.Options{ByObject: map[client.Object]cache.ByObject{
