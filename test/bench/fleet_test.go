@@ -1,0 +1,394 @@
+package bench
+
+// BenchmarkFleet: a fleet of users with many folders on the real pair. Phases, each run
+// by stock sync_client (into Replica2) and by the replicator (into Replica) on the same
+// master in the same run:
+//
+//	initial  every user, from empty replicas
+//	day      a scripted "day of traffic" on the master (deliveries, flag changes,
+//	         expunges, renames, deletes, creates), replicated from the sync log
+//	renames  one folder renamed per user, nothing else: the replicator must send 0 bodies
+//	audit    a full walk of every user when nothing changed
+//
+// Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "50,200"),
+// CYRUSREPL_FLEET_FOLDERS (20 per user besides INBOX), CYRUSREPL_FLEET_MSGS (20 INBOX
+// messages per user), CYRUSREPL_FLEET_PERFOLDER (3 messages copied into each folder),
+// CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines).
+// Run: go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./test/bench/
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+type fleetSize struct {
+	users, folders, inbox, perFolder int
+}
+
+func (s fleetSize) messages() int { return s.users * (s.inbox + s.folders*s.perFolder) }
+
+func fleetSizes() []int {
+	var out []int
+	for _, f := range strings.Split(envStr("CYRUSREPL_FLEET_SIZES", "50,200"), ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func BenchmarkFleet(b *testing.B) {
+	bin := buildReplicator(b)
+	for _, users := range fleetSizes() {
+		size := fleetSize{
+			users:     users,
+			folders:   envInt("CYRUSREPL_FLEET_FOLDERS", 20),
+			inbox:     envInt("CYRUSREPL_FLEET_MSGS", 20),
+			perFolder: envInt("CYRUSREPL_FLEET_PERFOLDER", 3),
+		}
+		b.Run(fmt.Sprintf("users=%d,folders=%d", size.users, size.folders), func(b *testing.B) {
+			for range b.N {
+				fleetOnce(b, bin, size)
+			}
+		})
+	}
+}
+
+// fleetRun is one measured run of one program in one phase.
+type fleetRun struct {
+	wall       time.Duration
+	rssKiB     int64
+	wireBytes  int64 // to and from the replica (csync), through the counting proxy
+	masterRead int64 // replicator only: csync bytes to and from the master
+	bodies     int   // replicator only: bodies uploaded (sum of bodiesSent)
+	users      map[string]int
+}
+
+func fleetOnce(b *testing.B, bin string, size fleetSize) {
+	b.StopTimer()
+	p := cyruspair.Start(b, cyruspair.Options{SecondReplica: true})
+	m := p.Master
+	names := make([]string, size.users)
+	for u := range names {
+		names[u] = fmt.Sprintf("fl%05d", u)
+	}
+	seeders := envInt("CYRUSREPL_FLEET_SEEDERS", 4)
+	start := time.Now()
+	parallel(b, names, seeders, func(u int, name string) error { return seedUser(b, p, u, name, size) })
+	b.Logf("seeded %d users × (%d folders, %d INBOX + %d per folder) = %d messages in %s (load %s)",
+		size.users, size.folders, size.inbox, size.perFolder, size.messages(), time.Since(start).Round(time.Millisecond), loadAvg())
+
+	replicaProxy := startProxy(b, p.Replica.SyncAddr)
+	masterProxy := startProxy(b, m.SyncAddr)
+	stockProxy := startProxy(b, p.Replica2.SyncAddr)
+	stockConf := stockConfig(b, m.ConfigPath, stockProxy.Addr())
+	pwFile := filepath.Join(b.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(p.ReplPassword), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	state := b.TempDir()
+	common := []string{
+		"--master", masterProxy.Addr(), "--replica", replicaProxy.Addr(),
+		"--master-password-file", pwFile, "--replica-password-file", pwFile,
+		"--workers", strconv.Itoa(envInt("CYRUSREPL_BENCH_WORKERS", 4)), "--state-dir", state,
+	}
+	syncClient := filepath.Join(cyruspair.CyrusBin, "sync_client")
+	stock := func(args ...string) fleetRun {
+		before := stockProxy.Total()
+		r := measure(b, syncClient, append([]string{"-C", stockConf, "-n", "stock"}, args...)...)
+		r.wireBytes = stockProxy.Total() - before
+		return r
+	}
+	ours := func(args ...string) fleetRun {
+		rb, mb := replicaProxy.Total(), masterProxy.Total()
+		r := measure(b, bin, append(args, common...)...)
+		r.wireBytes, r.masterRead = replicaProxy.Total()-rb, masterProxy.Total()-mb
+		return r
+	}
+	clearLogs := func() {
+		for _, ch := range []string{"stock", p.Channel} {
+			_ = os.Remove(filepath.Join(m.SyncLogDir(ch), "log"))
+		}
+	}
+
+	// initial: every user, from empty replicas.
+	clearLogs()
+	userArgs := func(flag string) []string {
+		var a []string
+		for _, n := range names {
+			a = append(a, flag, n)
+		}
+		return a
+	}
+	s := stock(append([]string{"-u"}, names...)...)
+	o := ours(append([]string{"sync"}, userArgs("--user")...)...)
+	fleetReport(b, size, "initial", size.messages(), s, o, -1)
+
+	// day: scripted traffic, replayed from each program's sync-log channel.
+	clearLogs()
+	start = time.Now()
+	delivered := 0
+	var mu sync.Mutex
+	parallel(b, names, seeders, func(u int, name string) error {
+		n, err := dayOfTraffic(b, p, u, name, size)
+		mu.Lock()
+		delivered += n
+		mu.Unlock()
+		return err
+	})
+	b.Logf("day of traffic on the master in %s: %d deliveries (load %s)", time.Since(start).Round(time.Millisecond), delivered, loadAvg())
+	s = stock("-r", "-1", "-o")
+	o = ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once")
+	fleetReport(b, size, "day", delivered, s, o, delivered)
+
+	// renames only: the replicator must upload no body.
+	clearLogs()
+	parallel(b, names, seeders, func(u int, name string) error {
+		return imapSession(p, name, func(c *cyruspair.IMAPClient) error {
+			_, err := c.Cmd("RENAME %s %s", cyruspair.Quote("INBOX.f04"), cyruspair.Quote("INBOX.renamed04"))
+			return err
+		})
+	})
+	s = stock("-r", "-1", "-o")
+	o = ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once")
+	fleetReport(b, size, "renames", size.users*size.perFolder, s, o, 0)
+	if o.bodies != 0 {
+		b.Errorf("renames: the replicator uploaded %d bodies, want 0", o.bodies)
+	}
+
+	// audit: a full walk of every user, nothing changed.
+	clearLogs()
+	s = stock("-A")
+	o = ours(append([]string{"audit", "--master-config", m.ConfigPath}, userArgs("--user")...)...)
+	fleetReport(b, size, "audit", size.messages(), s, o, 0)
+	if len(o.users) != size.users {
+		b.Errorf("audit: %d users reported, want %d", len(o.users), size.users)
+	}
+	b.StartTimer()
+}
+
+// parallel runs fn for every user over n goroutines; the first error fails the benchmark.
+func parallel(b *testing.B, names []string, n int, fn func(int, string) error) {
+	b.Helper()
+	idx := make(chan int)
+	errs := make(chan error, len(names))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range idx {
+				if err := fn(u, names[u]); err != nil {
+					errs <- fmt.Errorf("%s: %w", names[u], err)
+				}
+			}
+		}()
+	}
+	for u := range names {
+		idx <- u
+	}
+	close(idx)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+func imapSession(p *cyruspair.Pair, user string, fn func(*cyruspair.IMAPClient) error) error {
+	c, err := cyruspair.DialIMAP(p.Master.IMAPAddr, user, p.AdminUser, p.AdminPassword)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+func folderName(f int) string { return fmt.Sprintf("INBOX.f%02d", f) }
+
+// seedUser creates the user, its folders, its INBOX mail (one LMTP session) and copies a
+// few INBOX messages into every folder (server-side COPY: no upload per folder).
+func seedUser(b *testing.B, p *cyruspair.Pair, u int, name string, size fleetSize) error {
+	admin, err := cyruspair.DialIMAP(p.Master.IMAPAddr, "", p.AdminUser, p.AdminPassword)
+	if err != nil {
+		return err
+	}
+	_, err = admin.Cmd("CREATE %s", cyruspair.Quote("user."+name))
+	_ = admin.Close()
+	if err != nil {
+		return err
+	}
+	msgs := make([][]byte, size.inbox)
+	for k := range msgs {
+		// 1–6 KB bodies, deterministic per user and message.
+		msgs[k] = cyruspair.Message(fmt.Sprintf("%s seed %d", name, k),
+			strings.Repeat("a line of fleet benchmark mail, plain text\n", 25+(u*7+k*13)%120))
+	}
+	p.Master.DeliverMany(b, name, msgs)
+	return imapSession(p, name, func(c *cyruspair.IMAPClient) error {
+		for f := range size.folders {
+			if _, err := c.Cmd("CREATE %s", cyruspair.Quote(folderName(f))); err != nil {
+				return err
+			}
+		}
+		if size.perFolder == 0 || size.inbox == 0 {
+			return nil
+		}
+		if _, err := c.Cmd("SELECT INBOX"); err != nil {
+			return err
+		}
+		for f := range size.folders {
+			lo := 1 + (f*size.perFolder)%size.inbox
+			hi := min(lo+size.perFolder-1, size.inbox)
+			if _, err := c.Cmd("UID COPY %d:%d %s", lo, hi, cyruspair.Quote(folderName(f))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// dayOfTraffic is one user's scripted day, the same for every run: 5 deliveries, \Seen
+// on half the INBOX, 2 messages expunged, \Flagged in a folder, a folder renamed, every
+// other user deletes a folder, every third creates one. It returns the deliveries.
+func dayOfTraffic(b *testing.B, p *cyruspair.Pair, u int, name string, size fleetSize) (int, error) {
+	const deliveries = 5
+	msgs := make([][]byte, deliveries)
+	for k := range msgs {
+		msgs[k] = cyruspair.Message(fmt.Sprintf("%s day %d", name, k),
+			strings.Repeat("news of the day, delivered over LMTP\n", 20+(u+k*31)%100))
+	}
+	p.Master.DeliverMany(b, name, msgs)
+	err := imapSession(p, name, func(c *cyruspair.IMAPClient) error {
+		cmds := []string{
+			"SELECT INBOX",
+			fmt.Sprintf("STORE 1:%d +FLAGS (\\Seen)", max(1, size.inbox/2)),
+			"STORE 3:4 +FLAGS (\\Deleted)",
+			"EXPUNGE",
+		}
+		if size.folders > 3 {
+			cmds = append(cmds,
+				"SELECT "+cyruspair.Quote(folderName(1)),
+				"STORE 1:* +FLAGS (\\Flagged)",
+				"CLOSE",
+				"RENAME "+cyruspair.Quote(folderName(2))+" "+cyruspair.Quote("INBOX.moved02"))
+			if u%2 == 0 {
+				cmds = append(cmds, "DELETE "+cyruspair.Quote(folderName(3)))
+			}
+		}
+		if u%3 == 0 {
+			cmds = append(cmds, "CREATE "+cyruspair.Quote("INBOX.new"))
+		}
+		for _, cmd := range cmds {
+			if _, err := c.Cmd("%s", cmd); err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+		}
+		return nil
+	})
+	return deliveries, err
+}
+
+// measure runs one program to completion and collects wall time, peak RSS and, from the
+// replicator's JSON lines, the users and bodies sent. A non-zero exit fails the benchmark.
+func measure(b *testing.B, name string, args ...string) fleetRun {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := fleetRun{users: map[string]int{}}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var other []string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var line struct {
+			Type       string `json:"type"`
+			User       string `json:"user"`
+			Outcome    string `json:"outcome"`
+			BodiesSent int    `json:"bodiesSent"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "user" {
+			r.users[line.User]++
+			r.bodies += line.BodiesSent
+			continue
+		}
+		other = append(other, sc.Text())
+	}
+	err = cmd.Wait()
+	r.wall = time.Since(start)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.rssKiB = ru.Maxrss
+	}
+	if err != nil {
+		b.Fatalf("%s %s: %v\n%s\n%s", filepath.Base(name), strings.Join(firstN(args, 12), " "), err,
+			tail(strings.Join(other, "\n"), 20), tail(stderr.String(), 20))
+	}
+	return r
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], "…")
+	}
+	return s
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o fleetRun, wantBodies int) {
+	b.ReportMetric(s.wall.Seconds(), phase+"-stock-s")
+	b.ReportMetric(o.wall.Seconds(), phase+"-ours-s")
+	b.ReportMetric(o.wall.Seconds()/s.wall.Seconds(), phase+"-ratio")
+	b.ReportMetric(float64(s.rssKiB), phase+"-stock-rss-KiB")
+	b.ReportMetric(float64(o.rssKiB), phase+"-ours-rss-KiB")
+	b.ReportMetric(float64(o.bodies), phase+"-ours-bodies")
+	want := ""
+	if wantBodies >= 0 {
+		want = fmt.Sprintf(" (want %d)", wantBodies)
+	}
+	fmt.Printf("fleet users=%d folders=%d %-8s %7d msgs | stock %8.2fs %8.0f msg/s %9.2f MB wire %6d KiB RSS | ours %8.2fs %8.0f msg/s %9.2f MB wire (+%.2f MB from master) %6d KiB RSS, %d bodies%s, %d users | ratio ours/stock %.2f | load %s\n",
+		size.users, size.folders, phase, msgs,
+		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB,
+		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users),
+		o.wall.Seconds()/s.wall.Seconds(), loadAvg())
+}
