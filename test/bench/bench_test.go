@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,17 +35,21 @@ func run(b *testing.B, env []string, name string, args ...string) (time.Duration
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	hwm := pollHWM(cmd.Process.Pid) // not rusage.Maxrss: see rss_test.go
+	err := cmd.Wait()
 	wall := time.Since(start)
+	rss := hwm.Stop()
+	out := buf.String()
 	if err != nil {
-		b.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(string(out), 40))
+		b.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(out, 40))
 	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss
-	}
-	return wall, rss, string(out)
+	return wall, rss, out
 }
 
 func tail(s string, n int) string {

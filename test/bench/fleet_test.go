@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -327,6 +326,7 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	hwm := pollHWM(cmd.Process.Pid)
 	var other []string
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -346,9 +346,7 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 	}
 	err = cmd.Wait()
 	r.wall = time.Since(start)
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.rssKiB = ru.Maxrss
-	}
+	r.rssKiB = hwm.Stop()
 	if err != nil {
 		b.Fatalf("%s %s: %v\n%s\n%s", filepath.Base(name), strings.Join(firstN(args, 12), " "), err,
 			tail(strings.Join(other, "\n"), 20), tail(stderr.String(), 20))
