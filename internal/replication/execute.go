@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
@@ -18,6 +19,9 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 		f := &in.Replica.Folders[i]
 		replicaByName[f.Name] = f
 	}
+	// known: the replica folders RESERVE may link bodies from. Folders created earlier in
+	// this batch join it, so a body copied into many new folders is uploaded once.
+	known := slices.Clone(in.Replica.Folders)
 	sent := 0
 	for _, a := range p.Actions {
 		var err error
@@ -40,8 +44,11 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			}
 		case OpCreate, OpUpdate:
 			var n int
-			n, err = x.syncMailbox(ctx, a, in.Replica.Folders)
+			n, err = x.syncMailbox(ctx, a, known)
 			sent += n
+			if err == nil && a.Op == OpCreate {
+				known = append(known, Folder{Name: a.Name})
+			}
 		default:
 			err = x.applyMeta(ctx, a)
 		}
