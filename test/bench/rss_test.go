@@ -15,7 +15,8 @@ import (
 // own — into the child's maxrss. rusage then reports max(benchmark, child), which is why
 // two different programs can show the same figure. VmHWM belongs to the child's own mm.
 // It only grows, so the last sample before exit is the peak, short of growth in the final
-// poll interval.
+// poll interval. Descendants count too (stock sync_client -r forks its worker): the
+// figure is the largest single process of the tree.
 
 type hwmPoller struct {
 	peak atomic.Int64 // KiB
@@ -30,8 +31,10 @@ func pollHWM(pid int) *hwmPoller {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb := vmHWM(pid); kb > p.peak.Load() {
-				p.peak.Store(kb)
+			for _, q := range tree(pid) {
+				if kb := vmHWM(q); kb > p.peak.Load() {
+					p.peak.Store(kb)
+				}
 			}
 			select {
 			case <-p.done:
@@ -62,4 +65,24 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// tree lists pid and its descendants (from /proc/<pid>/task/*/children).
+func tree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(out[i]) + "/task")
+		for _, t := range tasks {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(out[i]) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(data)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
 }
