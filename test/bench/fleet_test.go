@@ -80,6 +80,8 @@ type fleetRun struct {
 	wireBytes  int64 // to and from the replica (csync), through the counting proxy
 	masterRead int64 // replicator only: csync bytes to and from the master
 	bodies     int   // replicator only: bodies uploaded (sum of bodiesSent)
+	retried    int   // replicator only: user lines with more than one attempt
+	failed     int   // replicator only: user lines with outcome failed
 	users      map[string]int
 }
 
@@ -336,10 +338,17 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 			User       string `json:"user"`
 			Outcome    string `json:"outcome"`
 			BodiesSent int    `json:"bodiesSent"`
+			Attempts   int    `json:"attempts"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "user" {
 			r.users[line.User]++
 			r.bodies += line.BodiesSent
+			if line.Attempts > 1 {
+				r.retried++
+			}
+			if line.Outcome == "failed" {
+				r.failed++
+			}
 			continue
 		}
 		other = append(other, sc.Text())
@@ -384,9 +393,9 @@ func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o flee
 	if wantBodies >= 0 {
 		want = fmt.Sprintf(" (want %d)", wantBodies)
 	}
-	fmt.Printf("fleet users=%d folders=%d %-8s %7d msgs | stock %8.2fs %8.0f msg/s %9.2f MB wire %6d KiB RSS | ours %8.2fs %8.0f msg/s %9.2f MB wire (+%.2f MB from master) %6d KiB RSS, %d bodies%s, %d users | ratio ours/stock %.2f | load %s\n",
+	fmt.Printf("fleet users=%d folders=%d %-8s %7d msgs | stock %8.2fs %8.0f msg/s %9.2f MB wire %6d KiB RSS | ours %8.2fs %8.0f msg/s %9.2f MB wire (+%.2f MB from master) %6d KiB RSS, %d bodies%s, %d users (%d retried, %d failed) | ratio ours/stock %.2f | load %s\n",
 		size.users, size.folders, phase, msgs,
 		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB,
-		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users),
+		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users), o.retried, o.failed,
 		o.wall.Seconds()/s.wall.Seconds(), loadAvg())
 }
