@@ -15,8 +15,9 @@ import (
 // own — into the child's maxrss. rusage then reports max(benchmark, child), which is why
 // two different programs can show the same figure. VmHWM belongs to the child's own mm.
 // It only grows, so the last sample before exit is the peak, short of growth in the final
-// poll interval. Descendants count too (stock sync_client -r forks its worker): the
-// figure is the largest single process of the tree.
+// poll interval. Descendants still in the tree count too (the figure is the largest single
+// process); a child that detaches (stock sync_client -r forks its worker and the parent
+// exits) is re-parented away and not seen, so that case is not measured.
 
 type hwmPoller struct {
 	peak atomic.Int64 // KiB
