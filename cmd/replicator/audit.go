@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+func init() {
+	register("audit", command{
+		summary: "walk every user and sync it, once or every --interval (like a periodic full sync)",
+		run:     runAudit,
+	})
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	var c commonFlags
+	var users userList
+	c.bind(fs)
+	fs.Var(&users, "user", "users to audit (repeatable); default: every user in the master's mailboxes.db (needs --master-config)")
+	interval := fs.Duration("interval", 0, "repeat the walk this often; 0 walks once and exits")
+	verifyOnly := fs.Bool("verify-only", false, "compare and report only, change nothing")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return exitUsage, err
+	}
+	if err := c.check(); err != nil {
+		return exitUsage, err
+	}
+	if len(users) == 0 && c.masterConfig == "" {
+		return exitUsage, usageErrorf("give --user or --master-config (to list every user)")
+	}
+	connect, err := c.connector()
+	if err != nil {
+		return exitUsage, err
+	}
+	sink, err := c.sink()
+	if err != nil {
+		return exitUsage, err
+	}
+	if err := probe(ctx, connect); err != nil {
+		return exitUsage, err
+	}
+	out := &jsonLines{w: stdout}
+	rec := replication.NewRecorder("audit", c.pair, time.Now().UTC())
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer stopMetrics()
+	r := &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
+		Attempts: 3, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit,
+		Backoff: func(n int) time.Duration { return time.Duration(1<<min(n-1, 6)) * time.Second }}
+	for {
+		start := time.Now().UTC()
+		walk := users
+		if len(walk) == 0 {
+			db, err := replication.ReadMailboxesDB(ctx, c.cyrusBin, c.masterConfig)
+			if err != nil {
+				rec.SetError(err, time.Now().UTC())
+			} else {
+				walk = usersOf(db)
+			}
+		}
+		jobs := make([]replication.Job, len(walk))
+		for i, u := range walk {
+			jobs[i] = replication.Job{Users: []string{u}, Verify: *verifyOnly}
+		}
+		failed := r.Record(r.Run(ctx, jobs))
+		rec.SetBatch(report.Batch{Time: time.Now().UTC(), Users: len(walk), Failed: len(failed), DurationMS: time.Since(start).Milliseconds()}, nil)
+		var fin *time.Time
+		if *interval == 0 {
+			t := time.Now().UTC()
+			fin = &t
+		}
+		if err := sink.Publish(context.WithoutCancel(ctx), rec.Summary(fin)); err != nil {
+			rec.SetError(err, time.Now().UTC())
+		}
+		if *interval == 0 {
+			for _, u := range rec.Outcomes() {
+				if u.Outcome == report.OutcomeFailed || u.Outcome == report.OutcomeDiffers {
+					return exitFailed, nil
+				}
+			}
+			return exitOK, nil
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK, nil
+		case <-time.After(*interval):
+		}
+	}
+}
+
+// usersOf lists the users owning live folders in the master's mailboxes.db.
+func usersOf(db *replication.MailboxesDB) []string {
+	set := map[string]bool{}
+	for _, name := range db.Live {
+		if u := replication.UserOf(name); u != "" {
+			set[u] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for u := range set {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}

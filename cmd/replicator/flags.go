@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// commonFlags are the flags every replicating mode shares.
+type commonFlags struct {
+	master, replica                     string
+	masterUser, replicaUser             string
+	masterPasswordFile, replicaPassFile string
+	masterConfig                        string
+	cyrusBin                            string
+	workers                             int
+	reportFile                          string
+	stateDir                            string
+	pair                                string
+	replicaOnlyPolicy                   string
+	masterStartTLS, replicaStartTLS     bool
+	masterCAFile, replicaCAFile         string
+	timeout                             time.Duration
+	batchTimeout                        time.Duration
+	mboxdbTTL                           time.Duration
+
+	masterPassword, replicaPassword string
+	sinkFactories                   []func() (report.Sink, error)
+}
+
+// sinkFlagHooks lets other files add report sinks with their own flags (e.g. the
+// Kubernetes ConfigMap publisher): each hook binds its flags and returns a factory that
+// yields nil when its flags were not given.
+var sinkFlagHooks []func(fs *flag.FlagSet) func() (report.Sink, error)
+
+func (c *commonFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.master, "master", "", "master sync_server HOST:PORT (read only: GET commands)")
+	fs.StringVar(&c.replica, "replica", "", "replica sync_server HOST:PORT")
+	fs.StringVar(&c.masterUser, "master-user", "repl", "csync admin user on the master")
+	fs.StringVar(&c.replicaUser, "replica-user", "repl", "csync admin user on the replica")
+	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
+	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
+	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db with cyr_dbtool (optional)")
+	fs.StringVar(&c.cyrusBin, "cyrus-bin", replication.DefaultCyrusBin, "directory of Cyrus's tools (cyr_dbtool)")
+	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
+	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids and the retry queue; back it with a volume so it survives restarts")
+	fs.StringVar(&c.pair, "pair", "", "pair name recorded in every decision and report")
+	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
+		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
+	fs.BoolVar(&c.masterStartTLS, "master-starttls", false, "STARTTLS to the master")
+	fs.BoolVar(&c.replicaStartTLS, "replica-starttls", false, "STARTTLS to the replica")
+	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")
+	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
+	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
+	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "upper bound for one batch attempt, so a stuck user cannot hold a worker")
+	fs.DurationVar(&c.mboxdbTTL, "mailboxes-db-ttl", 2*time.Second, "share one read of the master's mailboxes.db between batches for this long (a stale read can only keep a folder, never delete one)")
+	for _, h := range sinkFlagHooks {
+		c.sinkFactories = append(c.sinkFactories, h(fs))
+	}
+}
+
+// check validates the flags and loads the passwords.
+func (c *commonFlags) check() error {
+	if c.master == "" || c.replica == "" {
+		return usageErrorf("--master and --replica are required")
+	}
+	for _, a := range []string{c.master, c.replica} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usageErrorf("bad address %q: %v", a, err)
+		}
+	}
+	if c.workers < 1 {
+		return usageErrorf("--workers must be at least 1")
+	}
+	switch c.replicaOnlyPolicy {
+	case replication.PolicyKeep, replication.PolicyFail:
+	default:
+		return usageErrorf("--replica-only-policy must be %q or %q", replication.PolicyKeep, replication.PolicyFail)
+	}
+	var err error
+	if c.masterPassword, err = secret(c.masterPasswordFile, "CYRUSREPL_MASTER_PASSWORD"); err != nil {
+		return err
+	}
+	if c.replicaPassword, err = secret(c.replicaPassFile, "CYRUSREPL_REPLICA_PASSWORD"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
+		return usageErrorf("--state-dir: %v", err)
+	}
+	if c.masterConfig != "" {
+		if _, err := replication.ConfigDirectory(c.masterConfig); err != nil {
+			return usageErrorf("--master-config: %v", err)
+		}
+	}
+	return nil
+}
+
+func secret(file, env string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageErrorf("password file: %v", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if v := os.Getenv(env); v != "" {
+		return v, nil
+	}
+	return "", usageErrorf("no password: give a password file or set $%s", env)
+}
+
+func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
+	if !enabled {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usageErrorf("CA file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("CA file %s holds no PEM certificate", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// connector returns a function that opens an executor: a read-only master session and
+// a replica session, plus the evidence sources.
+func (c *commonFlags) connector() (replication.Connector, error) {
+	mtls, err := tlsConfig(c.masterStartTLS, c.master, c.masterCAFile)
+	if err != nil {
+		return nil, err
+	}
+	rtls, err := tlsConfig(c.replicaStartTLS, c.replica, c.replicaCAFile)
+	if err != nil {
+		return nil, err
+	}
+	ledger, err := replication.OpenLedger(c.stateDir)
+	if err != nil {
+		return nil, usageErrorf("--state-dir: %v", err)
+	}
+	var mboxdb func(ctx context.Context) (*replication.MailboxesDB, error)
+	if c.masterConfig != "" {
+		conf, bin := c.masterConfig, c.cyrusBin
+		mboxdb = replication.CachedMailboxesDB(c.mboxdbTTL, func(ctx context.Context) (*replication.MailboxesDB, error) {
+			return replication.ReadMailboxesDB(ctx, bin, conf)
+		})
+	}
+	return func(ctx context.Context) (*replication.Executor, error) {
+		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout})
+		if err != nil {
+			return nil, fmt.Errorf("master %s: %w", c.master, err)
+		}
+		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout})
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("replica %s: %w", c.replica, err)
+		}
+		return &replication.Executor{
+			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, MailboxesDB: mboxdb,
+			Close: func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = m.Exit(cctx)
+				_ = r.Exit(cctx)
+				m.Close()
+				r.Close()
+			},
+		}, nil
+	}, nil
+}
+
+// probe dials both servers once, so that a wrong address or password exits with
+// exitUsage before any work starts.
+func probe(ctx context.Context, connect replication.Connector) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	x, err := connect(ctx)
+	if err != nil {
+		return usageError{err}
+	}
+	x.Close()
+	return nil
+}
+
+// sink builds the report sink from --report and any hooked sink flags.
+func (c *commonFlags) sink() (report.Sink, error) {
+	var ss report.Sinks
+	if c.reportFile != "" {
+		if err := os.MkdirAll(filepath.Dir(c.reportFile), 0o755); err != nil {
+			return nil, usageErrorf("--report: %v", err)
+		}
+		ss = append(ss, report.FileSink{Path: c.reportFile})
+	}
+	for _, f := range c.sinkFactories {
+		s, err := f()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if s != nil {
+			ss = append(ss, s)
+		}
+	}
+	return ss, nil
+}
+
+// jsonLines writes one JSON object per line, safely from many goroutines.
+type jsonLines struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (j *jsonLines) emit(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, _ = j.w.Write(append(b, '\n'))
+}
+
+// userList collects repeated --user flags (commas also separate).
+type userList []string
+
+func (u *userList) String() string { return strings.Join(*u, ",") }
+
+func (u *userList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*u = append(*u, s)
+		}
+	}
+	return nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usageError{err}
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
+}

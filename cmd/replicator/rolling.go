@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+)
+
+func init() {
+	register("rolling", command{
+		summary: "consume the master's sync-log channel and replicate continuously (like sync_client -r)",
+		run:     runRolling,
+	})
+}
+
+func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("rolling", flag.ContinueOnError)
+	var c commonFlags
+	c.bind(fs)
+	logDir := fs.String("sync-log", "", "the master's sync-log channel directory (<configdir>/sync/<channel>); read-write")
+	interval := fs.Duration("interval", time.Second, "pause between cycles when the log is empty (like sync_repeat_interval)")
+	once := fs.Bool("once", false, "run one cycle (the pending log and due retries), then exit")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
+	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
+	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return exitUsage, err
+	}
+	if *logDir == "" {
+		return exitUsage, usageErrorf("--sync-log is required")
+	}
+	if err := c.check(); err != nil {
+		return exitUsage, err
+	}
+	connect, err := c.connector()
+	if err != nil {
+		return exitUsage, err
+	}
+	sink, err := c.sink()
+	if err != nil {
+		return exitUsage, err
+	}
+	if err := probe(ctx, connect); err != nil {
+		return exitUsage, err
+	}
+	retry, err := replication.OpenRetryQueue(c.stateDir)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	retry.Base, retry.Max = *retryBase, *retryMax
+	out := &jsonLines{w: stdout}
+	rec := replication.NewRecorder("rolling", c.pair, time.Now().UTC())
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer stopMetrics()
+	roll := &replication.Rolling{
+		Log:   replication.LogDir{Dir: *logDir},
+		Retry: retry, Interval: *interval, Emit: out.emit,
+		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
+			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
+		Publish: func(ctx context.Context) {
+			if err := sink.Publish(context.WithoutCancel(ctx), rec.Summary(nil)); err != nil {
+				fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
+			}
+		},
+	}
+	if *once {
+		err := roll.Cycle(ctx)
+		if err != nil && !errors.Is(err, replication.ErrNoLog) {
+			return exitFailed, err
+		}
+		if retry.Len() > 0 {
+			return exitFailed, nil
+		}
+		return exitOK, nil
+	}
+	err = roll.Run(ctx)
+	fin := time.Now().UTC()
+	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
+	return exitOK, err
+}

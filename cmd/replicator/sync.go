@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+func init() {
+	register("sync", command{
+		summary: "full sync of the named users, then exit (0: all equal, 1: some failed or differ)",
+		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+			return runUsers(ctx, "sync", false, args, stdout, stderr)
+		},
+	})
+}
+
+// runUsers is sync and verify: every named user is its own job (a cross-user rename
+// pulls the other user in), on --workers workers, a failing user retried with backoff.
+func runUsers(ctx context.Context, mode string, verify bool, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	var c commonFlags
+	var users userList
+	c.bind(fs)
+	fs.Var(&users, "user", "user to "+mode+" (repeatable, or comma-separated)")
+	attempts := fs.Int("attempts", 3, "attempts per user before it is reported failed")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return exitUsage, err
+	}
+	if len(users) == 0 {
+		return exitUsage, usageErrorf("no --user given")
+	}
+	if err := c.check(); err != nil {
+		return exitUsage, err
+	}
+	connect, err := c.connector()
+	if err != nil {
+		return exitUsage, err
+	}
+	sink, err := c.sink()
+	if err != nil {
+		return exitUsage, err
+	}
+	if err := probe(ctx, connect); err != nil {
+		return exitUsage, err
+	}
+	out := &jsonLines{w: stdout}
+	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
+	r := &replication.Runner{
+		Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
+		Attempts: *attempts, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit,
+		Backoff: func(n int) time.Duration { return time.Duration(1<<min(n-1, 6)) * time.Second },
+	}
+	jobs := make([]replication.Job, len(users))
+	for i, u := range users {
+		jobs[i] = replication.Job{Users: []string{u}, Verify: verify}
+	}
+	r.Record(r.Run(ctx, jobs))
+	fin := time.Now().UTC()
+	sum := rec.Summary(&fin)
+	if err := sink.Publish(context.WithoutCancel(ctx), sum); err != nil {
+		return exitFailed, err
+	}
+	outcomes := rec.Outcomes()
+	for _, u := range users {
+		switch outcomes[u].Outcome {
+		case report.OutcomeSynced, report.OutcomeEqual:
+		default:
+			return exitFailed, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return exitFailed, ctx.Err()
+	}
+	return exitOK, nil
+}

@@ -1,0 +1,170 @@
+package replication
+
+import (
+	"slices"
+	"sort"
+)
+
+// UserWork is what a batch must do for one user.
+type UserWork struct {
+	User string
+	// Full asks for a full user sync (GET USER at both ends). Set by USER, UNUSER,
+	// UNMAILBOX, RENAME and by escalation; otherwise only Mailboxes are compared.
+	Full      bool
+	Mailboxes []string // internal names named by MAILBOX/APPEND/DOUBLEMAILBOX/ANNOTATION
+	Meta      bool     // seen / subscriptions / sieve / quota
+}
+
+// Batch is a set of users processed together: a user is never split across batches,
+// and users joined by a cross-user RENAME or DOUBLEMAILBOX share one batch.
+type Batch struct {
+	Users []UserWork
+}
+
+// UserNames lists the batch's users.
+func (b Batch) UserNames() []string {
+	out := make([]string, len(b.Users))
+	for i, u := range b.Users {
+		out[i] = u.User
+	}
+	return out
+}
+
+// Grouped is the result of grouping a log.
+type Grouped struct {
+	Batches []Batch
+	// Skipped are entries the replicator does not act on (shared folders, server
+	// annotations), recorded so nothing is silently dropped.
+	Skipped []LogEntry
+}
+
+// GroupEntries turns sync-log entries into per-user batches.
+func GroupEntries(entries []LogEntry) Grouped {
+	work := map[string]*UserWork{}
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(u string) string {
+		for parent[u] != u {
+			parent[u] = parent[parent[u]]
+			u = parent[u]
+		}
+		return u
+	}
+	get := func(u string) *UserWork {
+		w, ok := work[u]
+		if !ok {
+			w = &UserWork{User: u}
+			work[u] = w
+			parent[u] = u
+		}
+		return w
+	}
+	union := func(a, b string) {
+		ra, rb := find(a), find(b)
+		if ra != rb {
+			parent[rb] = ra
+		}
+	}
+	var g Grouped
+	addMailbox := func(name string, full bool) (string, bool) {
+		u := UserOf(name)
+		if u == "" {
+			return "", false
+		}
+		w := get(u)
+		w.Full = w.Full || full
+		if !slices.Contains(w.Mailboxes, name) {
+			w.Mailboxes = append(w.Mailboxes, name)
+		}
+		return u, true
+	}
+	for _, e := range entries {
+		switch e.Type {
+		case "MAILBOX", "APPEND":
+			if _, ok := addMailbox(e.Args[0], false); !ok {
+				g.Skipped = append(g.Skipped, e)
+			}
+		case "ANNOTATION":
+			if _, ok := addMailbox(e.Args[0], false); !ok {
+				g.Skipped = append(g.Skipped, e)
+			}
+		case "DOUBLEMAILBOX", "RENAME":
+			full := e.Type == "RENAME"
+			ua, oka := addMailbox(e.Args[0], full)
+			ub, okb := addMailbox(e.Args[1], full)
+			if !oka && !okb {
+				g.Skipped = append(g.Skipped, e)
+			}
+			if oka && okb {
+				union(ua, ub)
+			}
+		case "UNMAILBOX":
+			if _, ok := addMailbox(e.Args[0], true); !ok {
+				g.Skipped = append(g.Skipped, e)
+			}
+		case "USER", "UNUSER":
+			get(e.Args[0]).Full = true
+		case "META", "SIEVE", "SEEN", "SUB", "UNSUB":
+			get(e.Args[0]).Meta = true
+		case "QUOTA":
+			if u := UserOf(e.Args[0]); u != "" {
+				get(u).Meta = true
+			} else {
+				g.Skipped = append(g.Skipped, e)
+			}
+		default:
+			g.Skipped = append(g.Skipped, e)
+		}
+	}
+	comps := map[string][]string{}
+	for u := range work {
+		r := find(u)
+		comps[r] = append(comps[r], u)
+	}
+	for _, users := range comps {
+		sort.Strings(users)
+		var b Batch
+		for _, u := range users {
+			w := work[u]
+			sort.Strings(w.Mailboxes)
+			b.Users = append(b.Users, *w)
+		}
+		g.Batches = append(g.Batches, b)
+	}
+	sort.Slice(g.Batches, func(i, j int) bool { return g.Batches[i].Users[0].User < g.Batches[j].Users[0].User })
+	return g
+}
+
+// NeedsFullSync decides whether a mailbox-level sync must escalate to a full user sync:
+// it must when a named folder exists at one end only, when a name is held by different
+// uniqueids, or when a uniqueid sits under different names. master and replica are the
+// GET MAILBOXES answers for the batch's names (plus name history) at each end.
+func NeedsFullSync(names []string, master, replica []Folder) (bool, string) {
+	mByName, rByName := map[string]*Folder{}, map[string]*Folder{}
+	for i := range master {
+		mByName[master[i].Name] = &master[i]
+	}
+	for i := range replica {
+		rByName[replica[i].Name] = &replica[i]
+	}
+	for _, n := range names {
+		m, r := mByName[n], rByName[n]
+		switch {
+		case m == nil && r == nil:
+			// Gone at both ends (e.g. a deleted folder already handled): nothing here.
+		case m == nil:
+			return true, n + " exists on the replica only"
+		case r == nil:
+			return true, n + " exists on the master only"
+		case m.UniqueID != r.UniqueID:
+			return true, n + " is held by different uniqueids"
+		}
+	}
+	mUID, _ := byUID(master)
+	for _, r := range replica {
+		if m, ok := mUID[r.UniqueID]; ok && m.Name != r.Name {
+			return true, r.UniqueID + " has different names"
+		}
+	}
+	return false, ""
+}

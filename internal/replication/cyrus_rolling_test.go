@@ -1,0 +1,123 @@
+package replication
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// makeFailing gives bob a replica INBOX that is ahead of the master's (mail appended on
+// the replica alone), so every update of bob's INBOX fails with IMAP_SYNC_CHECKSUM.
+func makeFailing(t *testing.T, e *env) {
+	t.Helper()
+	e.p.Replica.Append(t, "bob", "INBOX", cyruspair.Message("replica only", "ahead"))
+	e.p.Replica.Append(t, "bob", "INBOX", cyruspair.Message("replica only 2", "ahead"))
+	e.p.Master.Deliver(t, "bob", cyruspair.Message("master new", "x"))
+}
+
+// TestCyrusRollingFailingUserDoesNotBlock: a user that keeps failing is parked with
+// backoff (no hot retry loop, its entries kept in the durable retry queue), and another
+// user's new mail is replicated in the very next cycle.
+func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	for _, u := range []string{"alice", "bob"} {
+		m.CreateUser(t, u)
+		m.Deliver(t, u, cyruspair.Message("hi", u))
+		e.sync(t, u)
+	}
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
+	makeFailing(t, e)
+
+	state := t.TempDir()
+	retry, err := OpenRetryQueue(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry.Base = time.Hour // no second try inside this test
+	rec := NewRecorder("rolling", "test", time.Now())
+	x := e.x
+	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Runner: &Runner{
+		Connect: func(context.Context) (*Executor, error) { return x, nil },
+		Workers: 1, Attempts: 1, Rec: rec,
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Cycle 1: bob fails, goes to the retry queue.
+	if err := roll.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := retry.Entry("bob"); e == nil || e.Attempts != 1 || !strings.Contains(e.LastError, "CHECKSUM") {
+		t.Fatalf("bob not parked after failing with a checksum error: %+v", e)
+	}
+	// New mail for both arrives.
+	m.Deliver(t, "alice", cyruspair.Message("urgent", "for alice"))
+	m.Deliver(t, "bob", cyruspair.Message("more", "for bob"))
+	// Cycle 2: alice's mail is replicated; bob is deferred, not retried (no hot loop).
+	if err := roll.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+	if e := retry.Entry("bob"); e == nil || e.Attempts != 1 {
+		t.Fatalf("bob retried during backoff or lost: %+v", e)
+	}
+	// The queue is durable: reopened, bob is still owed a full sync.
+	again, err := OpenRetryQueue(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Entry("bob") == nil {
+		t.Fatal("bob's pending sync did not survive a restart")
+	}
+	if s := rec.Summary(nil); s.UsersFailed != 1 || s.LastBatch == nil {
+		t.Fatalf("summary: %+v", s)
+	}
+}
+
+// TestCyrusMailboxLevelAndEscalation: a MAILBOX entry for a folder present at both ends
+// is handled at mailbox level; one for a folder at one end only escalates to a full
+// user sync.
+func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	e.sync(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	m.Deliver(t, "alice", cyruspair.Message("new", "mail"))
+	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.MailboxLevel || !res.Equal || res.BodiesSent != 1 {
+		t.Fatalf("mailbox level: %+v", res)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+
+	m.CreateFolder(t, "alice", "Fresh")
+	m.Append(t, "alice", "Fresh", cyruspair.Message("f", "fresh"))
+	e.records = nil
+	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Fresh"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MailboxLevel || !hasDecision(res, "create", "none", "user.alice.Fresh") {
+		t.Fatalf("not escalated: %+v", res)
+	}
+	escalated := false
+	for _, r := range e.records {
+		if er, ok := r.(escalationRecord); ok && strings.Contains(er.Reason, "master only") {
+			escalated = true
+		}
+	}
+	if !escalated {
+		t.Fatalf("no escalation record in %v", e.records)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+}

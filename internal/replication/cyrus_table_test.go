@@ -1,0 +1,169 @@
+package replication
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// One scenario per row of the design decision table, on the real master, in both
+// delete modes: each ends with the expected replica state and decision record.
+
+var deleteModes = []string{"delayed", "immediate"}
+
+func names(t *testing.T, in *cyruspair.Instance, user string) []string {
+	t.Helper()
+	return in.List(t, user)
+}
+
+func TestCyrusRowRename(t *testing.T) {
+	for _, mode := range deleteModes {
+		t.Run(mode, func(t *testing.T) {
+			e := startEnv(t, mode, false)
+			seedAlice(t, e.p.Master)
+			e.sync(t, "alice")
+			e.p.Master.Rename(t, "alice", "Work", "Projects")
+			res := e.sync(t, "alice")
+			if !hasDecision(res, report.ActionRename, report.EvidenceNameHistory, "user.alice.Work") {
+				t.Fatalf("no rename decision: %+v", res.Decisions)
+			}
+			if res.BodiesSent != 0 {
+				t.Fatalf("rename re-uploaded %d bodies", res.BodiesSent)
+			}
+			assertEqual(t, e.p, e.p.Replica, "alice")
+		})
+	}
+}
+
+func TestCyrusRowMasterOnlyAndDelete(t *testing.T) {
+	for _, mode := range deleteModes {
+		t.Run(mode, func(t *testing.T) {
+			e := startEnv(t, mode, false)
+			seedAlice(t, e.p.Master)
+			e.sync(t, "alice")
+			e.p.Master.CreateFolder(t, "alice", "New")
+			e.p.Master.Append(t, "alice", "New", cyruspair.Message("n", "new"))
+			e.p.Master.Delete(t, "alice", "Sent")
+			res := e.sync(t, "alice")
+			if !hasDecision(res, report.ActionCreate, report.EvidenceNone, "user.alice.New") {
+				t.Fatalf("no create decision: %+v", res.Decisions)
+			}
+			switch mode {
+			case "delayed":
+				if !hasDecision(res, report.ActionMirrorDelete, report.EvidenceDeletedNamespace, "user.alice.Sent") {
+					t.Fatalf("no mirror-delete decision: %+v", res.Decisions)
+				}
+			case "immediate":
+				if !hasDecision(res, report.ActionDelete, report.EvidenceTombstone, "user.alice.Sent") {
+					t.Fatalf("no delete/tombstone decision: %+v", res.Decisions)
+				}
+			}
+			if slices.Contains(names(t, e.p.Replica, "alice"), "INBOX.Sent") {
+				t.Fatal("Sent still live on the replica")
+			}
+			assertEqual(t, e.p, e.p.Replica, "alice")
+		})
+	}
+}
+
+func TestCyrusRowReplicaOnlyKept(t *testing.T) {
+	for _, mode := range deleteModes {
+		t.Run(mode, func(t *testing.T) {
+			e := startEnv(t, mode, false)
+			seedAlice(t, e.p.Master)
+			e.sync(t, "alice")
+			// Split brain: mail written to the replica alone.
+			e.p.Replica.CreateFolder(t, "alice", "Split")
+			e.p.Replica.Append(t, "alice", "Split", cyruspair.Message("only here", "precious"))
+			res := e.sync(t, "alice")
+			if !hasDecision(res, report.ActionKeep, report.EvidenceNone, "user.alice.Split") || res.Kept != 1 {
+				t.Fatalf("no keep decision: %+v", res.Decisions)
+			}
+			if st := e.p.Replica.Status(t, "alice", "Split"); st.Messages != 1 {
+				t.Fatalf("replica-only folder lost mail: %+v", st)
+			}
+		})
+	}
+}
+
+func TestCyrusRowSameNameDifferentUniqueID(t *testing.T) {
+	for _, mode := range deleteModes {
+		t.Run(mode, func(t *testing.T) {
+			e := startEnv(t, mode, false)
+			seedAlice(t, e.p.Master)
+			e.sync(t, "alice")
+			// No evidence: both ends created "Clash" independently.
+			e.p.Master.CreateFolder(t, "alice", "Clash")
+			e.p.Master.Append(t, "alice", "Clash", cyruspair.Message("m", "master's"))
+			e.p.Replica.CreateFolder(t, "alice", "Clash")
+			e.p.Replica.Append(t, "alice", "Clash", cyruspair.Message("r", "replica's"))
+			// With evidence: Work.Old deleted on the master and a new one created.
+			e.p.Master.Delete(t, "alice", "Work.Old")
+			e.p.Master.CreateFolder(t, "alice", "Work.Old")
+			res := e.sync(t, "alice")
+			if !hasDecision(res, report.ActionMoveAside, report.EvidenceNone, "user.alice.Clash") {
+				t.Fatalf("no move-aside decision: %+v", res.Decisions)
+			}
+			// Immediate: recreating the name drops the old uniqueid's N and I records from
+			// mailboxes.db (observed on 3.6.1), so the ledger is the evidence left.
+			wantOld := report.ActionDelete
+			wantEv := report.EvidenceLedger
+			if mode == "delayed" {
+				wantOld, wantEv = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
+			}
+			if !hasDecision(res, wantOld, wantEv, "user.alice.Work.Old") {
+				t.Fatalf("no %s/%s decision for the old Work.Old: %+v", wantOld, wantEv, res.Decisions)
+			}
+			var aside string
+			for _, n := range names(t, e.p.Replica, "alice") {
+				if strings.HasPrefix(n, "Clash-replica-") {
+					aside = n
+				}
+			}
+			if aside == "" {
+				t.Fatalf("replica's Clash not moved aside: %v", names(t, e.p.Replica, "alice"))
+			}
+			if st := e.p.Replica.Status(t, "alice", aside); st.Messages != 1 {
+				t.Fatalf("moved-aside folder lost mail: %+v", st)
+			}
+			// Every master folder is now on the replica; the aside folder is the only extra.
+			res = e.sync(t, "alice")
+			if !res.Equal || res.Kept != 1 {
+				t.Fatalf("after: equal=%v kept=%d %+v", res.Equal, res.Kept, res.Decisions)
+			}
+		})
+	}
+}
+
+func TestCyrusRowCrossUserRename(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	m.CreateUser(t, "bob")
+	e.sync(t, "alice")
+	e.sync(t, "bob")
+	admin := m.IMAPAs(t, e.p.AdminUser)
+	for _, cmd := range []string{`SETACL user.alice.Work admin lrswipkxtecda`, `SETACL user.bob admin lrswipkxtecda`, `RENAME user.alice.Work user.bob.Work`} {
+		if _, err := admin.Cmd("%s", cmd); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+	res := e.sync(t, "bob") // alice must join by herself
+	if !hasDecision(res, report.ActionRename, report.EvidenceNameHistory, "user.alice.Work") {
+		t.Fatalf("no cross-user rename: %+v", res.Decisions)
+	}
+	if res.BodiesSent != 0 {
+		t.Fatalf("cross-user rename uploaded %d bodies", res.BodiesSent)
+	}
+	var users []string
+	for _, u := range res.Users {
+		users = append(users, u.User)
+	}
+	if !slices.Equal(users, []string{"alice", "bob"}) {
+		t.Fatalf("batch users %v", users)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice", "bob")
+}

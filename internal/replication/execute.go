@@ -1,0 +1,254 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+)
+
+// execute carries out a plan's actions in order. It returns the number of message
+// bodies uploaded.
+func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) {
+	replicaByName := map[string]*Folder{}
+	for i := range in.Replica.Folders {
+		f := &in.Replica.Folders[i]
+		replicaByName[f.Name] = f
+	}
+	sent := 0
+	for _, a := range p.Actions {
+		var err error
+		switch a.Op {
+		case OpDelete:
+			if err = x.expectAt(ctx, a.Name, a.UniqueID); err == nil {
+				err = x.Replica.ApplyUnmailbox(ctx, a.Name, false)
+				if errors.Is(err, csync.ErrMailboxNonexistent) {
+					err = nil
+				}
+			}
+		case OpRename:
+			f := replicaByUID(in.Replica.Folders, a.UniqueID)
+			if err = x.expectAt(ctx, a.Name, a.UniqueID); err == nil {
+				r := csync.Rename{Old: a.Name, New: a.NewName}
+				if f != nil {
+					r.Partition, r.UIDValidity = f.Partition, f.UIDValidity
+				}
+				err = x.Replica.ApplyRename(ctx, r, false)
+			}
+		case OpCreate, OpUpdate:
+			var n int
+			n, err = x.syncMailbox(ctx, a, in.Replica.Folders)
+			sent += n
+		default:
+			err = x.applyMeta(ctx, a)
+		}
+		if err != nil {
+			return sent, fmt.Errorf("%s: %w", a, err)
+		}
+	}
+	return sent, nil
+}
+
+func replicaByUID(fs []Folder, uid string) *Folder {
+	for i := range fs {
+		if fs[i].UniqueID == uid {
+			return &fs[i]
+		}
+	}
+	return nil
+}
+
+// syncMailbox creates or updates one folder from the master's full state: it uploads
+// only the bodies APPLY RESERVE reports missing, streaming each from GET FETCH on the
+// master into APPLY MESSAGE on the replica, then sends APPLY MAILBOX with a SINCE_*
+// compare-and-set (retried when the replica moved on). The master's SYNC_CRCs make the
+// replica verify the result end to end.
+func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []Folder) (int, error) {
+	master, err := x.Master.GetFullMailbox(ctx, a.Name)
+	if errors.Is(err, csync.ErrMailboxNonexistent) {
+		// Renamed or deleted on the master since we read it: plan again.
+		return 0, fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("master GET FULLMAILBOX: %w", err)
+	}
+	if master.UniqueID != a.UniqueID {
+		return 0, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
+	}
+	if master.IsTombstoneOrIntermediate() {
+		return 0, x.Replica.ApplyMailbox(ctx, master)
+	}
+	sent := 0
+	const attempts = 3
+	for try := 1; ; try++ {
+		var cur *csync.Mailbox
+		if a.Op == OpUpdate {
+			ms, err := x.Replica.GetMailboxes(ctx, []string{a.Name})
+			if err != nil {
+				return sent, fmt.Errorf("replica GET MAILBOXES: %w", err)
+			}
+			for i := range ms {
+				if ms[i].Name == a.Name {
+					cur = &ms[i]
+				}
+			}
+			if cur != nil && cur.UniqueID != a.UniqueID {
+				return sent, fmt.Errorf("%w: replica %s holds %s", ErrChangedUnderUs, a.Name, cur.UniqueID)
+			}
+		}
+		n, err := x.upload(ctx, master, cur, replicaFolders)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		out := *master
+		out.Raw = csync.Value{}
+		if cur != nil {
+			out.Since = &csync.Since{ModSeq: cur.HighestModSeq, CRC: cur.SyncCRC, CRCAnnot: cur.SyncCRCAnnot}
+			// Only what changed since the replica's state, like sync_client does.
+			out.Records = nil
+			for _, r := range master.Records {
+				if r.ModSeq > cur.HighestModSeq || r.UID > cur.LastUID {
+					out.Records = append(out.Records, r)
+				}
+			}
+		}
+		err = x.Replica.ApplyMailbox(ctx, &out)
+		switch {
+		case err == nil:
+			return sent, nil
+		case errors.Is(err, csync.ErrSyncChanged) && try < attempts:
+			continue // the replica moved between our read and the apply: re-read, retry
+		case errors.Is(err, csync.ErrSyncChecksum) && cur != nil:
+			// Like sync_client's first retry: the whole record list, no SINCE_*.
+			full := *master
+			full.Raw = csync.Value{}
+			if err2 := x.Replica.ApplyMailbox(ctx, &full); err2 != nil {
+				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
+			}
+			return sent, nil
+		default:
+			return sent, fmt.Errorf("APPLY MAILBOX: %w", err)
+		}
+	}
+}
+
+// upload stages on the replica every body the new records need: RESERVE first (the
+// replica links copies it already holds, e.g. after a rename or COPY), then APPLY
+// MESSAGE for the missing ones only.
+func (x *Executor) upload(ctx context.Context, master, cur *csync.Mailbox, replicaFolders []Folder) (int, error) {
+	var lastUID uint32
+	if cur != nil {
+		lastUID = cur.LastUID
+	}
+	byGUID := map[string]csync.Record{}
+	var guids []string
+	for _, r := range master.Records {
+		if r.UID <= lastUID || r.Expunged() {
+			continue
+		}
+		if _, dup := byGUID[r.GUID]; !dup {
+			byGUID[r.GUID] = r
+			guids = append(guids, r.GUID)
+		}
+	}
+	if len(guids) == 0 {
+		return 0, nil
+	}
+	var names []string
+	for _, f := range replicaFolders {
+		if f.Partition == master.Partition || f.Partition == "" {
+			names = append(names, f.Name)
+		}
+	}
+	missing := guids
+	if len(names) > 0 {
+		var all []string
+		for start := 0; start < len(guids); start += 8192 {
+			chunk := guids[start:min(start+8192, len(guids))]
+			m, err := x.Replica.ApplyReserve(ctx, master.Partition, names, chunk)
+			if err != nil {
+				return 0, fmt.Errorf("APPLY RESERVE: %w", err)
+			}
+			all = append(all, m...)
+		}
+		missing = all
+	}
+	if len(missing) == 0 {
+		return 0, nil
+	}
+	sent := 0
+	for start := 0; start < len(missing); start += 1024 {
+		chunk := missing[start:min(start+1024, len(missing))]
+		n, err := x.Replica.ApplyMessage(ctx, x.fetchBodies(ctx, master, chunk, byGUID))
+		sent += n
+		if err != nil {
+			return sent, fmt.Errorf("APPLY MESSAGE: %w", err)
+		}
+	}
+	return sent, nil
+}
+
+// fetchBodies streams bodies from the master one at a time: each GET FETCH body is read
+// straight into the replica connection and closed before the next is opened.
+func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids []string, byGUID map[string]csync.Record) iter.Seq2[csync.Message, error] {
+	return func(yield func(csync.Message, error) bool) {
+		for _, g := range guids {
+			r, ok := byGUID[g]
+			if !ok {
+				yield(csync.Message{}, fmt.Errorf("replica reported unknown GUID %s missing", g))
+				return
+			}
+			body, err := x.Master.Fetch(ctx, csync.FetchRequest{MboxName: master.Name, Partition: master.Partition, UniqueID: master.UniqueID, GUID: g, UID: r.UID})
+			if err != nil {
+				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
+				return
+			}
+			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: body}, nil)
+			if err := body.Close(); err != nil && more {
+				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
+				return
+			}
+			if !more {
+				return
+			}
+		}
+	}
+}
+
+// applyMeta carries out quota, seen, subscription and sieve actions.
+func (x *Executor) applyMeta(ctx context.Context, a Action) error {
+	switch a.Op {
+	case OpQuota:
+		return x.Replica.ApplyQuota(ctx, &csync.Quota{Root: a.Quota.Root, Resources: a.Quota.Limits})
+	case OpUnquota:
+		return x.Replica.ApplyUnquota(ctx, a.Quota.Root)
+	case OpSeen:
+		s := a.Seen
+		return x.Replica.ApplySeen(ctx, a.User, &csync.Seen{UniqueID: s.UniqueID, LastRead: s.LastRead, LastUID: s.LastUID, LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
+	case OpSub:
+		return x.Replica.ApplySub(ctx, a.User, a.Sub)
+	case OpUnsub:
+		return x.Replica.ApplyUnsub(ctx, a.User, a.Sub)
+	case OpSieve:
+		s, err := x.Master.FetchSieve(ctx, a.User, a.Sieve.Name)
+		if err != nil {
+			return fmt.Errorf("master GET FETCH_SIEVE: %w", err)
+		}
+		s.UserID, s.LastUpdate = a.User, a.Sieve.LastUpdate
+		if err := x.Replica.ApplySieve(ctx, s); err != nil {
+			return err
+		}
+		if a.Sieve.Active {
+			return x.Replica.ApplyActivateSieve(ctx, a.User, a.Sieve.Name)
+		}
+		return nil
+	case OpUnsieve:
+		return x.Replica.ApplyUnsieve(ctx, a.User, a.Sieve.Name)
+	case OpUnactivateSieve:
+		return x.Replica.ApplyUnactivateSieve(ctx, a.User)
+	}
+	return fmt.Errorf("unknown action %q", a.Op)
+}

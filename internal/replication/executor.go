@@ -1,0 +1,280 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// Executor carries out plans for batches of users over one master and one replica
+// connection. It is not safe for concurrent use; run one per worker.
+type Executor struct {
+	Pair    string
+	Master  MasterReader
+	Replica ReplicaWriter
+	// MailboxesDB reads the master's mailboxes.db (nil: not available). Called once per
+	// batch, so tombstones are current.
+	MailboxesDB func(ctx context.Context) (*MailboxesDB, error)
+	Ledger      *Ledger // nil: no ledger
+	Now         func() time.Time
+	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
+	Emit func(rec any)
+	// Close releases the connections (nil: nothing to release).
+	Close func()
+}
+
+// BatchResult is the outcome of one batch.
+type BatchResult struct {
+	Users      []report.UserResult
+	Decisions  []report.Decision
+	Mismatches []report.Mismatch
+	Actions    map[string]int // by report.Action, plus meta ops by Op
+	BodiesSent int
+	Kept       int  // replica-only folders kept for lack of evidence
+	Equal      bool // after the batch, the replica equals the master (keeps aside)
+	// MailboxLevel: only the logged folders were compared (no escalation was needed).
+	MailboxLevel bool
+	DurationMS   int64
+}
+
+// maxRounds bounds re-planning (cross-user joins, and the verification pass).
+const maxRounds = 4
+
+func (x *Executor) now() time.Time {
+	if x.Now != nil {
+		return x.Now()
+	}
+	return time.Now().UTC()
+}
+
+func (x *Executor) emit(rec any) {
+	if x.Emit != nil {
+		x.Emit(rec)
+	}
+}
+
+// Sync brings the named users (and any user a cross-user rename joins) up to date, then
+// re-reads both ends to confirm. With verify it only compares and reports.
+func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
+	start := x.now()
+	res := &BatchResult{Actions: map[string]int{}}
+	users = slices.Clone(users)
+	sort.Strings(users)
+	var lastPlan Plan
+	applied := false
+	for round := 0; round < maxRounds; round++ {
+		in, err := x.gather(ctx, users)
+		if err != nil {
+			return res, err
+		}
+		p := Compute(in)
+		if len(p.NeedUsers) > 0 {
+			users = append(users, p.NeedUsers...)
+			sort.Strings(users)
+			users = slices.Compact(users)
+			continue
+		}
+		lastPlan = p
+		if !applied {
+			// The records of what was found and decided come from the first plan; later
+			// rounds only confirm the result.
+			for _, d := range p.Decisions {
+				res.Decisions = append(res.Decisions, d)
+				res.Actions[string(d.Action)]++
+				x.emit(decisionLine{Type: "decision", Decision: d})
+			}
+			for _, m := range p.Mismatches {
+				res.Mismatches = append(res.Mismatches, m)
+				x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
+			}
+		}
+		if verify || p.Empty() || round == maxRounds-1 {
+			break
+		}
+		n, err := x.execute(ctx, &p, in)
+		res.BodiesSent += n
+		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
+			// Someone changed a folder between our read and our write (a rename on
+			// the master, a write on the replica): read both ends again and re-plan.
+			applied = true
+			res.Actions["replan"]++
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		applied = true
+		if err := x.Replica.Restart(ctx); err != nil {
+			return res, fmt.Errorf("replica RESTART: %w", err)
+		}
+	}
+	res.Kept = lastPlan.Kept
+	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0
+	res.DurationMS = x.now().Sub(start).Milliseconds()
+	x.userResults(res, users)
+	return res, nil
+}
+
+// userResults fills one UserResult per user of the batch.
+func (x *Executor) userResults(res *BatchResult, users []string) {
+	dur := res.DurationMS
+	for _, u := range users {
+		ur := report.UserResult{User: u, DurationMS: dur, BodiesSent: res.BodiesSent, Attempts: 1}
+		for _, d := range res.Decisions {
+			if d.User == u {
+				ur.Decisions++
+				if d.Action != report.ActionKeep {
+					ur.Actions++
+				}
+			}
+		}
+		for _, m := range res.Mismatches {
+			if m.User == u {
+				ur.Mismatches++
+			}
+		}
+		switch {
+		case !res.Equal:
+			ur.Outcome = report.OutcomeDiffers
+		case ur.Actions > 0 || ur.Mismatches > 0:
+			ur.Outcome = report.OutcomeSynced
+		default:
+			ur.Outcome = report.OutcomeEqual
+		}
+		res.Users = append(res.Users, ur)
+	}
+}
+
+type decisionLine struct {
+	Type string `json:"type"`
+	report.Decision
+}
+
+type mismatchLine struct {
+	Type string `json:"type"`
+	report.Mismatch
+}
+
+// gather reads both ends for the users and collects the evidence.
+func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
+	in := Input{Pair: x.Pair, Now: x.now(), Users: users,
+		Master:  Snapshot{Meta: map[string]*Meta{}},
+		Replica: Snapshot{Meta: map[string]*Meta{}}}
+	var ledgers Ledgers
+	for _, u := range users {
+		mu, err := x.Master.GetUser(ctx, u)
+		if err != nil {
+			return in, fmt.Errorf("master GET USER %s: %w", u, err)
+		}
+		ru, err := x.Replica.GetUser(ctx, u)
+		if err != nil {
+			return in, fmt.Errorf("replica GET USER %s: %w", u, err)
+		}
+		ms, rs := sideFromUserState(mu), sideFromUserState(ru)
+		in.Master.Folders = append(in.Master.Folders, ms.folders...)
+		in.Replica.Folders = append(in.Replica.Folders, rs.folders...)
+		if ms.meta != nil {
+			in.Master.Meta[u] = ms.meta
+		}
+		if rs.meta != nil {
+			in.Replica.Meta[u] = rs.meta
+		}
+		if x.Ledger != nil {
+			l, err := x.Ledger.Load(u)
+			if err != nil {
+				return in, err
+			}
+			if l.Record(ms.folders, in.Now) {
+				if err := x.Ledger.Save(l); err != nil {
+					return in, fmt.Errorf("save ledger: %w", err)
+				}
+			}
+			ledgers = append(ledgers, l)
+		}
+	}
+	if x.Ledger != nil {
+		in.Evidence.Ledger = ledgers
+	}
+	if x.MailboxesDB != nil {
+		db, err := x.MailboxesDB(ctx)
+		if err != nil {
+			return in, fmt.Errorf("master mailboxes.db: %w", err)
+		}
+		db.Evidence(&in.Evidence)
+		for i := range in.Master.Folders {
+			f := &in.Master.Folders[i]
+			f.History = db.History[f.UniqueID]
+		}
+	}
+	// Look up one-end-only uniqueids at the other end, by uniqueid.
+	mUID, _ := byUID(in.Master.Folders)
+	rUID, _ := byUID(in.Replica.Folders)
+	var replicaOnly, masterOnly []string
+	for uid := range rUID {
+		if _, ok := mUID[uid]; !ok {
+			replicaOnly = append(replicaOnly, uid)
+		}
+	}
+	for uid := range mUID {
+		if _, ok := rUID[uid]; !ok {
+			masterOnly = append(masterOnly, uid)
+		}
+	}
+	var err error
+	if in.Evidence.MasterLookup, err = lookupUIDs(ctx, x.Master.GetUniqueIDs, replicaOnly); err != nil {
+		return in, fmt.Errorf("master GET UNIQUEIDS: %w", err)
+	}
+	if in.Evidence.ReplicaLookup, err = lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly); err != nil {
+		return in, fmt.Errorf("replica GET UNIQUEIDS: %w", err)
+	}
+	return in, nil
+}
+
+func lookupUIDs(ctx context.Context, get func(context.Context, []string) ([]csync.Mailbox, error), uids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(uids) == 0 {
+		return out, nil
+	}
+	sort.Strings(uids)
+	for _, u := range uids {
+		out[u] = ""
+	}
+	ms, err := get(ctx, uids)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if _, asked := out[m.UniqueID]; asked {
+			out[m.UniqueID] = m.Name
+		}
+	}
+	return out, nil
+}
+
+// ErrChangedUnderUs means the replica no longer holds the expected uniqueid at a name
+// right before a delete or rename: another writer is active. The batch is retried.
+var ErrChangedUnderUs = errors.New("replica changed under us")
+
+// expectAt re-checks, immediately before a delete or rename is sent, that the replica
+// still holds uid at name.
+func (x *Executor) expectAt(ctx context.Context, name, uid string) error {
+	ms, err := x.Replica.GetMailboxes(ctx, []string{name})
+	if err != nil {
+		return fmt.Errorf("replica GET MAILBOXES %s: %w", name, err)
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			if m.UniqueID != uid {
+				return fmt.Errorf("%w: %s holds %s, expected %s", ErrChangedUnderUs, name, m.UniqueID, uid)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is gone, expected %s", ErrChangedUnderUs, name, uid)
+}

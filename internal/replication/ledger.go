@@ -1,0 +1,112 @@
+package replication
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Ledger is the replicator's own record of the uniqueids it has seen live on the
+// master, one small JSON file per user under <state-dir>/ledger/, each written
+// atomically (temp file, fsync, rename, fsync dir) so it survives SIGKILL and restarts.
+// It is the weakest evidence: used only when mailboxes.db is not readable, and only
+// together with a master lookup by uniqueid that finds nothing.
+type Ledger struct{ dir string }
+
+// LedgerEntry is one uniqueid seen on the master.
+type LedgerEntry struct {
+	Name      string    `json:"name"`
+	FirstSeen time.Time `json:"firstSeen"`
+	LastSeen  time.Time `json:"lastSeen"`
+}
+
+// UserLedger is one user's part of the ledger.
+type UserLedger struct {
+	User    string                 `json:"user"`
+	Entries map[string]LedgerEntry `json:"entries"` // by uniqueid
+}
+
+// OpenLedger opens (creating) the ledger under stateDir.
+func OpenLedger(stateDir string) (*Ledger, error) {
+	dir := filepath.Join(stateDir, "ledger")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create ledger dir: %w", err)
+	}
+	return &Ledger{dir: dir}, nil
+}
+
+func (l *Ledger) path(user string) string {
+	return filepath.Join(l.dir, "user-"+url.PathEscape(user)+".json")
+}
+
+// Load reads a user's ledger; a user never seen gives an empty one.
+func (l *Ledger) Load(user string) (*UserLedger, error) {
+	u := &UserLedger{User: user, Entries: map[string]LedgerEntry{}}
+	b, err := os.ReadFile(l.path(user))
+	if errors.Is(err, fs.ErrNotExist) {
+		return u, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ledger of %s: %w", user, err)
+	}
+	if err := json.Unmarshal(b, u); err != nil {
+		return nil, fmt.Errorf("ledger of %s is corrupt: %w", user, err)
+	}
+	if u.Entries == nil {
+		u.Entries = map[string]LedgerEntry{}
+	}
+	return u, nil
+}
+
+// Save writes a user's ledger atomically.
+func (l *Ledger) Save(u *UserLedger) error {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(l.path(u.User), b, 0o600)
+}
+
+// Record notes every live master folder of the user; it reports whether anything changed.
+func (u *UserLedger) Record(folders []Folder, now time.Time) bool {
+	changed := false
+	for _, f := range folders {
+		if f.UniqueID == "" || UserOf(f.Name) != u.User {
+			continue
+		}
+		e, ok := u.Entries[f.UniqueID]
+		if !ok {
+			e.FirstSeen = now
+		}
+		if !ok || e.Name != f.Name {
+			changed = true
+		}
+		e.Name, e.LastSeen = f.Name, now
+		u.Entries[f.UniqueID] = e
+	}
+	return changed
+}
+
+// SeenOnMaster implements LedgerView.
+func (u *UserLedger) SeenOnMaster(uid string) (string, bool) {
+	e, ok := u.Entries[uid]
+	return e.Name, ok
+}
+
+// Ledgers is the LedgerView of a batch: the ledgers of all its users.
+type Ledgers []*UserLedger
+
+// SeenOnMaster implements LedgerView.
+func (ls Ledgers) SeenOnMaster(uid string) (string, bool) {
+	for _, u := range ls {
+		if n, ok := u.SeenOnMaster(uid); ok {
+			return n, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,189 @@
+package replication
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// appendLog writes one entry the way Cyrus's sync_log_base does: open O_APPEND, flock,
+// check the inode is still "log", one write, fsync.
+func appendLog(t testing.TB, dir, line string) {
+	t.Helper()
+	path := filepath.Join(dir, "log")
+	for range 64 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		fst, _ := f.Stat()
+		st, err := os.Stat(path)
+		if err != nil || !os.SameFile(fst, st) {
+			f.Close()
+			continue
+		}
+		if _, err := f.WriteString(line + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		f.Sync()
+		f.Close()
+		return
+	}
+	t.Fatal("log kept moving")
+}
+
+func TestLogDirCycle(t *testing.T) {
+	dir := t.TempDir()
+	l := LogDir{Dir: dir}
+	if err := l.ConsumeOnce(func([]LogEntry, []BadLine, bool) error { return nil }); !errors.Is(err, ErrNoLog) {
+		t.Fatalf("empty dir: %v", err)
+	}
+	appendLog(t, dir, "MAILBOX user.a")
+	appendLog(t, dir, "garbage(")
+	boom := errors.New("replica down")
+	err := l.ConsumeOnce(func(e []LogEntry, bad []BadLine, re bool) error {
+		if len(e) != 1 || len(bad) != 1 || re {
+			t.Fatalf("first pass: %v %v %v", e, bad, re)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("want handler error, got %v", err)
+	}
+	// New entries arrive in a fresh log while log-run waits.
+	appendLog(t, dir, "MAILBOX user.b")
+	var seen []string
+	if err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, re bool) error {
+		if !re {
+			t.Fatal("leftover log-run not marked reprocessed")
+		}
+		for _, x := range e {
+			seen = append(seen, x.Args[0])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, re bool) error {
+		for _, x := range e {
+			seen = append(seen, x.Args[0])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[user.a user.b]" {
+		t.Fatalf("seen %v", seen)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log-run")); !os.IsNotExist(err) {
+		t.Fatalf("log-run left behind: %v", err)
+	}
+}
+
+// TestLogDirSIGKILL runs a consumer in a child process, kills it with SIGKILL at
+// arbitrary moments while a writer keeps appending, restarts it, and checks that every
+// written entry was processed at least once.
+func TestLogDirSIGKILL(t *testing.T) {
+	if os.Getenv("CYRUSREPL_LOGDIR_CHILD") != "" {
+		return
+	}
+	dir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "processed")
+	const total = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range total {
+			appendLog(t, dir, fmt.Sprintf("MAILBOX user.u%d", i))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLogDirChild$")
+		cmd.Env = append(os.Environ(), "CYRUSREPL_LOGDIR_CHILD="+dir, "CYRUSREPL_LOGDIR_OUT="+out)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	kills := 0
+	for writing := true; writing; {
+		select {
+		case <-done:
+			writing = false
+		default:
+		}
+		cmd := start()
+		time.Sleep(time.Duration(5+kills%7*3) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		kills++
+	}
+	// A last run with no kill drains everything.
+	drain := exec.Command(os.Args[0], "-test.run=^TestLogDirChild$")
+	drain.Env = append(os.Environ(), "CYRUSREPL_LOGDIR_CHILD="+dir, "CYRUSREPL_LOGDIR_OUT="+out, "CYRUSREPL_LOGDIR_DRAIN=1")
+	if b, err := drain.CombinedOutput(); err != nil {
+		t.Fatalf("drain: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		got[sc.Text()] = true
+	}
+	for i := range total {
+		if !got["user.u"+strconv.Itoa(i)] {
+			t.Fatalf("entry %d lost after %d SIGKILLs", i, kills)
+		}
+	}
+	t.Logf("%d SIGKILLs, %d entries, none lost", kills, total)
+}
+
+// TestLogDirChild is the consumer the SIGKILL test runs as a child process: it appends
+// every entry to the output file (fsync) before the cycle ends, like an executor that
+// finishes replicating before log-run is removed.
+func TestLogDirChild(t *testing.T) {
+	dir := os.Getenv("CYRUSREPL_LOGDIR_CHILD")
+	if dir == "" {
+		t.Skip("helper for TestLogDirSIGKILL")
+	}
+	drain := os.Getenv("CYRUSREPL_LOGDIR_DRAIN") != ""
+	out, err := os.OpenFile(os.Getenv("CYRUSREPL_LOGDIR_OUT"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := LogDir{Dir: dir}
+	for {
+		err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, _ bool) error {
+			for _, x := range e {
+				fmt.Fprintln(out, x.Args[0])
+				time.Sleep(50 * time.Microsecond)
+			}
+			return out.Sync()
+		})
+		if errors.Is(err, ErrNoLog) {
+			if drain {
+				return
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

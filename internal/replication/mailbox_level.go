@@ -1,0 +1,126 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// escalationRecord is the JSON line written when a mailbox-level batch becomes a full
+// user sync.
+type escalationRecord struct {
+	Type   string   `json:"type"`
+	Users  []string `json:"users"`
+	Reason string   `json:"reason"`
+}
+
+// SyncWork runs a log batch. When every user of the batch only has MAILBOX/APPEND-level
+// work, it compares just the named folders (plus their name history); if a folder then
+// exists at one end only, a name is held by different uniqueids, or a uniqueid has
+// different names, it escalates to a full user sync, as does any user-level entry.
+func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult, error) {
+	users := make([]string, len(work))
+	var names []string
+	full := false
+	for i, w := range work {
+		users[i] = w.User
+		full = full || w.Full || w.Meta || len(w.Mailboxes) == 0
+		names = append(names, w.Mailboxes...)
+	}
+	if full {
+		return x.Sync(ctx, users, false)
+	}
+	res, escalate, err := x.syncMailboxes(ctx, users, names)
+	if err != nil || escalate == "" {
+		return res, err
+	}
+	x.emit(escalationRecord{Type: "escalation", Users: users, Reason: escalate})
+	return x.Sync(ctx, users, false)
+}
+
+// syncMailboxes is the mailbox-level path. It returns a non-empty reason when the batch
+// must escalate to a full user sync instead.
+func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*BatchResult, string, error) {
+	start := x.now()
+	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
+	if x.MailboxesDB != nil {
+		db, err := x.MailboxesDB(ctx)
+		if err != nil {
+			return res, "", fmt.Errorf("master mailboxes.db: %w", err)
+		}
+		// The names this batch touches include every former name of their folders.
+		for _, n := range slices.Clone(names) {
+			if uid := liveUID(db, n); uid != "" {
+				names = append(names, db.History[uid]...)
+			}
+		}
+	}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	applied := false
+	for round := 0; round < maxRounds; round++ {
+		ms, err := x.Master.GetMailboxes(ctx, names)
+		if err != nil {
+			return res, "", fmt.Errorf("master GET MAILBOXES: %w", err)
+		}
+		rs, err := x.Replica.GetMailboxes(ctx, names)
+		if err != nil {
+			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
+		}
+		in := Input{Pair: x.Pair, Now: x.now(), Users: users}
+		for i := range ms {
+			in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
+		}
+		for i := range rs {
+			in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
+		}
+		if esc, why := NeedsFullSync(names, in.Master.Folders, in.Replica.Folders); esc {
+			return res, why, nil
+		}
+		p := Compute(in)
+		if !applied {
+			for _, d := range p.Decisions {
+				res.Decisions = append(res.Decisions, d)
+				res.Actions[string(d.Action)]++
+				x.emit(decisionLine{Type: "decision", Decision: d})
+			}
+			for _, m := range p.Mismatches {
+				res.Mismatches = append(res.Mismatches, m)
+				x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
+			}
+		}
+		if p.Empty() {
+			res.Equal = true
+			break
+		}
+		if round == maxRounds-1 {
+			break
+		}
+		n, err := x.execute(ctx, &p, in)
+		res.BodiesSent += n
+		applied = true
+		if errors.Is(err, ErrChangedUnderUs) {
+			return res, err.Error(), nil
+		}
+		if err != nil {
+			return res, "", err
+		}
+		if err := x.Replica.Restart(ctx); err != nil {
+			return res, "", fmt.Errorf("replica RESTART: %w", err)
+		}
+	}
+	res.DurationMS = x.now().Sub(start).Milliseconds()
+	x.userResults(res, users)
+	return res, "", nil
+}
+
+func liveUID(db *MailboxesDB, name string) string {
+	for uid, n := range db.Live {
+		if n == name {
+			return uid
+		}
+	}
+	return ""
+}

@@ -1,0 +1,335 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MailboxesDB is the evidence read from the master's mailboxes.db (§6): which uniqueids
+// are live where, tombstones, and name history.
+type MailboxesDB struct {
+	Live       map[string]string    // uniqueid → internal name of its live N record
+	Tombstones map[string]Tombstone // uniqueids with no live folder anywhere on the master
+	History    map[string][]string  // uniqueid → former internal names, newest first
+	Bad        []string             // records that could not be parsed (skipped)
+}
+
+// DefaultCyrusBin is where Debian installs Cyrus's tools.
+const DefaultCyrusBin = "/usr/lib/cyrus/bin"
+
+// ReadMailboxesDB dumps the master's mailboxes.db with Cyrus's own cyr_dbtool (given the
+// master's imapd.conf) and parses it. It only reads.
+func ReadMailboxesDB(ctx context.Context, cyrusBin, imapdConf string) (*MailboxesDB, error) {
+	if cyrusBin == "" {
+		cyrusBin = DefaultCyrusBin
+	}
+	confPath, err := filepath.Abs(imapdConf)
+	if err != nil {
+		return nil, err
+	}
+	confDir, err := ConfigDirectory(confPath)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(cyrusBin, "cyr_dbtool"), "-C", confPath,
+		filepath.Join(confDir, "mailboxes.db"), "twoskip", "show")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("cyr_dbtool show mailboxes.db: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return ParseMailboxesDB(stdout.Bytes()), nil
+}
+
+// ConfigDirectory returns the configdirectory setting of an imapd.conf.
+func ConfigDirectory(imapdConf string) (string, error) {
+	f, err := os.Open(imapdConf)
+	if err != nil {
+		return "", fmt.Errorf("open imapd.conf: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "configdirectory" {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("read imapd.conf: %w", err)
+	}
+	return "", errors.New("imapd.conf has no configdirectory")
+}
+
+type mbRecord struct {
+	name string // N records: internal name; I records: the N field
+	uid  string
+	typ  string
+	mtim int64
+	hist []string
+}
+
+// ParseMailboxesDB parses a `cyr_dbtool … twoskip show` dump: one record per line,
+// key TAB value, keys N<dbname> and I<uniqueid>, values dlist kvlists.
+func ParseMailboxesDB(dump []byte) *MailboxesDB {
+	db := &MailboxesDB{Live: map[string]string{}, Tombstones: map[string]Tombstone{}, History: map[string][]string{}}
+	var ns, is []mbRecord
+	for _, line := range bytes.Split(dump, []byte{'\n'}) {
+		if len(line) == 0 {
+			continue
+		}
+		key, val, ok := bytes.Cut(line, []byte{'\t'})
+		if !ok || len(key) < 2 || (key[0] != 'N' && key[0] != 'I') {
+			continue // version key, reverse-ACL records, …
+		}
+		kv, err := parseKVList(string(val))
+		if err != nil {
+			db.Bad = append(db.Bad, fmt.Sprintf("%q: %v", key, err))
+			continue
+		}
+		r := mbRecord{typ: kv.str("T"), mtim: kv.num("M")}
+		if key[0] == 'N' {
+			r.name, r.uid = DBNameToInternal(string(key[1:])), kv.str("I")
+			ns = append(ns, r)
+			continue
+		}
+		r.uid, r.name = string(key[1:]), DBNameToInternal(kv.str("N"))
+		for _, h := range kv.list("H") {
+			if n := h.str("N"); n != "" {
+				r.hist = append(r.hist, DBNameToInternal(n))
+			}
+		}
+		is = append(is, r)
+	}
+	liveAt := map[string]string{} // name → uid of live N records
+	for _, r := range ns {
+		if r.uid != "" && !strings.ContainsRune(r.typ, 'd') {
+			db.Live[r.uid] = r.name
+			liveAt[r.name] = r.uid
+		}
+	}
+	for _, r := range ns {
+		if r.uid == "" || !strings.ContainsRune(r.typ, 'd') {
+			continue
+		}
+		if _, live := db.Live[r.uid]; live {
+			continue // renamed away: the old name's tombstone, not a deletion
+		}
+		if t, ok := db.Tombstones[r.uid]; !ok || r.mtim > t.MTime {
+			db.Tombstones[r.uid] = Tombstone{UniqueID: r.uid, Name: r.name, MTime: r.mtim}
+		}
+	}
+	for _, r := range is {
+		if len(r.hist) > 0 {
+			db.History[r.uid] = r.hist
+		}
+		if _, live := db.Live[r.uid]; live {
+			continue
+		}
+		if _, ok := db.Tombstones[r.uid]; ok {
+			continue
+		}
+		// An I record for a uniqueid with no live N record: deleted (type d) or an
+		// orphan left when a DELETED.* folder was purged (3.6.1, §6.2).
+		if liveAt[r.name] != r.uid {
+			db.Tombstones[r.uid] = Tombstone{UniqueID: r.uid, Name: r.name, Orphan: !strings.ContainsRune(r.typ, 'd'), MTime: r.mtim}
+		}
+	}
+	return db
+}
+
+// Evidence merges the database into an Evidence value.
+func (db *MailboxesDB) Evidence(e *Evidence) {
+	if db == nil {
+		return
+	}
+	e.Tombstones = db.Tombstones
+	e.History = db.History
+}
+
+// kv is a parsed dlist kvlist (values: string, []any for lists, kv for nested kvlists).
+type kv map[string]any
+
+func (k kv) str(key string) string { s, _ := k[key].(string); return s }
+
+func (k kv) num(key string) int64 {
+	n, _ := strconv.ParseInt(k.str(key), 10, 64)
+	return n
+}
+
+func (k kv) list(key string) []kv {
+	items, _ := k[key].([]any)
+	var out []kv
+	for _, it := range items {
+		if m, ok := it.(kv); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// parseKVList parses the small dlist subset mailboxes.db values use: %( key value … ),
+// ( … ), atoms, "quoted" strings with backslash escapes, {N} literals, NIL.
+func parseKVList(s string) (kv, error) {
+	p := &dlp{s: s}
+	v, err := p.value()
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(kv)
+	if !ok {
+		return nil, errors.New("value is not a kvlist")
+	}
+	return m, nil
+}
+
+type dlp struct {
+	s string
+	i int
+}
+
+func (p *dlp) skip() {
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\r' || p.s[p.i] == '\n') {
+		p.i++
+	}
+}
+
+func (p *dlp) value() (any, error) {
+	p.skip()
+	if p.i >= len(p.s) {
+		return nil, errShort
+	}
+	switch {
+	case strings.HasPrefix(p.s[p.i:], "%("):
+		p.i += 2
+		m := kv{}
+		for {
+			p.skip()
+			if p.i >= len(p.s) {
+				return nil, errShort
+			}
+			if p.s[p.i] == ')' {
+				p.i++
+				return m, nil
+			}
+			k, err := p.atom()
+			if err != nil {
+				return nil, err
+			}
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+	case p.s[p.i] == '(':
+		p.i++
+		var items []any
+		for {
+			p.skip()
+			if p.i >= len(p.s) {
+				return nil, errShort
+			}
+			if p.s[p.i] == ')' {
+				p.i++
+				return items, nil
+			}
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, v)
+		}
+	case p.s[p.i] == '"':
+		var b strings.Builder
+		for p.i++; p.i < len(p.s); p.i++ {
+			c := p.s[p.i]
+			if c == '\\' && p.i+1 < len(p.s) {
+				p.i++
+				b.WriteByte(p.s[p.i])
+				continue
+			}
+			if c == '"' {
+				p.i++
+				return b.String(), nil
+			}
+			b.WriteByte(c)
+		}
+		return nil, errShort
+	case p.s[p.i] == '{':
+		end := strings.IndexByte(p.s[p.i:], '}')
+		if end < 0 {
+			return nil, errShort
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(p.s[p.i+1:p.i+end], "+"))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad literal size")
+		}
+		p.i += end + 1
+		if p.i < len(p.s) && p.s[p.i] == '\r' {
+			p.i++
+		}
+		if p.i < len(p.s) && p.s[p.i] == '\n' {
+			p.i++
+		}
+		if p.i+n > len(p.s) {
+			return nil, errShort
+		}
+		v := p.s[p.i : p.i+n]
+		p.i += n
+		return v, nil
+	}
+	a, err := p.atom()
+	if err != nil {
+		return nil, err
+	}
+	if a == "NIL" {
+		return "", nil
+	}
+	return a, nil
+}
+
+func (p *dlp) atom() (string, error) {
+	start := p.i
+	for p.i < len(p.s) && !strings.ContainsRune(" ()\"\r\n", rune(p.s[p.i])) {
+		p.i++
+	}
+	if p.i == start {
+		return "", fmt.Errorf("expected atom at offset %d", start)
+	}
+	return p.s[start:p.i], nil
+}
+
+// CachedMailboxesDB shares one read of mailboxes.db between batches for ttl. A stale
+// read is safe: it can only lack a newer tombstone (the folder is then kept, not
+// deleted), never invent one, because uniqueids are never reused.
+func CachedMailboxesDB(ttl time.Duration, read func(ctx context.Context) (*MailboxesDB, error)) func(ctx context.Context) (*MailboxesDB, error) {
+	var mu sync.Mutex
+	var db *MailboxesDB
+	var at time.Time
+	return func(ctx context.Context) (*MailboxesDB, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if db != nil && time.Since(at) < ttl {
+			return db, nil
+		}
+		fresh, err := read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		db, at = fresh, time.Now()
+		return db, nil
+	}
+}

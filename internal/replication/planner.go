@@ -1,0 +1,309 @@
+package replication
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// Input is everything the planner looks at for one batch. It is plain data: the planner
+// does no I/O and is deterministic for a given Input.
+type Input struct {
+	Pair     string
+	Now      time.Time
+	Users    []string // the users of the batch
+	Master   Snapshot
+	Replica  Snapshot
+	Evidence Evidence
+}
+
+// move is a pending rename of a replica folder.
+type move struct {
+	uid, from, to string
+}
+
+// planner holds the working state of one Plan call.
+type planner struct {
+	in      *Input
+	out     Plan
+	m, r    map[string]*Folder // by uniqueid
+	inBatch map[string]bool
+	moves   []move
+	deletes []*Folder
+	creates []*Folder
+	updates []*Folder
+	need    map[string]bool
+	// occupied is the replica's name → uniqueid map as the plan proceeds.
+	occupied map[string]string
+}
+
+// Compute plans one batch: the ordered actions that make the replica equal to the master
+// for every live master folder, plus a decision record for every folder acted on or
+// kept, and a mismatch record for every difference found. It never plans a delete
+// without evidence from the master.
+func Compute(in Input) Plan {
+	p := &planner{in: &in, inBatch: map[string]bool{}, need: map[string]bool{}}
+	for _, u := range in.Users {
+		p.inBatch[u] = true
+	}
+	var dups []*Folder
+	p.m, _ = byUID(in.Master.Folders)
+	p.r, dups = byUID(in.Replica.Folders)
+	for _, d := range dups {
+		p.mismatch(report.MismatchUniqueIDCollision, d.UniqueID, "", d.Name, "uniqueid held twice on the replica; left alone")
+	}
+	p.matchMaster()
+	blocked := p.replicaOnly()
+	p.orderRenames()
+	p.emitCreatesUpdates(blocked)
+	p.meta()
+	for u := range p.need {
+		p.out.NeedUsers = append(p.out.NeedUsers, u)
+	}
+	sort.Strings(p.out.NeedUsers)
+	return p.out
+}
+
+// matchMaster walks the master's folders and pairs them with the replica's by uniqueid.
+func (p *planner) matchMaster() {
+	for _, m := range sortedFolders(p.m) {
+		r, ok := p.r[m.UniqueID]
+		if !ok {
+			if name := p.in.Evidence.ReplicaLookup[m.UniqueID]; name != "" {
+				// The replica holds it under a user outside the batch: that user must join.
+				p.need[UserOf(name)] = true
+				p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, name, "held by another user on the replica; both users join the batch")
+				continue
+			}
+			p.creates = append(p.creates, m)
+			p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
+			continue
+		}
+		if r.Name != m.Name {
+			p.moves = append(p.moves, move{uid: m.UniqueID, from: r.Name, to: m.Name})
+			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
+			action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
+			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
+				action, ev = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
+				reason = "master moved the folder to its DELETED namespace (delayed delete); " + reason
+			}
+			p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
+		}
+		if d := contentDiff(m, r); d != "" {
+			p.updates = append(p.updates, m)
+			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
+			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
+		}
+	}
+}
+
+func (p *planner) renameReason(m, r *Folder) string {
+	hist := append(slices.Clone(m.History), p.in.Evidence.History[m.UniqueID]...)
+	if slices.Contains(hist, r.Name) {
+		return "same uniqueid; master name history has " + r.Name
+	}
+	return "same uniqueid under another name"
+}
+
+// replicaOnly decides about replica folders the master does not hold (by uniqueid), and
+// about replica folders sitting on a name a master folder needs. It returns the master
+// names that cannot be taken in this batch.
+func (p *planner) replicaOnly() map[string]string {
+	// Names master folders will hold on the replica after this plan.
+	target := map[string]string{}
+	for uid, m := range p.m {
+		if _, ok := p.r[uid]; ok || p.in.Evidence.ReplicaLookup[uid] == "" {
+			target[m.Name] = uid
+		}
+	}
+	blocked := map[string]string{}
+	for _, r := range sortedFolders(p.r) {
+		if _, ok := p.m[r.UniqueID]; ok {
+			continue
+		}
+		wanted, collide := target[r.Name]
+		if name := p.in.Evidence.MasterLookup[r.UniqueID]; name != "" {
+			p.need[UserOf(name)] = true
+			p.mismatch(report.MismatchNameDiffers, r.UniqueID, name, r.Name, "held by another user on the master; both users join the batch")
+			if collide {
+				blocked[r.Name] = wanted
+			}
+			continue
+		}
+		ev, why := p.in.Evidence.deletion(r.UniqueID)
+		if ev != report.EvidenceNone {
+			p.deletes = append(p.deletes, r)
+			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
+			p.decide(report.ActionDelete, ev, r.UniqueID, "", r.Name, why)
+			continue
+		}
+		if collide {
+			p.mismatch(report.MismatchUniqueIDCollision, r.UniqueID, r.Name, r.Name,
+				fmt.Sprintf("master holds %s at this name, replica holds %s", wanted, r.UniqueID))
+			if ParseName(r.Name).Rest == "" {
+				// A user's INBOX cannot be moved aside by a folder rename; keep it.
+				blocked[r.Name] = wanted
+				p.out.Kept++
+				p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, r.Name, r.Name,
+					"INBOX held by different uniqueids at the two ends and no evidence; kept, master's INBOX not replicated")
+				continue
+			}
+			aside := p.freeName(asideName(r.Name, r.UniqueID))
+			p.moves = append(p.moves, move{uid: r.UniqueID, from: r.Name, to: aside})
+			p.out.Kept++
+			p.decide(report.ActionMoveAside, report.EvidenceNone, r.UniqueID, r.Name, aside,
+				"name held by a different uniqueid on the master and no evidence the master deleted the replica's folder; moved aside to "+aside)
+			continue
+		}
+		p.out.Kept++
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "no tombstone, no ledger entry")
+		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name,
+			"replica-only, no tombstone: kept (split-brain suspect)")
+	}
+	return blocked
+}
+
+// freeName returns name, or name with a numeric suffix, so that it is held by nothing
+// at either end.
+func (p *planner) freeName(name string) string {
+	taken := func(n string) bool {
+		for _, f := range p.in.Replica.Folders {
+			if f.Name == n {
+				return true
+			}
+		}
+		for _, f := range p.in.Master.Folders {
+			if f.Name == n {
+				return true
+			}
+		}
+		return false
+	}
+	cand := name
+	for i := 2; taken(cand); i++ {
+		cand = fmt.Sprintf("%s-%d", name, i)
+	}
+	return cand
+}
+
+// orderRenames emits deletes, then the pending renames in an order where each target
+// is free when it is taken; cycles (a→b, b→a) go through a temporary name.
+func (p *planner) orderRenames() {
+	occupied := map[string]string{} // replica name → uid, as the plan proceeds
+	p.occupied = occupied
+	for i := range p.in.Replica.Folders {
+		f := &p.in.Replica.Folders[i]
+		occupied[f.Name] = f.UniqueID
+	}
+	for _, d := range p.deletes {
+		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name})
+		delete(occupied, d.Name)
+	}
+	pending := slices.Clone(p.moves)
+	sort.Slice(pending, func(i, j int) bool { return pending[i].to < pending[j].to })
+	for len(pending) > 0 {
+		progress := false
+		rest := pending[:0]
+		for _, mv := range pending {
+			if _, busy := occupied[mv.to]; busy {
+				rest = append(rest, mv)
+				continue
+			}
+			p.rename(occupied, mv, false)
+			progress = true
+		}
+		pending = rest
+		if progress || len(pending) == 0 {
+			continue
+		}
+		// Every target is held. If a holder is itself waiting to move, send it through
+		// a temporary name; otherwise the remaining moves are blocked.
+		broke := false
+		for i, mv := range pending {
+			holder := occupied[mv.to]
+			j := slices.IndexFunc(pending, func(o move) bool { return o.uid == holder })
+			if j < 0 {
+				continue
+			}
+			tmp := p.freeName(tempName(pending[j].from, holder))
+			for _, busy := occupied[tmp]; busy; _, busy = occupied[tmp] {
+				tmp += "-x"
+			}
+			p.rename(occupied, move{uid: holder, from: pending[j].from, to: tmp}, true)
+			pending[j].from = tmp
+			_ = i
+			broke = true
+			break
+		}
+		if !broke {
+			for _, mv := range pending {
+				p.mismatch(report.MismatchNameDiffers, mv.uid, mv.to, mv.from, "rename blocked: target held by a folder that does not move")
+			}
+			return
+		}
+	}
+}
+
+func (p *planner) rename(occupied map[string]string, mv move, transit bool) {
+	p.out.Actions = append(p.out.Actions, Action{Op: OpRename, User: UserOf(mv.to), UniqueID: mv.uid, Name: mv.from, NewName: mv.to, Transit: transit})
+	delete(occupied, mv.from)
+	occupied[mv.to] = mv.uid
+}
+
+// emitCreatesUpdates adds creates (parents first, by name) and updates, skipping names
+// that are blocked in this batch.
+func (p *planner) emitCreatesUpdates(blocked map[string]string) {
+	for _, m := range p.creates {
+		if _, b := blocked[m.Name]; b {
+			continue
+		}
+		if holder, busy := p.occupied[m.Name]; busy {
+			p.mismatch(report.MismatchUniqueIDCollision, m.UniqueID, m.Name, m.Name, "create blocked: name still held by "+holder)
+			continue
+		}
+		p.out.Actions = append(p.out.Actions, Action{Op: OpCreate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})
+		p.decide(report.ActionCreate, report.EvidenceNone, m.UniqueID, m.Name, "", "live on the master only")
+	}
+	for _, m := range p.updates {
+		if p.occupied[m.Name] != m.UniqueID {
+			continue // its rename was blocked; reported there
+		}
+		p.out.Actions = append(p.out.Actions, Action{Op: OpUpdate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})
+	}
+}
+
+func (p *planner) decide(a report.Action, ev report.Evidence, uid, mname, rname, reason string) {
+	user := UserOf(mname)
+	if user == "" {
+		user = UserOf(rname)
+	}
+	p.out.Decisions = append(p.out.Decisions, report.Decision{
+		ID:   report.RecordID(p.in.Pair, user, uid, mname, rname, a, p.in.Now.UnixNano()),
+		Time: p.in.Now, Pair: p.in.Pair, User: user, UniqueID: uid,
+		MasterName: mname, ReplicaName: rname, Action: a, Evidence: ev, Reason: reason,
+	})
+}
+
+func (p *planner) mismatch(k report.MismatchKind, uid, mname, rname, detail string) {
+	user := UserOf(mname)
+	if user == "" {
+		user = UserOf(rname)
+	}
+	p.out.Mismatches = append(p.out.Mismatches, report.Mismatch{
+		ID:   report.RecordID(p.in.Pair, user, uid, mname, rname, k, p.in.Now.UnixNano()),
+		Time: p.in.Now, Pair: p.in.Pair, User: user, Kind: k, UniqueID: uid,
+		MasterName: mname, ReplicaName: rname, Detail: detail,
+	})
+}
+
+func sortedFolders(m map[string]*Folder) []*Folder {
+	out := make([]*Folder, 0, len(m))
+	for _, f := range m {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,208 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// Connector opens an executor with fresh connections to both servers.
+type Connector func(ctx context.Context) (*Executor, error)
+
+// Replica-only policies: what a kept replica-only folder (no evidence) means for the
+// user's outcome. The folder itself is always kept and reported.
+const (
+	PolicyKeep = "keep" // kept and reported; the user still counts as synced
+	PolicyFail = "fail" // kept and reported; the user counts as differing (exit 1)
+)
+
+// Runner runs batches on a pool of workers, each with its own connections. A failing
+// batch never holds up the others: it is retried after a backoff (one-shot modes) or
+// handed to the durable retry queue (rolling), while the other workers carry on.
+type Runner struct {
+	Connect      Connector
+	Workers      int
+	BatchTimeout time.Duration // per attempt; 0 = none
+	Attempts     int           // attempts per batch within one Run (default 1)
+	Backoff      func(attempt int) time.Duration
+	Policy       string
+	Rec          *Recorder
+	Now          func() time.Time
+	Emit         func(rec any)
+}
+
+// Job is one batch to run.
+type Job struct {
+	Users  []string
+	Verify bool
+	// Work, when set, is the sync-log work of the batch: mailbox-level when it can be.
+	Work []UserWork
+}
+
+// JobResult is the outcome of a job after its last attempt.
+type JobResult struct {
+	Job      Job
+	Result   *BatchResult
+	Err      error
+	Attempts int
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now().UTC()
+}
+
+// Run runs the jobs and returns one result per job (in completion order).
+func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
+	workers := max(r.Workers, 1)
+	attempts := max(r.Attempts, 1)
+	type item struct {
+		job     Job
+		attempt int
+	}
+	queue := make(chan item, len(jobs))
+	var pending sync.WaitGroup
+	var mu sync.Mutex
+	var results []JobResult
+	finish := func(res JobResult) {
+		mu.Lock()
+		results = append(results, res)
+		mu.Unlock()
+		pending.Done()
+	}
+	for _, j := range jobs {
+		pending.Add(1)
+		queue <- item{job: j, attempt: 1}
+	}
+	done := make(chan struct{})
+	go func() { pending.Wait(); close(done) }()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var x *Executor
+			defer func() {
+				if x != nil && x.Close != nil {
+					x.Close()
+				}
+			}()
+			for {
+				var it item
+				select {
+				case <-done:
+					return
+				case it = <-queue:
+				}
+				res, err := r.attempt(ctx, &x, it.job)
+				if err != nil && it.attempt < attempts && ctx.Err() == nil {
+					// Retry later, off this worker: the other jobs go on meanwhile.
+					delay := time.Second
+					if r.Backoff != nil {
+						delay = r.Backoff(it.attempt)
+					}
+					next := item{job: it.job, attempt: it.attempt + 1}
+					time.AfterFunc(delay, func() { queue <- next })
+					continue
+				}
+				finish(JobResult{Job: it.job, Result: res, Err: err, Attempts: it.attempt})
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// attempt runs one job on the worker's executor, connecting (again) when needed.
+func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult, error) {
+	if r.BatchTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.BatchTimeout)
+		defer cancel()
+	}
+	if *x == nil {
+		e, err := r.Connect(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		e.Emit = r.Emit
+		*x = e
+	}
+	var res *BatchResult
+	var err error
+	if len(j.Work) > 0 && !j.Verify {
+		res, err = (*x).SyncWork(ctx, j.Work)
+	} else {
+		res, err = (*x).Sync(ctx, j.Users, j.Verify)
+	}
+	if err != nil {
+		// The session may be unusable (or mid-command): start the next job afresh.
+		if (*x).Close != nil {
+			(*x).Close()
+		}
+		*x = nil
+		return res, err
+	}
+	if r.Policy == PolicyFail && res.Kept > 0 {
+		for i := range res.Users {
+			for _, d := range res.Decisions {
+				if d.User == res.Users[i].User && d.Action == report.ActionKeep {
+					res.Users[i].Outcome = report.OutcomeDiffers
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// Record folds job results into the recorder (and emits one "user" line per user). It
+// returns the users that failed.
+func (r *Runner) Record(results []JobResult) (failed []string) {
+	now := r.now()
+	for _, jr := range results {
+		if jr.Err == nil && jr.Result != nil {
+			for i := range jr.Result.Users {
+				jr.Result.Users[i].Attempts = jr.Attempts
+			}
+			r.Rec.AddBatch(jr.Result, now)
+			for _, u := range jr.Result.Users {
+				r.emit(userLine{Type: "user", UserResult: u})
+			}
+			continue
+		}
+		for _, u := range jr.Job.Users {
+			ur := report.UserResult{User: u, Outcome: report.OutcomeFailed, Attempts: jr.Attempts, Error: errString(jr.Err)}
+			r.Rec.AddUser(ur, now)
+			r.emit(userLine{Type: "user", UserResult: ur})
+			failed = append(failed, u)
+		}
+	}
+	return failed
+}
+
+func (r *Runner) emit(v any) {
+	if r.Emit != nil {
+		r.Emit(v)
+	}
+}
+
+type userLine struct {
+	Type string `json:"type"`
+	report.UserResult
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "failed"
+	}
+	return err.Error()
+}
+
+// ErrUsage marks a configuration error (bad flags, unreadable files).
+var ErrUsage = errors.New("usage")
