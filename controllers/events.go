@@ -1,12 +1,17 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -37,6 +42,23 @@ func (s *seenRecords) known(uid types.UID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.objs[uid]
+	return ok
+}
+
+// touch gives uid an entry (so the restart seeding runs once per object).
+func (s *seenRecords) touch(uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.objs[uid] == nil {
+		s.objs[uid] = map[string]struct{}{}
+	}
+}
+
+// has reports whether id was seen for uid.
+func (s *seenRecords) has(uid types.UID, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.objs[uid][id]
 	return ok
 }
 
@@ -74,14 +96,33 @@ func seenBefore(t time.Time, watermark time.Time) bool {
 }
 
 // reportEvents turns the new event-worthy records of a report into Events on obj.
+//
+// Each record becomes one events.k8s.io Event named "<object>.<record id>", created
+// directly rather than through an EventRecorder: the recorder merges events that differ
+// only in their note into one series, which would hide all records but the first. The
+// deterministic name makes the API server itself the final dedupe (AlreadyExists means
+// announced), across manager restarts too, for as long as the Event lives (--event-ttl).
 type reportEvents struct {
-	recorder events.EventRecorder
+	client   client.Client
+	instance string // reportingInstance
 	seen     *seenRecords
+}
+
+func newReportEvents(c client.Client) *reportEvents {
+	host, _ := os.Hostname()
+	inst := RecorderName
+	if host != "" {
+		inst += "-" + host
+	}
+	if len(inst) > 128 {
+		inst = inst[:128]
+	}
+	return &reportEvents{client: c, instance: inst, seen: newSeenRecords()}
 }
 
 // emit announces each tombstone decision and each mismatch of s not announced before.
 // prev is the report status before this fold (for the restart watermark).
-func (e *reportEvents) emit(obj client.Object, prev v1.ReportStatus, s *report.Summary) (decisions, mismatches int) {
+func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string, prev v1.ReportStatus, s *report.Summary) (decisions, mismatches int, err error) {
 	uid := obj.GetUID()
 	ds, ms := operator.EventWorthy(s)
 	if !e.seen.known(uid) {
@@ -96,20 +137,62 @@ func (e *reportEvents) emit(obj client.Object, prev v1.ReportStatus, s *report.S
 				e.seen.firstSight(uid, m.ID)
 			}
 		}
+		e.seen.touch(uid)
 	}
 	for _, d := range ds {
-		if e.seen.firstSight(uid, d.ID) {
-			e.recorder.Eventf(obj, nil, corev1.EventTypeNormal, v1.EventTombstoneDecision, "Replicate", "%s", operator.DecisionMessage(d))
-			decisions++
+		if e.seen.has(uid, d.ID) {
+			continue
 		}
+		if err := e.create(ctx, obj, kind, d.ID, corev1.EventTypeNormal, v1.EventTombstoneDecision, "Replicate", operator.DecisionMessage(d)); err != nil {
+			return decisions, mismatches, err
+		}
+		e.seen.firstSight(uid, d.ID)
+		decisions++
 	}
 	for _, m := range ms {
-		if e.seen.firstSight(uid, m.ID) {
-			e.recorder.Eventf(obj, nil, corev1.EventTypeWarning, v1.EventMismatch, "Compare", "%s", operator.MismatchMessage(m))
-			mismatches++
+		if e.seen.has(uid, m.ID) {
+			continue
+		}
+		if err := e.create(ctx, obj, kind, m.ID, corev1.EventTypeWarning, v1.EventMismatch, "Compare", operator.MismatchMessage(m)); err != nil {
+			return decisions, mismatches, err
+		}
+		e.seen.firstSight(uid, m.ID)
+		mismatches++
+	}
+	return decisions, mismatches, nil
+}
+
+func (e *reportEvents) create(ctx context.Context, obj client.Object, kind, id, typ, reason, action, note string) error {
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName() + "." + eventID(id)},
+		EventTime:  metav1.NewMicroTime(time.Now()),
+		Regarding: corev1.ObjectReference{
+			APIVersion: v1.GroupVersion.String(), Kind: kind, Namespace: obj.GetNamespace(),
+			Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
+		},
+		Type: typ, Reason: reason, Action: action, Note: note,
+		ReportingController: RecorderName, ReportingInstance: e.instance,
+	}
+	if err := e.client.Create(ctx, ev); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create event for record %s: %w", id, err)
+	}
+	return nil
+}
+
+// eventID makes a record ID safe for an object name: kept when it is short lower-case
+// hex/alphanumerics (report.RecordID gives 16 hex digits), hashed otherwise.
+func eventID(id string) string {
+	ok := len(id) > 0 && len(id) <= 32
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			ok = false
+			break
 		}
 	}
-	return decisions, mismatches
+	if ok {
+		return id
+	}
+	return report.RecordID(id)
 }
 
 // watermark is the newest record time the status shows.

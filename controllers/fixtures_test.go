@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,3 +67,17 @@ func updatePair(t *testing.T, ctx context.Context, key client.ObjectKey, mutate 
 }
 
 var corev1NFS = corev1.NFSVolumeSource{Server: "nfs.example.org", Path: "/export/cyrus"}
+
+var rbacRoleBinding rbacv1.RoleBinding
+
+// writeFigure appends a measured figure to $CYRUSREPL_FIGURES (if set) for reports.
+func writeFigure(t *testing.T, line string) {
+	t.Helper()
+	if f := os.Getenv("CYRUSREPL_FIGURES"); f != "" {
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintln(fh, line)
+			fh.Close()
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +26,6 @@ import (
 // status.
 type ReplicationPairReconciler struct {
 	Client          client.Client
-	Recorder        events.EventRecorder
 	ReplicatorImage string
 
 	events *reportEvents
@@ -70,9 +68,12 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	pair.Status = operator.PairStatus(&pair, obs)
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
 	if obs.Report != nil {
-		d, m := r.events.emit(&pair, base.Status.Report, obs.Report)
+		d, m, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report)
 		if d+m > 0 {
 			log.V(1).Info("announced report records", "decisions", d, "mismatches", m)
+		}
+		if err != nil {
+			log.Error(err, "announce report records") // retried on the next fold
 		}
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
@@ -137,7 +138,7 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (*report.
 // any change of its Deployment or report ConfigMap, trigger a reconcile; the pair's own
 // status writes do not.
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.events = &reportEvents{recorder: r.Recorder, seen: newSeenRecords()}
+	r.events = newReportEvents(r.Client)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).

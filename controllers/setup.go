@@ -41,7 +41,7 @@ func CacheOptions(namespace string) cache.Options {
 func Setup(mgr ctrl.Manager, replicatorImage string) error {
 	rec := mgr.GetEventRecorder(RecorderName)
 	if err := (&ReplicationPairReconciler{
-		Client: mgr.GetClient(), Recorder: rec, ReplicatorImage: replicatorImage,
+		Client: mgr.GetClient(), ReplicatorImage: replicatorImage,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup pair controller: %w", err)
 	}

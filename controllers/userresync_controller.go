@@ -120,7 +120,9 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", reportErr.Error())
 	}
 	if sum != nil {
-		r.events.emit(rs, rs.Status.Report, sum)
+		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
+		}
 		operator.FoldResyncReport(&rs.Status, sum)
 	}
 	if job != nil {
@@ -268,7 +270,7 @@ func conditionMessage(rs *v1.UserResync) string {
 // it; a change to any resync of a pair (one finishing) or to the pair itself wakes the
 // pair's waiting resyncs.
 func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.events = &reportEvents{recorder: r.Recorder, seen: newSeenRecords()}
+	r.events = newReportEvents(r.Client)
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}

@@ -14,13 +14,13 @@ import (
 
 // Where things are mounted in the replicator container.
 const (
-	secretsDir       = "/etc/cyrusrepl"
-	syncLogMount     = "/var/lib/cyrusrepl/sync-log"
-	masterConfMount  = "/etc/cyrusrepl/master-config"
-	tmpMount         = "/tmp"
-	passwordFile     = "password"
-	caFile           = "ca.crt"
-	defaultUID int64 = 65532
+	secretsDir            = "/etc/cyrusrepl"
+	syncLogMount          = "/var/lib/cyrusrepl/sync-log"
+	masterConfMount       = "/etc/cyrusrepl/master-config"
+	tmpMount              = "/tmp"
+	passwordFile          = "password"
+	caFile                = "ca.crt"
+	defaultUID      int64 = 65532
 	// MetricsPort is where rolling and audit replicators serve Prometheus metrics.
 	MetricsPort = 9090
 )
