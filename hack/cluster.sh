@@ -19,8 +19,8 @@
 # failCgroupV1=false; containerd must clamp oom_score_adj because the VM lacks
 # CAP_SYS_RESOURCE; pods run with hostNetwork, the CNI config is loopback only.
 #
-# Needs root. Installs containerd, runc and containernetworking-plugins from Debian when
-# missing (no service is started). The Kubernetes binaries come from hack/k8s-binaries.sh.
+# Needs root. Installs containerd, runc and containernetworking-plugins (and curl,
+# openssl, iproute2) from Debian when missing; no service is started. The Kubernetes binaries come from hack/k8s-binaries.sh.
 set -euo pipefail
 
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -143,6 +143,9 @@ install_packages() {
   command -v containerd >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || missing+=(runc)
   [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v ss >/dev/null || missing+=(iproute2)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing from Debian: ${missing[*]} (no service will be started)"
   # A policy-rc.d that forbids every service start; ours is removed again on exit, an
@@ -156,9 +159,11 @@ install_packages() {
   local rc=0
   (
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >"$D/logs/apt.log" 2>&1 ||
-      { apt-get update -q >>"$D/logs/apt.log" 2>&1 &&
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$D/logs/apt.log" 2>&1; }
+    # wait for a concurrent apt/dpkg (another install on this machine) instead of failing
+    apt=(apt-get -o DPkg::Lock::Timeout=300 -y -q)
+    "${apt[@]}" install --no-install-recommends "${missing[@]}" >"$D/logs/apt.log" 2>&1 ||
+      { "${apt[@]}" update >>"$D/logs/apt.log" 2>&1 &&
+        "${apt[@]}" install --no-install-recommends "${missing[@]}" >>"$D/logs/apt.log" 2>&1; }
   ) || rc=$?
   [ "$own_policy" = 1 ] && rm -f "$policy"
   if [ "$rc" != 0 ]; then
