@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/controllers"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 )
 
 func main() {
@@ -36,6 +37,8 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error (or a number: -1 is debug)")
 	image := fs.String("replicator-image", envOr("REPLICATOR_IMAGE", "ghcr.io/cyrusrepl/replicator:latest"), "default replicator image for pairs without spec.replicator.image")
 	watchNS := fs.String("namespace", "", "watch only this namespace (default: all)")
+	hostNet := fs.Bool("replicator-host-network", envOr("CYRUSREPL_HOST_NETWORK", "false") == "true",
+		"run replicator pods in the node's network namespace, passing on this pod's KUBERNETES_SERVICE_HOST/PORT (for clusters without a pod network)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +76,11 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("new manager: %w", err)
 	}
+	operator.Node = operator.NodeSettings{HostNetwork: *hostNet}
+	if *hostNet {
+		operator.Node.APIServerHost = os.Getenv("KUBERNETES_SERVICE_HOST")
+		operator.Node.APIServerPort = os.Getenv("KUBERNETES_SERVICE_PORT")
+	}
 	if err := controllers.Setup(mgr, *image); err != nil {
 		return err
 	}
@@ -82,7 +90,7 @@ func run(args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("readyz: %w", err)
 	}
-	log.Info("starting manager", "replicatorImage", *image, "leaderElection", *leaderElect)
+	log.Info("starting manager", "replicatorImage", *image, "leaderElection", *leaderElect, "replicatorHostNetwork", *hostNet)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
