@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries bench fuzz clean
+.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries bench fuzz clean demo demo-down e2e
 
 all: build
 
@@ -61,6 +61,20 @@ test-only:
 
 bench: cyrus
 	hack/bench.sh
+
+## demo: the quick start (docs/quickstart.md): Cyrus pair + local cluster + operator, guided
+demo:
+	hack/demo.sh up
+
+## demo-down: stop everything `make demo` started (by PID)
+demo-down:
+	hack/demo.sh down
+
+## e2e: real pods on the local cluster (needs root): the operator from the chart, a pair, resyncs
+E2E_FLAGS ?= -count=1 -timeout 30m -v
+e2e: cyrus
+	hack/k8s-binaries.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd >/dev/null
+	CYRUSREPL_REQUIRE_E2E=1 CYRUSREPL_REQUIRE_CYRUS=1 $(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/
 
 clean:
 	rm -rf $(BIN)
