@@ -95,20 +95,19 @@ func (c *cluster) plugin(ctx context.Context, bin string, args ...string) (strin
 
 // folderState is what the replica or master holds in one folder, read as the user.
 type folderState struct {
-	Exists    bool
-	Messages  int
-	MailboxID string
+	Exists   bool
+	Messages int
 }
 
-// readFolder reads MESSAGES and MAILBOXID (RFC 8474) of a user's folder without failing
-// the test: a folder that does not exist (yet) is reported as such, for polling.
+// readFolder reads MESSAGES of a user's folder without failing the test: a folder that
+// does not exist (yet) is reported as such, for polling.
 func readFolder(p *cyruspair.Pair, inst *cyruspair.Instance, user, folder string) (folderState, error) {
 	c, err := cyruspair.DialIMAP(inst.IMAPAddr, user, p.AdminUser, p.AdminPassword)
 	if err != nil {
 		return folderState{}, err
 	}
 	defer c.Close()
-	lines, err := c.Cmd("STATUS %s (MESSAGES MAILBOXID)", cyruspair.Quote(cyruspair.FolderName(folder)))
+	lines, err := c.Cmd("STATUS %s (MESSAGES)", cyruspair.Quote(cyruspair.FolderName(folder)))
 	if err != nil {
 		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "Invalid user") {
 			return folderState{}, nil
@@ -120,28 +119,24 @@ func readFolder(p *cyruspair.Pair, inst *cyruspair.Instance, user, folder string
 			continue
 		}
 		st := folderState{Exists: true}
-		st.Messages, st.MailboxID = parseStatus(l)
+		st.Messages = parseMessages(l)
 		return st, nil
 	}
 	return folderState{}, fmt.Errorf("no STATUS reply for %s/%s", user, folder)
 }
 
-// parseStatus reads MESSAGES and MAILBOXID out of a STATUS line such as
-// `STATUS INBOX.Work (MESSAGES 1 MAILBOXID (2f7e...))`.
-func parseStatus(line string) (int, string) {
+// parseMessages reads MESSAGES out of a STATUS line: `STATUS INBOX.Work (MESSAGES 1)`.
+func parseMessages(line string) int {
 	i := strings.IndexByte(line, '(')
 	if i < 0 {
-		return 0, ""
+		return 0
 	}
-	f := strings.Fields(strings.NewReplacer("(", " ", ")", " ").Replace(line[i:]))
-	n, id := 0, ""
+	f := strings.Fields(strings.Trim(line[i:], "()"))
 	for k := 0; k+1 < len(f); k += 2 {
-		switch strings.ToUpper(f[k]) {
-		case "MESSAGES":
-			n, _ = strconv.Atoi(f[k+1])
-		case "MAILBOXID":
-			id = f[k+1]
+		if strings.EqualFold(f[k], "MESSAGES") {
+			n, _ := strconv.Atoi(f[k+1])
+			return n
 		}
 	}
-	return n, id
+	return 0
 }
