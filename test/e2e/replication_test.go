@@ -328,14 +328,31 @@ spec:
 
 	t.Run("deleting the replicator pod mid-stream loses nothing", func(t *testing.T) {
 		const total = 40
+		sel := "replication.cyrusrepl.io/pair=" + pairName + ",app.kubernetes.io/component=replicator"
+		podsOf := func(ctx context.Context) (string, error) {
+			return c.kubectlOut(ctx, "-n", e2eNS, "get", "pods", "-l", sel, "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}{" "}{end}`)
+		}
+		oldPods, err := podsOf(ctx)
+		if err != nil || strings.Count(oldPods, "=Running") != 1 {
+			t.Fatalf("want one running replicator pod, got %q (%v)", oldPods, err)
+		}
+		oldPod := strings.SplitN(oldPods, "=", 2)[0]
 		for i := 0; i < total; i++ {
 			p.Master.Deliver(t, "carol", cyruspair.Message(fmt.Sprintf("stream %d", i), "body"))
 			if i == total/3 {
-				if _, err := c.kubectlOut(ctx, "-n", e2eNS, "delete", "pod", "-l", "replication.cyrusrepl.io/pair="+pairName+",app.kubernetes.io/component=replicator", "--wait=false"); err != nil {
+				// the log holds entries the old pod has not consumed yet
+				if _, err := c.kubectlOut(ctx, "-n", e2eNS, "delete", "pod", oldPod, "--wait=false"); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
+		waitFor(t, ctx, waitLong, "a new replicator pod runs in place of "+oldPod, func(ctx context.Context) (bool, string, error) {
+			pods, err := podsOf(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return !strings.Contains(pods, oldPod+"=") && strings.Count(pods, "=Running") == 1, pods, nil
+		})
 		want := int(p.Master.Status(t, "carol", "INBOX").Messages)
 		if want != total+1 {
 			t.Fatalf("master carol has %d messages, want %d", want, total+1)
