@@ -487,9 +487,10 @@ kill_container_tasks() {
 # shim_pids: containerd shims serving our socket (started by our containerd).
 shim_pids() {
   local f pid
-  for f in /proc/[0-9]*/cmdline; do
+  # one grep over every command line (NUL-separated argv, hence -a); then keep the shims
+  for f in $(grep -l -a -F -e "$D/containerd/containerd.sock" /proc/[0-9]*/cmdline 2>/dev/null); do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    tr '\0' ' ' 2>/dev/null <"$f" | grep "containerd-shim.*-address $D/containerd/containerd.sock" >/dev/null && echo "$pid"
+    grep -q -a -F containerd-shim "$f" 2>/dev/null && alive "$pid" && echo "$pid"
   done
   return 0
 }
@@ -520,7 +521,7 @@ do_down() {
   stop_component containerd
   # shims still alive here (containerd had died, or a task would not go): kill the
   # container processes they parent first, then the shim itself
-  local pid child
+  local pid child killed=0 task ns
   for pid in $(shim_pids); do
     for child in $(ps -o pid= --ppid "$pid"); do
       log "killing leftover container process $child (child of shim $pid)"
@@ -528,7 +529,18 @@ do_down() {
     done
     log "killing leftover shim pid $pid"
     kill -KILL "$pid" 2>/dev/null || true
+    killed=1
   done
+  # a killed shim leaves runc's state (and cgroups) behind: delete our tasks through runc
+  if [ "$killed" = 1 ]; then
+    for task in "$D"/containerd/state/io.containerd.runtime.v2.task/*/*; do
+      [ -d "$task" ] || continue
+      ns=$(basename "$(dirname "$task")")
+      runc --root "/run/containerd/runc/$ns" delete --force "$(basename "$task")" >/dev/null 2>&1 || true
+      # the shim's socket: /run/containerd/s/sha256(<containerd address>/<ns>/<id>)
+      rm -f "/run/containerd/s/$(printf '%s' "$D/containerd/containerd.sock/$ns/$(basename "$task")" | sha256sum | cut -d' ' -f1)"
+    done
+  fi
   stop_component kube-scheduler
   stop_component kube-controller-manager
   stop_component kube-apiserver

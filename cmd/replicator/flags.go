@@ -125,6 +125,7 @@ func secret(file, env string) (string, error) {
 	return "", usageErrorf("no password: give a password file or set $%s", env)
 }
 
+// tlsConfig is the TLS config for a --*-starttls flag (nil when off); inspect uses it too.
 func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
 	if !enabled {
 		return nil, nil
@@ -170,12 +171,12 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	return func(ctx context.Context) (*replication.Executor, error) {
 		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout})
 		if err != nil {
-			return nil, fmt.Errorf("master %s: %w", c.master, err)
+			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
 		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout})
 		if err != nil {
 			m.Close()
-			return nil, fmt.Errorf("replica %s: %w", c.replica, err)
+			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
 		return &replication.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, MailboxesDB: mboxdb,

@@ -70,6 +70,7 @@ func (e *env) sync(t *testing.T, users ...string) *BatchResult {
 // state renders everything that must be equal between master and replica for a user:
 // per folder uniqueid, name, uidvalidity, last_uid, highestmodseq, CRCs, ACL, records
 // (uid, modseq, flags, guid, internaldate), plus quota, seen, subscriptions, sieve.
+// Sieve scripts are read without SIEVE-MAILBOX, as SIEVE lines (name, GUID, active).
 func userState(t *testing.T, addr string, p *cyruspair.Pair, user string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -109,6 +109,14 @@ func TestCluster(t *testing.T) {
 	if left := processesMentioning("/smoke\x00"); len(left) > 0 {
 		t.Errorf("smoke containers still run after down: %v", left)
 	}
+	// runc state of our containers (kept by a shim that died without cleaning up)
+	tasks, _ := filepath.Glob(filepath.Join(dir, "containerd", "state", "io.containerd.runtime.v2.task", "*", "*"))
+	for _, task := range tasks {
+		state := filepath.Join("/run/containerd/runc", filepath.Base(filepath.Dir(task)), filepath.Base(task))
+		if _, err := os.Stat(state); err == nil {
+			t.Errorf("runc state %s left after down", state)
+		}
+	}
 	if m := mountsUnder(t, dir); len(m) > 0 {
 		t.Errorf("still mounted under %s after down: %v", dir, m)
 	}
