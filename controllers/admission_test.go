@@ -123,8 +123,11 @@ func TestAdmissionRejects(t *testing.T) {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(r), &cur); err != nil {
 				t.Fatal(err)
 			}
+			base := cur.DeepCopy()
 			mutate(&cur)
-			err := k8s.Update(ctx, &cur)
+			// A merge patch carries no resourceVersion: no conflict with the manager's
+			// status writes, so the answer is admission's.
+			err := k8s.Patch(ctx, &cur, client.MergeFrom(base))
 			if err == nil || !strings.Contains(err.Error(), "spec is immutable") {
 				t.Fatalf("spec edit: err = %v, want 'spec is immutable'", err)
 			}

@@ -1,6 +1,3 @@
-// Package controllers holds the two thin reconcilers of the manager. Everything that
-// can be a pure function (building Deployments, Jobs and RBAC; folding reports into
-// status) lives in internal/operator; the reconcilers read, apply and patch.
 package controllers
 
 import (

@@ -164,7 +164,8 @@ func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string,
 
 func (e *reportEvents) create(ctx context.Context, obj client.Object, kind, id, typ, reason, action, note string) error {
 	ev := &eventsv1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName() + "." + eventID(id)},
+		// The kind is in the name so a pair and a resync of the same name never collide.
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName() + "." + kindTag(kind) + "-" + eventID(id)},
 		EventTime:  metav1.NewMicroTime(time.Now()),
 		Regarding: corev1.ObjectReference{
 			APIVersion: v1.GroupVersion.String(), Kind: kind, Namespace: obj.GetNamespace(),
@@ -177,6 +178,13 @@ func (e *reportEvents) create(ctx context.Context, obj client.Object, kind, id, 
 		return fmt.Errorf("create event for record %s: %w", id, err)
 	}
 	return nil
+}
+
+func kindTag(kind string) string {
+	if kind == "UserResync" {
+		return "ur"
+	}
+	return "rp"
 }
 
 // eventID makes a record ID safe for an object name: kept when it is short lower-case

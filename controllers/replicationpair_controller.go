@@ -25,8 +25,9 @@ import (
 // replicator's report ConfigMap into the pair's status. It is the only writer of that
 // status.
 type ReplicationPairReconciler struct {
-	Client          client.Client
-	ReplicatorImage string
+	Client client.Client
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod operator.PodOptions
 
 	events *reportEvents
 }
@@ -93,7 +94,7 @@ func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.Rep
 		operator.Role(owner),
 		operator.RoleBinding(owner),
 		operator.ReportConfigMap(owner),
-		operator.Deployment(pair, r.ReplicatorImage),
+		operator.Deployment(pair, r.Pod),
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {
@@ -113,25 +114,36 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
-	obs.Report, obs.ReportErr, err = readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
+	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
+	obs.Report, obs.ReportErr = rr.summary, rr.invalid
 	return obs, err
 }
 
-// readReport reads and decodes a report ConfigMap. A missing ConfigMap or one without a
-// report is (nil, nil, nil); a malformed report is (nil, why, nil).
-func readReport(ctx context.Context, c client.Client, ns, name string) (*report.Summary, error, error) {
+// reportRead is what a report ConfigMap held: a summary, or why it is unusable, or
+// neither (missing ConfigMap, or no report yet).
+type reportRead struct {
+	summary *report.Summary
+	invalid error
+}
+
+// readReport reads and decodes a report ConfigMap. Only a failure to read is an error;
+// a malformed report is reported in reportRead.invalid.
+func readReport(ctx context.Context, c client.Client, ns, name string) (reportRead, error) {
 	var cm corev1.ConfigMap
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil, nil
+			return reportRead{}, nil
 		}
-		return nil, nil, fmt.Errorf("get report configmap: %w", err)
+		return reportRead{}, fmt.Errorf("get report configmap: %w", err)
 	}
 	s, err := operator.ParseReport(cm.Data)
-	if errors.Is(err, operator.ErrNoReport) {
-		return nil, nil, nil
+	switch {
+	case errors.Is(err, operator.ErrNoReport):
+		return reportRead{}, nil
+	case err != nil:
+		return reportRead{invalid: err}, nil
 	}
-	return s, err, nil
+	return reportRead{summary: s}, nil
 }
 
 // SetupWithManager registers the reconciler. Spec changes (generation) of the pair, and

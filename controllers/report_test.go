@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,7 +24,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -218,6 +224,21 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		t.Errorf("kstatus = %s (%s), want Current", res.Status, res.Message)
 	}
 
+	// `kubectl get rp` answers "is it healthy?".
+	cols, row := tableRow(t, ctx, "/apis/replication.cyrusrepl.io/v1alpha1/namespaces/"+ns+"/replicationpairs/fold")
+	t.Logf("kubectl get rp:\n%v\n%v", cols, row)
+	for col, want := range map[string]string{"Ready": "True", "In-Sync": "True", "Split-Brain": "True", "Backlog": "0", "Status": "Available"} {
+		i := slices.Index(cols, col)
+		if i < 0 || fmt.Sprint(row[i]) != want {
+			t.Errorf("column %s = %v, want %s (columns %v)", col, row, want, cols)
+		}
+	}
+
+	// The manager's gauge sees at least this Ready pair.
+	if err := metricValue(`cyrusrepl_pairs`, map[string]string{"condition": "SplitBrainSuspected", "status": "True"}, 1); err != nil {
+		t.Error(err)
+	}
+
 	// One Event per tombstone decision and per mismatch: 5 + 20.
 	eventually(t, "events", func() error {
 		ids, err := recordEvents(ctx, ns, p.UID)
@@ -267,6 +288,45 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, "new mismatch folded", func() error {
+		p, err := getPair(ctx, ns, "fold")
+		if err != nil {
+			return err
+		}
+		if len(p.Status.Report.RecentMismatches) == 0 || p.Status.Report.RecentMismatches[0].ID != m.ID {
+			return fmt.Errorf("newest mismatch not folded yet")
+		}
+		return nil
+	})
+	assertQuietReconcile(t, ctx, ns, "fold")
+}
+
+// assertQuietReconcile runs a fresh pair reconciler (as after a manager restart) on a
+// settled pair and checks that it writes nothing: same resourceVersion on the pair and on
+// every owned object.
+func assertQuietReconcile(t *testing.T, ctx context.Context, ns, name string) {
+	t.Helper()
+	objs := []client.Object{&v1.ReplicationPair{}, &appsv1.Deployment{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}}
+	keys := []string{name, operator.ReplicatorName(name), operator.ReportConfigMapName(name), operator.ReplicatorName(name), operator.ReplicatorName(name), operator.ReplicatorName(name)}
+	rvs := func() []string {
+		var out []string
+		for i, o := range objs {
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: keys[i]}, o); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%T=%s", o, o.GetResourceVersion()))
+		}
+		return out
+	}
+	before := rvs()
+	r := &ReplicationPairReconciler{Client: k8s, Pod: operator.PodOptions{Image: testImage}}
+	r.events = newReportEvents(k8s)
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	if after := rvs(); !slices.Equal(before, after) {
+		t.Fatalf("a reconcile with nothing changed wrote:\nbefore %v\nafter  %v", before, after)
+	}
 }
 
 // TestReapplyPairIsNoop applies the sample manifest twice with server-side apply, as a
@@ -322,8 +382,116 @@ func TestReapplyPairIsNoop(t *testing.T) {
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Fatalf("identical update changed rv %s -> %s", before.ResourceVersion, after.ResourceVersion)
 	}
+	// The sample resync passes admission too, and re-applying it is a no-op.
+	rsRaw, err := os.ReadFile("../config/samples/replication_v1alpha1_userresync.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsObj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(rsRaw, &rsObj.Object); err != nil {
+		t.Fatal(err)
+	}
+	rsObj.SetNamespace(ns)
+	for i := 0; i < 2; i++ {
+		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(rsObj.DeepCopy()), client.FieldOwner("gitops"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply sample resync: %v", err)
+		}
+	}
+	if r, err := getResync(ctx, ns, rsObj.GetName()); err != nil || r.Generation != 1 {
+		t.Fatalf("sample resync: %v, generation %d", err, r.Generation)
+	}
+
 	// No server default crept into the spec: what Git holds is what the server holds.
 	if after.Spec.ReplicaOnlyPolicy != "" || after.Spec.AuditInterval != nil || after.Spec.Replica.Port != 0 {
 		t.Fatalf("server defaults in spec: %+v", after.Spec)
 	}
+}
+
+// metricValue checks that the manager registry has a sample of name with labels >= min.
+func metricValue(name string, labels map[string]string, min float64) error {
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if v := m.GetGauge().GetValue() + m.GetCounter().GetValue(); v >= min {
+				return nil
+			} else {
+				return fmt.Errorf("%s%v = %v, want >= %v", name, labels, v, min)
+			}
+		}
+	}
+	return fmt.Errorf("no sample %s%v", name, labels)
+}
+
+// TestGarbledReport: a report ConfigMap holding garbage makes InSync Unknown with a
+// readable reason; the manager neither crashes nor keeps retrying.
+func TestGarbledReport(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createPair(t, ctx, newPair(ns, "garbled"))
+	rc := replicatorClient(t, ns, "garbled")
+	eventually(t, "write garbage as the replicator", func() error {
+		cm, err := rc.CoreV1().ConfigMaps(ns).Get(ctx, "garbled-report", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data = map[string]string{reportkube.DataKey: `{"kind": "cyrusrepl.io/report/v1", "usersTotal": "many"`}
+		_, err = rc.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	eventually(t, "InSync Unknown/ReportInvalid", func() error {
+		p, err := getPair(ctx, ns, "garbled")
+		if err != nil {
+			return err
+		}
+		c := cond(p.Status.Conditions, v1.ConditionInSync)
+		if c.Status != metav1.ConditionUnknown || c.Reason != v1.ReasonReportInvalid || !strings.Contains(c.Message, "report.json") {
+			return fmt.Errorf("InSync = %s/%s %q", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+}
+
+// tableRow fetches path as a server-side Table (what kubectl get prints) and returns the
+// column names and the first row.
+func tableRow(t *testing.T, ctx context.Context, path string) ([]string, []any) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(restCfg.Host, "/")+restCfg.APIPath+path, nil)
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tbl metav1.Table
+	if err := json.Unmarshal(body, &tbl); err != nil {
+		t.Fatalf("%s: %v: %.300s", path, err, body)
+	}
+	if len(tbl.Rows) == 0 {
+		t.Fatalf("empty table for %s", path)
+	}
+	var cols []string
+	for _, c := range tbl.ColumnDefinitions {
+		cols = append(cols, c.Name)
+	}
+	return cols, tbl.Rows[0].Cells
 }

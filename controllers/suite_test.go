@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 )
 
 // One envtest (real kube-apiserver + etcd from KUBEBUILDER_ASSETS) and one manager for
@@ -88,7 +89,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: manager:", err)
 		return 1
 	}
-	if err := Setup(mgr, testImage); err != nil {
+	if err := Setup(mgr, operator.PodOptions{Image: testImage}); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: setup:", err)
 		return 1
 	}

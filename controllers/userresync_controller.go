@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -32,10 +33,11 @@ type UserResyncReconciler struct {
 	Client client.Client
 	// APIReader reads without the cache; the "whose turn is it" check uses it so that two
 	// resyncs of a pair never start together on a stale cache.
-	APIReader       client.Reader
-	Recorder        events.EventRecorder
-	ReplicatorImage string
-	Clock           clock.PassiveClock
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod   operator.PodOptions
+	Clock clock.PassiveClock
 
 	events *reportEvents
 }
@@ -112,13 +114,14 @@ func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (fun
 
 // follow folds the report of a running (or vanished) Job and detects its end.
 func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (func(context.Context) error, error) {
-	sum, reportErr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
+	rr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
 	if err != nil {
 		return nil, err
 	}
-	if reportErr != nil {
-		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", reportErr.Error())
+	if rr.invalid != nil {
+		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", rr.invalid.Error())
 	}
+	sum := rr.summary
 	if sum != nil {
 		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
@@ -171,7 +174,7 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 			return err
 		}
 	}
-	job := operator.Job(rs, &pair, r.ReplicatorImage)
+	job := operator.Job(rs, &pair, r.Pod)
 	if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create job: %w", err)
 	}
@@ -305,5 +308,8 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return byPair(ctx, o.GetNamespace(), o.GetName())
 		})).
 		Named("userresync").
+		// One worker: "whose turn is it" is decided by one reconcile at a time, so two
+		// resyncs of a pair can never both see the other as not running.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
 }

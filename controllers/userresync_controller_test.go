@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -194,6 +195,14 @@ func TestResyncLifecycle(t *testing.T) {
 		return nil
 	})
 
+	// Manager metrics count the outcomes.
+	if v := testutil.ToFloat64(resyncOutcomes.WithLabelValues("Sync", "Succeeded", v1.ReasonSucceeded)); v < 1 {
+		t.Errorf("resync outcome metric (Sync/Succeeded) = %v", v)
+	}
+	if v := testutil.ToFloat64(resyncOutcomes.WithLabelValues("Verify", "Failed", v1.ReasonDifferencesFound)); v < 1 {
+		t.Errorf("resync outcome metric (Verify/Failed) = %v", v)
+	}
+
 	// Re-applying the finished r1 from Git: identical spec, no write, and a reconcile of
 	// it starts nothing.
 	cur, _ := getResync(ctx, ns, "r1")
@@ -204,7 +213,7 @@ func TestResyncLifecycle(t *testing.T) {
 	if cur.ResourceVersion != rv {
 		t.Fatalf("identical re-apply changed rv %s -> %s", rv, cur.ResourceVersion)
 	}
-	rec := &UserResyncReconciler{Client: k8s, APIReader: k8s, Recorder: nopRecorder{}, ReplicatorImage: testImage, Clock: clock.RealClock{}}
+	rec := &UserResyncReconciler{Client: k8s, APIReader: k8s, Recorder: nopRecorder{}, Pod: operator.PodOptions{Image: testImage}, Clock: clock.RealClock{}}
 	rec.events = newReportEvents(k8s)
 	if _, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cur)}); err != nil {
 		t.Fatal(err)

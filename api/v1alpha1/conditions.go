@@ -10,7 +10,8 @@ package v1alpha1
 
 const (
 	// ConditionReady (positive polarity): the object does what its spec asks.
-	// Pair: the replicator Deployment is available and its last batch did not fail.
+	// Pair: the replicator Deployment is available and its last batch did not fail, or
+	// the pair is suspended as asked (reason Suspended).
 	// Resync: the resync finished successfully.
 	ConditionReady = "Ready"
 
@@ -37,7 +38,8 @@ const (
 const (
 	// ReasonAvailable: the replicator pod is available (Ready=True).
 	ReasonAvailable = "Available"
-	// ReasonSuspended: spec.suspend scaled the replicator to zero (Ready=False).
+	// ReasonSuspended: spec.suspend scaled the replicator to zero, as asked (Ready=True,
+	// so kstatus reports Current; the Status column shows Suspended).
 	ReasonSuspended = "Suspended"
 	// ReasonProgressing: the Deployment is rolling out or its pod is not yet available
 	// (Ready=False, Reconciling=True).

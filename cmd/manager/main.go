@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -22,13 +24,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), os.Args[1:], nil); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run starts the manager and blocks until ctx ends. cfg nil means the usual kubeconfig
+// lookup (in-cluster, $KUBECONFIG, ~/.kube/config).
+func run(ctx context.Context, args []string, cfg *rest.Config) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
@@ -36,9 +40,9 @@ func run(args []string) error {
 	leaderNS := fs.String("leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error (or a number: -1 is debug)")
 	image := fs.String("replicator-image", envOr("REPLICATOR_IMAGE", "ghcr.io/cyrusrepl/replicator:latest"), "default replicator image for pairs without spec.replicator.image")
+	hostNet := fs.Bool("replicator-host-network", os.Getenv("CYRUSREPL_HOST_NETWORK") == "true",
+		"run replicator pods with hostNetwork (clusters without a pod network); they then also get this process's KUBERNETES_SERVICE_HOST/PORT")
 	watchNS := fs.String("namespace", "", "watch only this namespace (default: all)")
-	hostNet := fs.Bool("replicator-host-network", envOr("CYRUSREPL_HOST_NETWORK", "false") == "true",
-		"run replicator pods in the node's network namespace, passing on this pod's KUBERNETES_SERVICE_HOST/PORT (for clusters without a pod network)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,9 +61,10 @@ func run(args []string) error {
 	if err := v1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
+	if cfg == nil {
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
 	}
 	opts := ctrl.Options{
 		Scheme:                  scheme,
@@ -76,12 +81,11 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("new manager: %w", err)
 	}
-	operator.Node = operator.NodeSettings{HostNetwork: *hostNet}
+	pod := operator.PodOptions{Image: *image, HostNetwork: *hostNet}
 	if *hostNet {
-		operator.Node.APIServerHost = os.Getenv("KUBERNETES_SERVICE_HOST")
-		operator.Node.APIServerPort = os.Getenv("KUBERNETES_SERVICE_PORT")
+		pod.APIServerHost, pod.APIServerPort = os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 	}
-	if err := controllers.Setup(mgr, *image); err != nil {
+	if err := controllers.Setup(mgr, pod); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -90,8 +94,8 @@ func run(args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("readyz: %w", err)
 	}
-	log.Info("starting manager", "replicatorImage", *image, "leaderElection", *leaderElect, "replicatorHostNetwork", *hostNet)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	log.Info("starting manager", "replicatorImage", *image, "leaderElection", *leaderElect)
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
 	return nil

@@ -51,10 +51,10 @@ func resyncParts(rs *v1.UserResync, pair *v1.ReplicationPair) ([]string, *podPar
 }
 
 // Job builds the resync's Job, owned by the UserResync.
-func Job(rs *v1.UserResync, pair *v1.ReplicationPair, image string) *batchv1.Job {
+func Job(rs *v1.UserResync, pair *v1.ReplicationPair, o PodOptions) *batchv1.Job {
 	args, parts := resyncParts(rs, pair)
 	labels := resyncLabels(pair.Name, rs.Name)
-	spec := podSpec(pair, image, ReplicatorName(rs.Name), args, parts, nil)
+	spec := podSpec(pair, o, ReplicatorName(rs.Name), args, parts, nil)
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},

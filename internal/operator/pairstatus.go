@@ -39,7 +39,9 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 	case v1.WorkloadSuspended:
 		clear(v1.ConditionReconciling)
 		clear(v1.ConditionStalled)
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSuspended, "spec.suspend is true: the replicator is scaled to zero")
+		// Ready: the pair is what its spec asks (kstatus Current), so a suspended pair
+		// does not block `kubectl wait` or a GitOps health check forever.
+		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSuspended, "suspended as spec.suspend asks: the replicator is scaled to zero")
 	case v1.WorkloadProgressing:
 		clear(v1.ConditionStalled)
 		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, "the replicator Deployment is rolling out")

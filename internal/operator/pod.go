@@ -162,23 +162,43 @@ func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
 	return p
 }
 
+// PodOptions are the manager-wide settings of every replicator pod.
+type PodOptions struct {
+	// Image is the replicator image for pairs without spec.replicator.image.
+	Image string
+	// HostNetwork runs replicator pods in the node's network namespace (clusters without
+	// a pod network, like the project's local test cluster).
+	HostNetwork bool
+	// APIServerHost and APIServerPort, when set, are passed to the pods as
+	// KUBERNETES_SERVICE_HOST/PORT (where the Service IP is unreachable, e.g. with
+	// HostNetwork on the local cluster) so the report publisher reaches the API.
+	APIServerHost, APIServerPort string
+}
+
 // podSpec assembles the pod: hardened security context, the pair's scheduling, the
 // downward-API POD_NAMESPACE the report publisher needs.
-func podSpec(pair *v1.ReplicationPair, image, serviceAccount string, args []string, p *podParts, ports []corev1.ContainerPort) corev1.PodSpec {
+func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args []string, p *podParts, ports []corev1.ContainerPort) corev1.PodSpec {
 	r := &pair.Spec.Replicator
 	uid := ptr.Deref(r.RunAsUser, defaultUID)
 	gid := ptr.Deref(r.RunAsGroup, defaultUID)
+	image := o.Image
 	if r.Image != "" {
 		image = r.Image
 	}
+	env := []corev1.EnvVar{{
+		Name:      "POD_NAMESPACE",
+		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}}
+	if o.APIServerHost != "" && o.APIServerPort != "" {
+		env = append(env,
+			corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: o.APIServerHost},
+			corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: o.APIServerPort})
+	}
 	c := corev1.Container{
-		Name:  "replicator",
-		Image: image,
-		Args:  args,
-		Env: []corev1.EnvVar{{
-			Name:      "POD_NAMESPACE",
-			ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
-		}},
+		Name:         "replicator",
+		Image:        image,
+		Args:         args,
+		Env:          env,
 		Ports:        ports,
 		Resources:    *r.Resources.DeepCopy(),
 		VolumeMounts: p.mounts,
@@ -207,10 +227,13 @@ func podSpec(pair *v1.ReplicationPair, image, serviceAccount string, args []stri
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+	if o.HostNetwork {
+		spec.HostNetwork = true
+		spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+	}
 	for _, t := range r.Tolerations {
 		spec.Tolerations = append(spec.Tolerations, *t.DeepCopy())
 	}
-	Node.apply(&spec)
 	return spec
 }
 
@@ -227,8 +250,8 @@ func copyMap(m map[string]string) map[string]string {
 
 // metricsFlag is the replicator's metrics listen address: every interface of the pod's
 // own network namespace, or loopback only when the pod shares the node's.
-func metricsFlag() string {
-	if Node.HostNetwork {
+func metricsFlag(hostNetwork bool) string {
+	if hostNetwork {
 		return fmt.Sprintf("127.0.0.1:%d", MetricsPort)
 	}
 	return fmt.Sprintf(":%d", MetricsPort)

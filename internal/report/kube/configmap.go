@@ -49,12 +49,12 @@ type ConfigMapSink struct {
 var _ report.Sink = (*ConfigMapSink)(nil)
 
 // NewConfigMapSink returns a sink writing to namespace/name.
-func NewConfigMapSink(client kubernetes.Interface, namespace, name string) *ConfigMapSink {
+func NewConfigMapSink(client kubernetes.Interface, namespace, name string) report.Sink {
 	return &ConfigMapSink{client: client, namespace: namespace, name: name}
 }
 
 // NewInClusterSink builds a sink from the pod's service account and POD_NAMESPACE.
-func NewInClusterSink(name string) (*ConfigMapSink, error) {
+func NewInClusterSink(name string) (report.Sink, error) {
 	ns := os.Getenv(NamespaceEnv)
 	if ns == "" {
 		return nil, fmt.Errorf("report sink: %s is not set (downward API metadata.namespace)", NamespaceEnv)
