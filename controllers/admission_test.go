@@ -39,7 +39,7 @@ func TestAdmissionRejects(t *testing.T) {
 		{"audit interval too short", func(p *v1.ReplicationPair) {
 			p.Spec.AuditInterval = &metav1.Duration{Duration: 1e9}
 		}, "auditInterval must be at least 1m"},
-		{"unknown policy", func(p *v1.ReplicationPair) { p.Spec.ReplicaOnlyPolicy = "Delete" }, `supported values: "Keep", "MoveAside"`},
+		{"unknown policy", func(p *v1.ReplicationPair) { p.Spec.ReplicaOnlyPolicy = "Delete" }, `supported values: "Keep", "Fail"`},
 		{"name too long", func(p *v1.ReplicationPair) { p.Name = strings.Repeat("a", 49) }, "metadata.name must be at most 48 characters"},
 	}
 	for _, tc := range pairCases {

@@ -11,7 +11,7 @@
 //
 // followed by the common flags --master HOST:PORT --master-user U
 // --master-password-file F [--master-ca-file F] [--master-starttls], the same for
-// --replica*, [--master-config PATH], --workers N, --replica-only-policy keep|move-aside,
+// --replica*, [--master-config PATH], --workers N, --replica-only-policy keep|fail,
 // --report-configmap NAME, --pair NAME, and --metrics-addr :9090.
 //
 // UserResync → the same RBAC and report ConfigMap "<resync>-report" (owned by the

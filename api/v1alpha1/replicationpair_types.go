@@ -7,14 +7,15 @@ import (
 // ReplicaOnlyPolicy says what the replicator does with a folder that exists on the
 // replica only, when the master has no evidence (tombstone, DELETED.*, name history)
 // that it ever held it: the split-brain case.
-// +kubebuilder:validation:Enum=Keep;MoveAside
+// +kubebuilder:validation:Enum=Keep;Fail
 type ReplicaOnlyPolicy string
 
 const (
 	// ReplicaOnlyKeep leaves the folder in place and reports it. The default.
 	ReplicaOnlyKeep ReplicaOnlyPolicy = "Keep"
-	// ReplicaOnlyMoveAside renames the folder out of the way on the replica (mail kept).
-	ReplicaOnlyMoveAside ReplicaOnlyPolicy = "MoveAside"
+	// ReplicaOnlyFail also leaves the folder in place and reports it, and counts its
+	// user as differing, so the pair is not InSync until a person decides.
+	ReplicaOnlyFail ReplicaOnlyPolicy = "Fail"
 )
 
 // DefaultWorkers is the number of users replicated in parallel when spec.workers is unset.
@@ -58,7 +59,8 @@ type ReplicationPairSpec struct {
 	AuditInterval *metav1.Duration `json:"auditInterval,omitempty"`
 
 	// replicaOnlyPolicy is what to do with a replica-only folder the master has no
-	// evidence for: Keep (the default; report it) or MoveAside. Mail is never deleted
+	// evidence for: Keep (the default; report it) or Fail (report it and count the user
+	// as differing, so the pair stays out of sync until a person decides). Mail is never deleted
 	// without evidence.
 	// +optional
 	ReplicaOnlyPolicy ReplicaOnlyPolicy `json:"replicaOnlyPolicy,omitempty"`

@@ -26,7 +26,7 @@ func pair() *v1.ReplicationPair {
 func TestAuditArgsAndIPv6(t *testing.T) {
 	p := pair()
 	p.Spec.AuditInterval = &metav1.Duration{Duration: 30 * time.Minute}
-	p.Spec.ReplicaOnlyPolicy = v1.ReplicaOnlyMoveAside
+	p.Spec.ReplicaOnlyPolicy = v1.ReplicaOnlyFail
 	p.Spec.Replica.TLS = &v1.TLSConfig{CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "ca", Key: "bundle.pem"}}
 	p.Spec.MasterConfig = &v1.MasterConfigSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}, Path: "imapd.conf"}
 	got := PairArgs(p)
@@ -35,7 +35,7 @@ func TestAuditArgsAndIPv6(t *testing.T) {
 		"--replica", "[fd00::1]:3005", "--replica-user", "repl2", "--replica-password-file", "/etc/cyrusrepl/replica-password/password",
 		"--replica-ca-file", "/etc/cyrusrepl/replica-ca/ca.crt",
 		"--master-config", "/etc/cyrusrepl/master-config/imapd.conf",
-		"--workers", "4", "--replica-only-policy", "move-aside", "--report-configmap", "p-report", "--pair", "p",
+		"--workers", "4", "--replica-only-policy", "fail", "--report-configmap", "p-report", "--pair", "p",
 		"--state-dir", "/var/lib/cyrusrepl/state", "--metrics-addr", ":9090"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("args\n got %q\nwant %q", got, want)

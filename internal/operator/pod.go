@@ -119,8 +119,8 @@ func volumeSource(v v1.VolumeSource) corev1.VolumeSource {
 // ReplicaOnlyFlag maps the API's policy to the replicator's --replica-only-policy value.
 func ReplicaOnlyFlag(p v1.ReplicaOnlyPolicy) string {
 	switch p {
-	case v1.ReplicaOnlyMoveAside:
-		return "move-aside"
+	case v1.ReplicaOnlyFail:
+		return "fail"
 	default:
 		return "keep"
 	}
