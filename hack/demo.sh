@@ -58,6 +58,7 @@ tools() {
   KBIN=$("$HACK/k8s-binaries.sh" kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd)
   KUBECTL="$KBIN/kubectl"
   mkdir -p "$BIN"
+  say "building pairctl and kubectl-cyrusrepl into $BIN (a few minutes with a cold Go build cache)"
   (cd "$REPO" && go build -o "$BIN/" ./hack/pairctl ./cmd/kubectl-cyrusrepl) || die "building pairctl/kubectl-cyrusrepl failed"
   ln -sf "$KUBECTL" "$BIN/kubectl"
   export PATH="$BIN:$PATH" # kubectl finds the plugin kubectl-cyrusrepl on PATH
