@@ -36,7 +36,8 @@ func (w *ReplicaConn) ApplyCapabilities(ctx context.Context, caps []string) ([]s
 
 // ApplyReserve asks the replica to stage the GUIDs from copies it already holds in the
 // named mailboxes, and returns the GUIDs it is missing (to be sent by ApplyMessage on
-// the same partition). The server accepts at most 8193 GUIDs per call.
+// the same partition). sync_client sends at most 8193 GUIDs per RESERVE; batching is
+// the caller's choice.
 func (w *ReplicaConn) ApplyReserve(ctx context.Context, partition string, mboxnames, guids []string) ([]string, error) {
 	arg := KV(F("PARTITION", Str(partition)), F("MBOXNAME", StrList(mboxnames)), F("GUID", StrList(guids)))
 	var missing []string
@@ -84,7 +85,9 @@ func Messages(ms []Message) iter.Seq2[Message, error] {
 // and size of messages. It returns how many messages were sent. An error yielded by the
 // iterator ends the list early: the messages before it are still sent and the error is
 // returned. A body that fails or runs short breaks the connection, because the size was
-// already announced. Nothing is sent when the iterator is empty.
+// already announced. Nothing is sent when the iterator is empty. (sync_client sends
+// 1024 files per APPLY MESSAGE; batching is the caller's choice.) The partition must
+// exist on the replica: Cyrus 3.6.1 aborts the sync_server process otherwise.
 func (w *ReplicaConn) ApplyMessage(ctx context.Context, msgs iter.Seq2[Message, error]) (int, error) {
 	c := w.c
 	if err := c.begin(ctx); err != nil {
@@ -231,7 +234,9 @@ func (w *ReplicaConn) ApplyUnsieve(ctx context.Context, userid, filename string)
 	return w.apply(ctx, "UNSIEVE", KV(F("USERID", Str(userid)), F("FILENAME", Str(filename))))
 }
 
-// ApplyActivateSieve makes filename the active script.
+// ApplyActivateSieve makes a script active. On 3.6.1 filename is the compiled
+// bytecode's name ("vacation.bc" for "vacation.script"); the .script name gives
+// "NO Unknown error".
 func (w *ReplicaConn) ApplyActivateSieve(ctx context.Context, userid, filename string) error {
 	return w.apply(ctx, "ACTIVATE_SIEVE", KV(F("USERID", Str(userid)), F("FILENAME", Str(filename))))
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,7 +26,8 @@ type Options struct {
 	Compress bool
 	// SieveMailbox sends APPLY CAPABILITIES (SIEVE-MAILBOX) after authentication when
 	// the server advertises it. It only changes this session's behaviour (sieve scripts
-	// travel as the #sieve mailbox; GET USER stops listing SIEVE records).
+	// travel as the #sieve mailbox; GET USER stops listing SIEVE records). DialMaster
+	// refuses it (ErrReadOnly): a master session sends no APPLY at all.
 	SieveMailbox bool
 	// Timeout is the idle I/O timeout for every read and write (default 60s). Keep it
 	// below the server's sync_timeout.
@@ -67,6 +69,7 @@ type Conn struct {
 	enabled []string // capabilities enabled with APPLY CAPABILITIES
 	wbuf    []byte
 
+	mu     sync.Mutex // guards broken: Close may run on another goroutine
 	broken error
 	busy   bool // a FetchBody is open
 	stop   func() bool
@@ -150,34 +153,41 @@ func (c *Conn) Compressed() bool { return c.zw != nil }
 // Err returns nil while the Conn is usable, else an error matching ErrBroken that
 // wraps the cause.
 func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.broken == nil {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrBroken, c.broken)
 }
 
+// setBroken records the first cause.
+func (c *Conn) setBroken(err error) {
+	c.mu.Lock()
+	if c.broken == nil {
+		c.broken = err
+	}
+	c.mu.Unlock()
+}
+
 // Close closes the connection without EXIT. It is safe to call from another goroutine
 // to abort a call in progress, and more than once.
 func (c *Conn) Close() error {
 	c.dc.cancel()
-	if c.broken == nil {
-		c.broken = ErrClosed
-	}
+	c.setBroken(ErrClosed)
 	return c.dc.Conn.Close()
 }
 
 func (c *Conn) markBroken(err error) {
-	if c.broken == nil {
-		c.broken = err
-	}
+	c.setBroken(err)
 	c.dc.cancel()
 	_ = c.dc.Conn.Close()
 }
 
 // begin starts a call: it refuses a broken or busy Conn and arms the context.
 func (c *Conn) begin(ctx context.Context) error {
-	if c.broken != nil {
-		return c.Err()
+	if err := c.Err(); err != nil {
+		return err
 	}
 	if c.busy {
 		return ErrBusy
@@ -211,10 +221,13 @@ func (c *Conn) end(ctx context.Context, err error) error {
 	return err
 }
 
+// breaks reports whether err leaves the session unusable. NO replies do not, except
+// IMAP_PROTOCOL_ERROR: the server did not understand what we sent, so client and
+// server disagree about the protocol and the session should not be trusted further.
 func breaks(err error) bool {
 	var se *ServerError
 	if errors.As(err, &se) {
-		return se.Status != "NO"
+		return se.Status != "NO" || errors.Is(se, ErrProtocol)
 	}
 	return !errors.Is(err, ErrType) && !errors.Is(err, ErrNoFile)
 }
@@ -409,9 +422,7 @@ func (c *Conn) Restart(ctx context.Context) error {
 // Exit sends EXIT, waits for "OK Finished" and closes the connection.
 func (c *Conn) Exit(ctx context.Context) error {
 	err := c.call(ctx, func() error { return c.simple("EXIT") })
-	if c.broken == nil {
-		c.broken = ErrClosed
-	}
+	c.setBroken(ErrClosed)
 	_ = c.dc.Conn.Close()
 	return err
 }

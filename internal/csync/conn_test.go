@@ -130,7 +130,7 @@ func TestServerErrorsMapToSentinels(t *testing.T) {
 		{"NO IMAP_SYNC_CHANGED Changed since last sync", ErrSyncChanged, false},
 		{"NO IMAP_MAILBOX_LOCKED Mailbox locked", ErrMailboxLocked, false},
 		{"NO IMAP_INVALID_USER No Such User", ErrInvalidUser, false},
-		{"NO IMAP_PROTOCOL_ERROR Protocol error", ErrProtocol, false},
+		{"NO IMAP_PROTOCOL_ERROR Protocol error", ErrProtocol, true},
 		{"NO IMAP_PROTOCOL_BAD_PARAMETERS", ErrBadParameters, false},
 		{"NO Unknown error", ErrRemoteDenied, false},
 		{"NO Permission denied", ErrPermissionDenied, false},
@@ -485,4 +485,56 @@ func TestDialUnreachable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connect") || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("err = %s", errString(err))
 	}
+}
+
+func TestCloseFromAnotherGoroutineUnblocks(t *testing.T) {
+	release := make(chan struct{})
+	addr := startFake(t, func(s *fakeSession) {
+		s.login()
+		s.expect("GET META fred")
+		<-release
+	})
+	defer close(release)
+	c := dialFake(t, addr, Options{Username: "u", Password: "p", Timeout: time.Hour})
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	}()
+	<-started
+	if _, err := c.GetMeta(context.Background(), "fred"); err == nil {
+		t.Fatal("GET META succeeded on a closed connection")
+	}
+	assertBroken(t, c)
+}
+
+func TestFetchBodyCancelledMidway(t *testing.T) {
+	release := make(chan struct{})
+	guid := strings.Repeat("ab", 20)
+	addr := startFake(t, func(s *fakeSession) {
+		s.login()
+		s.expect("GET FETCH")
+		s.sendRaw("* MESSAGE %{default " + guid + " 1000}\r\nfirst bytes")
+		<-release
+	})
+	defer close(release)
+	c := dialFake(t, addr, Options{Username: "u", Password: "p", Timeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	body, err := c.Fetch(ctx, FetchRequest{MboxName: "user.fred", Partition: "default", UniqueID: "u", GUID: guid, UID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(body, buf); err != nil || string(buf) != "first bytes" {
+		t.Fatalf("first read: %q %v", buf, err)
+	}
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := io.ReadAll(body); err == nil {
+		t.Fatal("read of a stalled body returned no error")
+	}
+	if err := body.Close(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close: %s", errString(err))
+	}
+	assertBroken(t, c)
 }

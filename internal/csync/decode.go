@@ -36,6 +36,32 @@ type decoder struct {
 	r     *bufio.Reader
 	lim   Limits
 	items int
+	// Scratch stacks: containers collect their children here and copy them into an
+	// exactly sized slice when they close, which avoids append-growth garbage.
+	vstack []Value
+	fstack []Field
+}
+
+// internKeys avoids allocating the keys and small values every record repeats.
+var internKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"UNIQUEID", "MBOXNAME", "MBOXTYPE", "SYNC_CRC", "SYNC_CRC_ANNOT", "LAST_UID",
+		"HIGHESTMODSEQ", "RECENTUID", "RECENTTIME", "LAST_APPENDDATE", "POP3_LAST_LOGIN", "POP3_SHOW_AFTER",
+		"XCONVMODSEQ", "RACLMODSEQ", "UIDVALIDITY", "PARTITION", "ACL", "OPTIONS", "QUOTAROOT", "CREATEDMODSEQ",
+		"FOLDERMODSEQ", "ANNOTATIONS", "RECORD", "UID", "MODSEQ", "LAST_UPDATED", "FLAGS", "INTERNALDATE", "SIZE",
+		"GUID", "ENTRY", "USERID", "VALUE", "MAILBOX", "QUOTA", "SEEN", "LSUB", "SIEVE", "MESSAGE", "MISSING",
+		"default", "0", "1", "2", "P", "/vendor/cmu/cyrus-imapd/thrid", "/vendor/cmu/cyrus-imapd/savedate",
+		"/vendor/cmu/cyrus-imapd/createdmodseq", "Seen", "Deleted", "Flagged", "Answered", "Draft", "Expunged"} {
+		m[k] = k
+	}
+	return m
+}()
+
+func intern(b []byte) string {
+	if s, ok := internKeys[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }
 
 func newDecoder(r *bufio.Reader, lim Limits) *decoder {
@@ -118,7 +144,7 @@ func (d *decoder) readAtom(what string) (string, error) {
 		if i < len(buf) {
 			var s string
 			if long == nil {
-				s = string(buf[:i])
+				s = intern(buf[:i])
 			} else {
 				s = string(append(long, buf[:i]...))
 			}
@@ -181,7 +207,7 @@ func (d *decoder) value(depth int) (Value, error) {
 		if name == "" {
 			return Value{}, d.errf("empty flag")
 		}
-		return Value{Kind: KindFlag, S: `\` + name}, nil
+		return Value{Kind: KindFlag, S: flagName(name)}, nil
 	}
 	if isDelim(c) {
 		return Value{}, d.errf("expected a value, got %q", c)
@@ -218,33 +244,39 @@ func (d *decoder) sepOrEnd(first bool, what string) (end bool, err error) {
 
 func (d *decoder) list(depth int) (Value, error) {
 	_, _ = d.r.ReadByte() // '('
-	v := Value{Kind: KindList, Items: []Value{}}
+	mark := len(d.vstack)
+	defer func() { d.vstack = d.vstack[:mark] }()
 	for first := true; ; first = false {
 		end, err := d.sepOrEnd(first, "list")
 		if err != nil {
 			return Value{}, err
 		}
 		if end {
-			return v, nil
+			items := make([]Value, len(d.vstack)-mark)
+			copy(items, d.vstack[mark:])
+			return Value{Kind: KindList, Items: items}, nil
 		}
 		it, err := d.value(depth + 1)
 		if err != nil {
 			return Value{}, err
 		}
-		v.Items = append(v.Items, it)
+		d.vstack = append(d.vstack, it)
 	}
 }
 
 func (d *decoder) kvlist(depth int) (Value, error) {
 	_, _ = d.r.ReadByte() // '('
-	v := Value{Kind: KindKVList, Fields: []Field{}}
+	mark := len(d.fstack)
+	defer func() { d.fstack = d.fstack[:mark] }()
 	for first := true; ; first = false {
 		end, err := d.sepOrEnd(first, "kvlist")
 		if err != nil {
 			return Value{}, err
 		}
 		if end {
-			return v, nil
+			fields := make([]Field, len(d.fstack)-mark)
+			copy(fields, d.fstack[mark:])
+			return Value{Kind: KindKVList, Fields: fields}, nil
 		}
 		key, err := d.readAtom("kvlist key")
 		if err != nil {
@@ -254,14 +286,14 @@ func (d *decoder) kvlist(depth int) (Value, error) {
 			c, _ := d.r.Peek(1)
 			return Value{}, d.errf("kvlist: bad key %q before %q", key, c)
 		}
-		if err := d.expect(' ', "kvlist after key "+key); err != nil {
+		if err := d.expect(' ', "kvlist after key"); err != nil {
 			return Value{}, err
 		}
 		val, err := d.value(depth + 1)
 		if err != nil {
 			return Value{}, err
 		}
-		v.Fields = append(v.Fields, Field{Key: key, Value: val})
+		d.fstack = append(d.fstack, Field{Key: key, Value: val})
 	}
 }
 
@@ -522,4 +554,23 @@ func (d *decoder) trailer() error {
 		return d.errf("trailing data after line")
 	}
 	return nil
+}
+
+// flagName prefixes the backslash, without allocating for the system flags.
+func flagName(name string) string {
+	switch name {
+	case "Seen":
+		return `\Seen`
+	case "Deleted":
+		return `\Deleted`
+	case "Flagged":
+		return `\Flagged`
+	case "Answered":
+		return `\Answered`
+	case "Draft":
+		return `\Draft`
+	case "Expunged":
+		return `\Expunged`
+	}
+	return `\` + name
 }

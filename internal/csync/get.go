@@ -17,6 +17,9 @@ func (r reader) Addr() string { return r.c.Addr() }
 // Err is nil while the connection is usable (see Conn.Err).
 func (r reader) Err() error { return r.c.Err() }
 
+// Compressed reports whether COMPRESS DEFLATE is active.
+func (r reader) Compressed() bool { return r.c.Compressed() }
+
 // Noop sends NOOP.
 func (r reader) Noop(ctx context.Context) error { return r.c.Noop(ctx) }
 
