@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -309,4 +310,26 @@ func (p *dlp) atom() (string, error) {
 		return "", fmt.Errorf("expected atom at offset %d", start)
 	}
 	return p.s[start:p.i], nil
+}
+
+// CachedMailboxesDB shares one read of mailboxes.db between batches for ttl. A stale
+// read is safe: it can only lack a newer tombstone (the folder is then kept, not
+// deleted), never invent one, because uniqueids are never reused.
+func CachedMailboxesDB(ttl time.Duration, read func(ctx context.Context) (*MailboxesDB, error)) func(ctx context.Context) (*MailboxesDB, error) {
+	var mu sync.Mutex
+	var db *MailboxesDB
+	var at time.Time
+	return func(ctx context.Context) (*MailboxesDB, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if db != nil && time.Since(at) < ttl {
+			return db, nil
+		}
+		fresh, err := read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		db, at = fresh, time.Now()
+		return db, nil
+	}
 }

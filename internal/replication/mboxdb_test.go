@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // The dumps in testdata are real `cyr_dbtool … twoskip show` output from a Cyrus 3.6.1
@@ -97,5 +98,27 @@ func TestConfigDirectory(t *testing.T) {
 	}
 	if _, err := ReadMailboxesDB(context.Background(), "", filepath.Join(t.TempDir(), "nope.conf")); err == nil {
 		t.Fatal("missing imapd.conf accepted")
+	}
+}
+
+func TestCachedMailboxesDB(t *testing.T) {
+	n := 0
+	read := CachedMailboxesDB(time.Hour, func(context.Context) (*MailboxesDB, error) {
+		n++
+		return &MailboxesDB{}, nil
+	})
+	for range 3 {
+		if _, err := read(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("read %d times", n)
+	}
+	fresh := CachedMailboxesDB(0, func(context.Context) (*MailboxesDB, error) { n++; return &MailboxesDB{}, nil })
+	fresh(context.Background())
+	fresh(context.Background())
+	if n != 3 {
+		t.Fatalf("ttl 0 cached: %d", n)
 	}
 }
