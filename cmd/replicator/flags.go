@@ -168,11 +168,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		})
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout})
+		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, SieveMailbox: true})
 		if err != nil {
 			return nil, fmt.Errorf("master %s: %w", c.master, err)
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout})
+		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, SieveMailbox: true})
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("replica %s: %w", c.replica, err)

@@ -118,6 +118,7 @@ func TestCyrusDifferential(t *testing.T) {
 	m.CreateUser(t, "bob")
 	m.Deliver(t, "bob", cyruspair.Message("hi bob", "x"))
 	m.Store(t, "bob", "INBOX", "1", "+FLAGS", `\Seen`, "$Important")
+	putSieve(t, e.p, m, "alice", "vacation", "require \"fileinto\";\r\nif header :contains \"subject\" \"work\" { fileinto \"INBOX.Work\"; }\r\n")
 	check := func(stage string) {
 		t.Helper()
 		for _, u := range []string{"alice", "bob"} {
@@ -128,7 +129,7 @@ func TestCyrusDifferential(t *testing.T) {
 			ours, stock := userState(t, e.p.Replica.SyncAddr, e.p, u), userState(t, e.p.Replica2.SyncAddr, e.p, u)
 			wants := []string{"MAILBOX", "RECORD", "$Important"}
 			if u == "alice" {
-				wants = []string{"MAILBOX", "RECORD", "QUOTA user.alice", "LSUB user.alice.Sent", "$Label1"}
+				wants = []string{"MAILBOX", "RECORD", "QUOTA user.alice", "LSUB user.alice.Sent", "$Label1", "user.alice.#sieve"}
 			}
 			if stage != "initial" {
 				wants = wants[:2]
@@ -137,6 +138,9 @@ func TestCyrusDifferential(t *testing.T) {
 				if !strings.Contains(ours, want) {
 					t.Fatalf("%s: state of %s has no %s, the comparison would be hollow:\n%s", stage, u, want, ours)
 				}
+			}
+			if a, b := userStateMode(t, e.p.Replica.SyncAddr, e.p, u, false), userStateMode(t, e.p.Replica2.SyncAddr, e.p, u, false); a != b {
+				t.Fatalf("%s: user %s differs without SIEVE-MAILBOX\nreplicator:\n%s\nstock:\n%s", stage, u, a, b)
 			}
 			if ours != stock {
 				t.Fatalf("%s: user %s differs\nreplicator:\n%s\nstock sync_client:\n%s", stage, u, ours, stock)

@@ -98,8 +98,18 @@ func sideFromUserState(u *csync.UserState) userSide {
 	for _, x := range u.Seen {
 		m.Seen = append(m.Seen, Seen{UniqueID: x.UniqueID, LastRead: x.LastRead, LastUID: x.LastUID, LastChange: x.LastChange, SeenUIDs: x.SeenUIDs})
 	}
+	// Without SIEVE-MAILBOX the server lists NAME.script (the source, what APPLY SIEVE
+	// stores) and NAME.bc (compiled; the active one is flagged there).
+	active := map[string]bool{}
 	for _, x := range u.Sieve {
-		m.Sieve = append(m.Sieve, SieveScript{Name: x.Filename, LastUpdate: x.LastUpdate, Active: x.Active, Digest: x.GUID})
+		if base, ok := strings.CutSuffix(x.Filename, ".bc"); ok && x.Active {
+			active[base+".script"] = true
+		}
+	}
+	for _, x := range u.Sieve {
+		if strings.HasSuffix(x.Filename, ".script") {
+			m.Sieve = append(m.Sieve, SieveScript{Name: x.Filename, LastUpdate: x.LastUpdate, Active: x.Active || active[x.Filename], Digest: x.GUID})
+		}
 	}
 	s.meta = m
 	return s
