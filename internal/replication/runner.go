@@ -107,6 +107,8 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 					if r.Backoff != nil {
 						delay = r.Backoff(it.attempt)
 					}
+					// Say why: a later success must not hide the failure.
+					r.emit(retryLine{Type: "retry", Users: it.job.Users, Attempt: it.attempt, Error: err.Error(), DelayMS: delay.Milliseconds()})
 					next := item{job: it.job, attempt: it.attempt + 1}
 					time.AfterFunc(delay, func() { queue <- next })
 					continue
@@ -190,6 +192,15 @@ func (r *Runner) emit(v any) {
 	if r.Emit != nil {
 		r.Emit(v)
 	}
+}
+
+// retryLine is the JSON line written when a failed attempt is scheduled again.
+type retryLine struct {
+	Type    string   `json:"type"`
+	Users   []string `json:"users"`
+	Attempt int      `json:"attempt"`
+	Error   string   `json:"error"`
+	DelayMS int64    `json:"delayMs"`
 }
 
 type userLine struct {
