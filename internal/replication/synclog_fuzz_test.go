@@ -83,3 +83,21 @@ func checkRoundTrip(t *testing.T, e LogEntry) {
 		t.Fatalf("round trip changed %q into %q", e, es[0])
 	}
 }
+
+// TestParseLogCorruptLiteralKeepsFollowingLines: a corrupt line that looks like an IMAP
+// literal ({N} with N larger than its own line) must not swallow the valid entries that
+// follow it. Cyrus never writes literals (sync_quote_name quotes '{'), and no mailbox
+// name holds a line break, so such a literal is reported as a bad line and parsing
+// resumes on the next line.
+func TestParseLogCorruptLiteralKeepsFollowingLines(t *testing.T) {
+	data := "MAILBOX {33}\nUSER dave\nMAILBOX user.alice.Sent\nAPPEND user.bob\n"
+	entries, bad := ParseLog([]byte(data))
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.String())
+	}
+	want := []string{"USER dave", "MAILBOX user.alice.Sent", "APPEND user.bob"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || len(bad) != 1 || bad[0].Line != 1 {
+		t.Fatalf("entries %q, bad %+v; want %q and line 1 reported", got, bad, want)
+	}
+}
