@@ -18,6 +18,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 		replicaByName[f.Name] = f
 	}
 	sent := 0
+	var folderErrs []error
 	for _, a := range p.Actions {
 		var err error
 		switch a.Op {
@@ -45,10 +46,23 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			err = x.applyMeta(ctx, a)
 		}
 		if err != nil {
-			return sent, fmt.Errorf("%s: %w", a, err)
+			err = fmt.Errorf("%s: %w", a, err)
+			if (a.Op == OpCreate || a.Op == OpUpdate) && folderConflict(err) {
+				// The replica refused this folder's state (the session is fine): the
+				// other folders of the user still go through; the batch fails at the end.
+				folderErrs = append(folderErrs, err)
+				continue
+			}
+			return sent, errors.Join(append(folderErrs, err)...)
 		}
 	}
-	return sent, nil
+	return sent, errors.Join(folderErrs...)
+}
+
+// folderConflict reports whether err is the replica refusing one folder's state
+// (a NO reply that leaves the session usable), not a broken connection.
+func folderConflict(err error) bool {
+	return errors.Is(err, csync.ErrSyncChecksum) || errors.Is(err, csync.ErrMailboxMoved)
 }
 
 func replicaByUID(fs []Folder, uid string) *Folder {
