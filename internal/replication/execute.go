@@ -140,6 +140,12 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 			full := *master
 			full.Raw = csync.Value{}
 			if err2 := x.Replica.ApplyMailbox(ctx, &full); err2 != nil {
+				if cur.LastUID > master.LastUID || cur.HighestModSeq > master.HighestModSeq {
+					// Only writes on the replica itself get it past the master; sync_server
+					// refuses to go back, and we never overwrite them.
+					return sent, fmt.Errorf("replica is ahead of the master (last_uid %d vs %d, highestmodseq %d vs %d): written on the replica, split-brain; left as it is: %w",
+						cur.LastUID, master.LastUID, cur.HighestModSeq, master.HighestModSeq, err2)
+				}
 				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
 			}
 			return sent, nil
