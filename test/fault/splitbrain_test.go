@@ -265,3 +265,41 @@ func TestSplitBrainDivergedFolders(t *testing.T) {
 	}
 	e.assertNoLoss(t, mb, rb)
 }
+
+// TestSplitBrainUserCreatedAtBothEnds: during the split-brain a user is created on the
+// replica and, independently, on the master (two INBOXes, two uniqueids, mail in
+// each). A user's INBOX cannot be moved aside, so the replica's is kept; nothing is
+// lost at either end, the collision is recorded, and the user must not be reported
+// in step while the master's INBOX is not on the replica (sync and verify exit 1).
+func TestSplitBrainUserCreatedAtBothEnds(t *testing.T) {
+	e := newEnv(t, "delayed")
+	m, r := e.p.Master, e.p.Replica
+	r.CreateUser(t, "carol")
+	r.Deliver(t, "carol", cyruspair.Message("to carol on the replica", "r"))
+	m.CreateUser(t, "carol")
+	m.Deliver(t, "carol", cyruspair.Message("to carol on the master", "m"))
+	m.CreateFolder(t, "carol", "Sent")
+	m.Append(t, "carol", "Sent", cyruspair.Message("sent", "s"))
+
+	mb, rb := e.guids(t, m, "carol"), e.guids(t, r, "carol")
+	res := e.run(t, time.Minute, "sync", "--user", "carol", "--attempts", "1")
+	ma, ra := e.guids(t, m, "carol"), e.guids(t, r, "carol")
+	if l := lostFrom(mb, ma); len(l) > 0 {
+		t.Fatalf("the master lost mail: %v", l)
+	}
+	if l := lostFrom(rb, ra); len(l) > 0 {
+		t.Fatalf("mail delivered on the replica lost: %v\n%s", l, res)
+	}
+	if !hasRecord(res.stdout, "mismatch", "kind", "uniqueid-collision", "replicaName", "user.carol") {
+		t.Errorf("no uniqueid-collision record for the two INBOXes\n%s", res)
+	}
+	if !hasRecord(res.stdout, "decision", "action", "keep", "replicaName", "user.carol") {
+		t.Errorf("no keep decision for the replica's INBOX\n%s", res)
+	}
+	if res.code != 1 {
+		t.Errorf("sync reports carol in step although the master's INBOX is not on the replica\n%s", res)
+	}
+	if v := e.run(t, time.Minute, "verify", "--user", "carol"); v.code != 1 {
+		t.Errorf("verify reports carol equal although the INBOXes differ\n%s", v)
+	}
+}
