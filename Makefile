@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries bench fuzz clean
+.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz clean
 
 all: build
 
@@ -33,6 +33,7 @@ manifests:
 
 lint:
 	$(GO) vet ./...
+	cd hack/imagebuild && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -51,12 +52,16 @@ cyrus:
 k8s-binaries:
 	hack/k8s-binaries.sh $(K8S_COMPONENTS)
 
+## helm: build helm v3 (cached) for the chart tests
+helm:
+	hack/helm.sh --path
+
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries test-only
+test: lint verify cyrus k8s-binaries helm test-only
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
-	  CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_REQUIRE_ENVTEST=1 \
+	  CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_REQUIRE_ENVTEST=1 CYRUSREPL_REQUIRE_HELM=1 \
 	  $(GO) test $(GOTEST_FLAGS) $(PKGS)
 
 bench: cyrus

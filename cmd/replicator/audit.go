@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"sort"
@@ -28,6 +29,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	verifyOnly := fs.Bool("verify-only", false, "compare and report only, change nothing")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address")
 	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
 		return exitUsage, err
 	}
 	if err := c.check(); err != nil {

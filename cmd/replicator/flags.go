@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -125,34 +124,23 @@ func secret(file, env string) (string, error) {
 	return "", usageErrorf("no password: give a password file or set $%s", env)
 }
 
-func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
+// startTLS is the TLS config for a --*-starttls flag (nil when off); the config itself
+// comes from inspect.go's tlsConfig.
+func startTLS(enabled bool, addr, caFile string) (*tls.Config, error) {
 	if !enabled {
 		return nil, nil
 	}
-	host, _, _ := net.SplitHostPort(addr)
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usageErrorf("CA file: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("CA file %s holds no PEM certificate", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
+	return tlsConfig(addr, caFile)
 }
 
 // connector returns a function that opens an executor: a read-only master session and
 // a replica session, plus the evidence sources.
 func (c *commonFlags) connector() (replication.Connector, error) {
-	mtls, err := tlsConfig(c.masterStartTLS, c.master, c.masterCAFile)
+	mtls, err := startTLS(c.masterStartTLS, c.master, c.masterCAFile)
 	if err != nil {
 		return nil, err
 	}
-	rtls, err := tlsConfig(c.replicaStartTLS, c.replica, c.replicaCAFile)
+	rtls, err := startTLS(c.replicaStartTLS, c.replica, c.replicaCAFile)
 	if err != nil {
 		return nil, err
 	}
@@ -168,14 +156,14 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		})
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, SieveMailbox: true})
+		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout})
 		if err != nil {
-			return nil, fmt.Errorf("master %s: %w", c.master, err)
+			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, SieveMailbox: true})
+		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout})
 		if err != nil {
 			m.Close()
-			return nil, fmt.Errorf("replica %s: %w", c.replica, err)
+			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
 		return &replication.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, MailboxesDB: mboxdb,

@@ -114,6 +114,33 @@ func TestCLISyncVerify(t *testing.T) {
 	if st := c.p.Replica.Status(t, "alice", "INBOX"); st.Messages != 1 {
 		t.Fatalf("replica INBOX: %+v", st)
 	}
+
+	// A replica-only folder (split brain): kept; 'keep' counts the user as in sync,
+	// 'fail' as differing.
+	c.p.Replica.CreateFolder(t, "alice", "Split")
+	c.p.Replica.Append(t, "alice", "Split", cyruspair.Message("r", "only on the replica"))
+	if code, out, _ := c.run(t, "verify", "--user", "alice"); code != exitOK || len(lines(t, out, "mismatch")) != 1 {
+		t.Fatalf("verify, keep policy: exit %d\n%s", code, out)
+	}
+	if code, out, _ := c.run(t, "sync", "--user", "alice", "--replica-only-policy", "fail"); code != exitFailed {
+		t.Fatalf("sync, fail policy: exit %d\n%s", code, out)
+	}
+	if st := c.p.Replica.Status(t, "alice", "Split"); st.Messages != 1 {
+		t.Fatalf("replica-only folder touched: %+v", st)
+	}
+
+	// Audit walks every user of the master's mailboxes.db.
+	m.Deliver(t, "bob", cyruspair.Message("for bob", "x"))
+	code, out, errs = c.run(t, "audit")
+	if code != exitOK {
+		t.Fatalf("audit: exit %d\n%s\n%s", code, errs, out)
+	}
+	if u := lines(t, out, "user"); len(u) != 2 {
+		t.Fatalf("audit user lines: %v", u)
+	}
+	if st := c.p.Replica.Status(t, "bob", "INBOX"); st.Messages != 1 {
+		t.Fatalf("audit did not sync bob: %+v", st)
+	}
 }
 
 func TestCLIUsageAndConnectionErrors(t *testing.T) {

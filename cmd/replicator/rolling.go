@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 func init() {
@@ -27,8 +29,12 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	once := fs.Bool("once", false, "run one cycle (the pending log and due retries), then exit")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9090)")
 	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
+	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
 	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
 		return exitUsage, err
 	}
 	if *logDir == "" {
@@ -53,6 +59,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
+	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := replication.NewRecorder("rolling", c.pair, time.Now().UTC())
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec)
@@ -66,7 +73,11 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
 		Publish: func(ctx context.Context) {
-			if err := sink.Publish(context.WithoutCancel(ctx), rec.Summary(nil)); err != nil {
+			s := rec.Summary(nil)
+			if !pub.due(s, time.Now()) {
+				return
+			}
+			if err := sink.Publish(context.WithoutCancel(ctx), s); err != nil {
 				fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
 			}
 		},
@@ -85,4 +96,28 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fin := time.Now().UTC()
 	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
 	return exitOK, err
+}
+
+// publishGate publishes a summary only when it changed (timestamps aside) or when the
+// heartbeat is due, so that a quiet pair does not rewrite its report every second.
+type publishGate struct {
+	heartbeat time.Duration
+	last      string
+	at        time.Time
+}
+
+func (g *publishGate) due(s *report.Summary, now time.Time) bool {
+	c := *s
+	c.Updated = time.Time{}
+	if c.LastBatch != nil {
+		b := *c.LastBatch
+		b.Time, b.DurationMS = time.Time{}, 0
+		c.LastBatch = &b
+	}
+	fp, _ := json.Marshal(c)
+	if string(fp) == g.last && now.Sub(g.at) < g.heartbeat {
+		return false
+	}
+	g.last, g.at = string(fp), now
+	return true
 }

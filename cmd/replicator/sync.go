@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"time"
@@ -29,6 +30,9 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	fs.Var(&users, "user", "user to "+mode+" (repeatable, or comma-separated)")
 	attempts := fs.Int("attempts", 3, "attempts per user before it is reported failed")
 	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
 		return exitUsage, err
 	}
 	if len(users) == 0 {

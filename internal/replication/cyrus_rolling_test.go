@@ -121,3 +121,36 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	}
 	assertEqual(t, e.p, e.p.Replica, "alice")
 }
+
+// TestCyrusRollingBadLine: a malformed line in the real channel log is recorded and
+// skipped; the good entries around it are replicated.
+func TestCyrusRollingBadLine(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	m.CreateUser(t, "alice")
+	e.sync(t, "alice")
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
+	m.Deliver(t, "alice", cyruspair.Message("before", "x"))
+	appendLog(t, logDir, `MAILBOX "user.alice.unterminated`)
+	appendLog(t, logDir, "FROBNICATE user.alice")
+	m.Deliver(t, "alice", cyruspair.Message("after", "y"))
+	rec := NewRecorder("rolling", "test", time.Now())
+	retry, _ := OpenRetryQueue(t.TempDir())
+	var bad []badLineRecord
+	x := e.x
+	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry,
+		Emit: func(v any) {
+			if b, ok := v.(badLineRecord); ok {
+				bad = append(bad, b)
+			}
+		},
+		Runner: &Runner{Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1, Rec: rec}}
+	if err := roll.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != 2 || rec.Summary(nil).BadLogLines != 2 {
+		t.Fatalf("bad lines: %+v", bad)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+}

@@ -35,7 +35,7 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opt := csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, SieveMailbox: true}
+	opt := csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword}
 	m, err := csync.DialMaster(ctx, e.p.Master.SyncAddr, opt)
 	if err != nil {
 		t.Fatalf("dial master: %v", err)
@@ -70,17 +70,12 @@ func (e *env) sync(t *testing.T, users ...string) *BatchResult {
 // state renders everything that must be equal between master and replica for a user:
 // per folder uniqueid, name, uidvalidity, last_uid, highestmodseq, CRCs, ACL, records
 // (uid, modseq, flags, guid, internaldate), plus quota, seen, subscriptions, sieve.
+// Sieve scripts are read without SIEVE-MAILBOX, as SIEVE lines (name, GUID, active).
 func userState(t *testing.T, addr string, p *cyruspair.Pair, user string) string {
-	return userStateMode(t, addr, p, user, true)
-}
-
-// userStateMode reads with or without SIEVE-MAILBOX (with it, sieve scripts show as the
-// #sieve folder and its records; without, as SIEVE lines).
-func userStateMode(t *testing.T, addr string, p *cyruspair.Pair, user string, sieveMailbox bool) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, addr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, SieveMailbox: sieveMailbox})
+	c, err := csync.DialMaster(ctx, addr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

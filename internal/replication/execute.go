@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
@@ -92,6 +93,12 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 		return 0, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
 	}
 	if master.IsTombstoneOrIntermediate() {
+		if a.Op == OpUpdate {
+			// This drops the replica folder's messages: re-check first, like a delete.
+			if err := x.expectAt(ctx, a.Name, a.UniqueID); err != nil {
+				return 0, err
+			}
+		}
 		return 0, x.Replica.ApplyMailbox(ctx, master)
 	}
 	sent := 0
@@ -262,7 +269,8 @@ func (x *Executor) applyMeta(ctx context.Context, a Action) error {
 			return err
 		}
 		if a.Sieve.Active {
-			return x.Replica.ApplyActivateSieve(ctx, a.User, a.Sieve.Name)
+			// The compiled script is what Cyrus marks active (NAME.bc).
+			return x.Replica.ApplyActivateSieve(ctx, a.User, strings.TrimSuffix(a.Sieve.Name, ".script")+".bc")
 		}
 		return nil
 	case OpUnsieve:

@@ -93,8 +93,19 @@ func (p *planner) matchMaster() {
 			p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
 		}
 		if d := contentDiff(m, r); d != "" {
-			p.updates = append(p.updates, m)
 			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
+			if m.Intermediate() && !r.Intermediate() && m.Name == r.Name {
+				// The master deleted the folder and kept the name for its children. A
+				// 3.6 replica does not turn a live folder into an intermediate through
+				// APPLY MAILBOX, so: delete (uniqueid re-checked), then create the
+				// intermediate. The master's own GET USER is the evidence.
+				p.deletes = append(p.deletes, r)
+				p.creates = append(p.creates, m)
+				p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
+					"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
+				continue
+			}
+			p.updates = append(p.updates, m)
 			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
 		}
 	}
@@ -199,6 +210,8 @@ func (p *planner) orderRenames() {
 		f := &p.in.Replica.Folders[i]
 		occupied[f.Name] = f.UniqueID
 	}
+	// Children before parents, so a user's INBOX goes last.
+	sort.Slice(p.deletes, func(i, j int) bool { return p.deletes[i].Name > p.deletes[j].Name })
 	for _, d := range p.deletes {
 		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name})
 		delete(occupied, d.Name)
@@ -268,7 +281,11 @@ func (p *planner) emitCreatesUpdates(blocked map[string]string) {
 			continue
 		}
 		p.out.Actions = append(p.out.Actions, Action{Op: OpCreate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})
-		p.decide(report.ActionCreate, report.EvidenceNone, m.UniqueID, m.Name, "", "live on the master only")
+		why := "live on the master only"
+		if m.Intermediate() {
+			why = "intermediate on the master (a name kept for its children)"
+		}
+		p.decide(report.ActionCreate, report.EvidenceNone, m.UniqueID, m.Name, "", why)
 	}
 	for _, m := range p.updates {
 		if p.occupied[m.Name] != m.UniqueID {

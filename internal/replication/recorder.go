@@ -142,3 +142,10 @@ func cloneCounts(m map[string]int) map[string]int {
 	}
 	return out
 }
+
+// AddBadLogLines counts malformed sync-log lines (each is also a JSON line on stdout).
+func (r *Recorder) AddBadLogLines(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.BadLogLines += n
+}

@@ -50,6 +50,9 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	start := r.now()
 	var jobs []Job
 	logErr := r.Log.ConsumeOnce(func(entries []LogEntry, bad []BadLine, reprocessed bool) error {
+		if !reprocessed {
+			r.Runner.Rec.AddBadLogLines(len(bad))
+		}
 		for _, b := range bad {
 			r.emit(badLineRecord{Type: "bad-log-line", File: "log-run", Line: b.Line, Text: b.Text, Error: b.Err})
 		}

@@ -126,6 +126,8 @@ type Summary struct {
 	Backlog        *int           `json:"backlog,omitempty"` // sync-log entries not yet replicated
 	LastBatch      *Batch         `json:"lastBatch,omitempty"`
 	LastError      string         `json:"lastError,omitempty"`
+	// BadLogLines counts malformed sync-log lines that were recorded and skipped.
+	BadLogLines int `json:"badLogLines,omitempty"`
 }
 
 // SummaryKind versions the Summary format.
@@ -143,3 +145,7 @@ func RecordID(parts ...any) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// EvidenceIntermediate: the master itself reports the uniqueid as an intermediate (its
+// mailbox was deleted and only the name remains, for its children).
+const EvidenceIntermediate Evidence = "master-intermediate"

@@ -1,0 +1,211 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReplicaOnlyPolicy says what the replicator does with a folder that exists on the
+// replica only, when the master has no evidence (tombstone, DELETED.*, name history)
+// that it ever held it: the split-brain case.
+// +kubebuilder:validation:Enum=Keep;Fail
+type ReplicaOnlyPolicy string
+
+const (
+	// ReplicaOnlyKeep leaves the folder in place and reports it. The default.
+	ReplicaOnlyKeep ReplicaOnlyPolicy = "Keep"
+	// ReplicaOnlyFail also leaves the folder in place and reports it, and counts its
+	// user as differing, so the pair is not InSync until a person decides.
+	ReplicaOnlyFail ReplicaOnlyPolicy = "Fail"
+)
+
+// DefaultWorkers is the number of users replicated in parallel when spec.workers is unset.
+const DefaultWorkers = 4
+
+// DefaultAuditInterval is the pause between two audit passes when spec.auditInterval is unset.
+const DefaultAuditInterval = "1h"
+
+// ReplicationPairSpec is the desired replication from one master to one replica.
+type ReplicationPairSpec struct {
+	// master is the server replicated from. The replicator only reads it (csync GET).
+	// +required
+	Master Endpoint `json:"master"`
+
+	// replica is the server replicated to.
+	// +required
+	Replica Endpoint `json:"replica"`
+
+	// syncLog is where the master's sync-log channel directory for cyrusrepl is found.
+	// When set the replicator runs in rolling mode (follows the log); when unset it runs
+	// in audit mode (walks every user every auditInterval).
+	// +optional
+	SyncLog *SyncLogSource `json:"syncLog,omitempty"`
+
+	// masterConfig mounts the master's imapd.conf and configdirectory read-only so the
+	// replicator can read tombstones from mailboxes.db, the strongest evidence for deletes.
+	// +optional
+	MasterConfig *MasterConfigSource `json:"masterConfig,omitempty"`
+
+	// workers is the number of users replicated in parallel. Defaults to 4.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	Workers int32 `json:"workers,omitempty"`
+
+	// auditInterval is the pause between two audit passes (audit mode only, i.e. without
+	// syncLog). A Go duration of at least one minute; defaults to 1h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="auditInterval must be at least 1m"
+	AuditInterval *metav1.Duration `json:"auditInterval,omitempty"`
+
+	// replicaOnlyPolicy is what to do with a replica-only folder the master has no
+	// evidence for: Keep (the default; report it) or Fail (report it and count the user
+	// as differing, so the pair stays out of sync until a person decides). Mail is never deleted
+	// without evidence.
+	// +optional
+	ReplicaOnlyPolicy ReplicaOnlyPolicy `json:"replicaOnlyPolicy,omitempty"`
+
+	// suspend, when true, scales the replicator to zero; the sync log accumulates on the
+	// master and is consumed on resume.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// replicator tunes the replicator pods (image, resources, scheduling, user).
+	// +optional
+	Replicator ReplicatorPodSpec `json:"replicator,omitempty,omitzero"`
+}
+
+// WorkloadState summarises the replicator Deployment.
+// +kubebuilder:validation:Enum=Running;Progressing;Unavailable;Suspended
+type WorkloadState string
+
+const (
+	WorkloadRunning     WorkloadState = "Running"     // the replicator pod is available
+	WorkloadProgressing WorkloadState = "Progressing" // a rollout is under way
+	WorkloadUnavailable WorkloadState = "Unavailable" // no available pod and no rollout progressing
+	WorkloadSuspended   WorkloadState = "Suspended"   // spec.suspend scaled it to zero
+)
+
+// ReplicatorStatus is the state of the pair's replicator Deployment.
+type ReplicatorStatus struct {
+	// deploymentName is the name of the Deployment running the replicator.
+	// +optional
+	DeploymentName string `json:"deploymentName,omitempty"`
+	// mode is the replicator mode the Deployment runs: rolling or audit.
+	// +optional
+	Mode string `json:"mode,omitempty"`
+	// state summarises the Deployment.
+	// +optional
+	State WorkloadState `json:"state,omitempty"`
+	// availableReplicas is the Deployment's available replica count (0 or 1).
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+}
+
+// BatchResult is the outcome of a batch.
+// +kubebuilder:validation:Enum=Succeeded;PartiallyFailed;Failed
+type BatchResult string
+
+const (
+	BatchSucceeded       BatchResult = "Succeeded"
+	BatchPartiallyFailed BatchResult = "PartiallyFailed"
+	BatchFailed          BatchResult = "Failed"
+)
+
+// LastBatch describes the replicator's most recent batch.
+type LastBatch struct {
+	// time is when the batch finished.
+	// +required
+	Time metav1.Time `json:"time"`
+	// users is the number of users in the batch.
+	// +required
+	Users int32 `json:"users"`
+	// failedUsers is the number of users of the batch that failed (they are retried).
+	// +optional
+	FailedUsers int32 `json:"failedUsers,omitempty"`
+	// durationMillis is how long the batch took.
+	// +optional
+	DurationMillis int64 `json:"durationMillis,omitempty"`
+	// result is Succeeded, PartiallyFailed or Failed.
+	// +required
+	Result BatchResult `json:"result"`
+}
+
+// ReplicationPairStatus is the observed state of a ReplicationPair. The manager is its
+// only writer; the replicator reports through its ConfigMap (see controllers docs).
+type ReplicationPairStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled, InSync, SplitBrainSuspected (see conditions.go).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// replicator is the state of the replicator Deployment.
+	// +optional
+	Replicator ReplicatorStatus `json:"replicator,omitempty,omitzero"`
+
+	// backlog is the number of sync-log entries not yet replicated (rolling mode).
+	// +optional
+	Backlog *int64 `json:"backlog,omitempty"`
+
+	// lastBatch is the replicator's most recent batch.
+	// +optional
+	LastBatch *LastBatch `json:"lastBatch,omitempty"`
+
+	// report holds the decision and mismatch counts and the most recent records.
+	// +optional
+	Report ReportStatus `json:"report,omitempty,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rp;rpair,categories=cyrusrepl
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 48",message="metadata.name must be at most 48 characters: it prefixes the replicator's Deployment, ConfigMap and Role names"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="In-Sync",type=string,JSONPath=`.status.conditions[?(@.type=="InSync")].status`
+// +kubebuilder:printcolumn:name="Split-Brain",type=string,JSONPath=`.status.conditions[?(@.type=="SplitBrainSuspected")].status`
+// +kubebuilder:printcolumn:name="Backlog",type=integer,JSONPath=`.status.backlog`
+// +kubebuilder:printcolumn:name="Last-Batch",type=date,JSONPath=`.status.lastBatch.time`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Master",type=string,JSONPath=`.spec.master.host`,priority=1
+// +kubebuilder:printcolumn:name="Replica",type=string,JSONPath=`.spec.replica.host`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ReplicationPair keeps one Cyrus replica in step with its master through a long-running
+// replicator Deployment.
+type ReplicationPair struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty,omitzero"`
+
+	// spec is the desired replication.
+	// +required
+	Spec ReplicationPairSpec `json:"spec"`
+
+	// status is the observed state, written by the manager only.
+	// +optional
+	Status ReplicationPairStatus `json:"status,omitempty,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// ReplicationPairList is a list of ReplicationPairs.
+type ReplicationPairList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the ReplicationPairs.
+	Items []ReplicationPair `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ReplicationPair{}, &ReplicationPairList{})
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+func TestWriteMetrics(t *testing.T) {
+	backlog := 42
+	s := &report.Summary{UsersTotal: 3, UsersFailed: 1, Backlog: &backlog,
+		LastBatch:      &report.Batch{Time: time.Unix(100, 0), DurationMS: 1500},
+		DecisionCounts: map[string]int{"delete/tombstone": 2, "keep/none": 1},
+		MismatchCounts: map[string]int{"replica-only": 3}}
+	var b bytes.Buffer
+	writeMetrics(&b, s)
+	for _, want := range []string{
+		"cyrusrepl_users 3\n", "cyrusrepl_users_failed 1\n", "cyrusrepl_sync_log_backlog_bytes 42\n",
+		"cyrusrepl_last_batch_timestamp_seconds 100\n", "cyrusrepl_last_batch_duration_seconds 1.5\n",
+		`cyrusrepl_decisions_total{action="delete",evidence="tombstone"} 2`,
+		`cyrusrepl_decisions_total{action="keep",evidence="none"} 1`,
+		`cyrusrepl_mismatches_total{kind="replica-only"} 3`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestPublishGate(t *testing.T) {
+	g := &publishGate{heartbeat: time.Minute}
+	now := time.Unix(1000, 0)
+	s := &report.Summary{UsersTotal: 1, Updated: now, LastBatch: &report.Batch{Time: now}}
+	if !g.due(s, now) {
+		t.Fatal("first summary not published")
+	}
+	s2 := *s
+	s2.Updated, s2.LastBatch = now.Add(time.Second), &report.Batch{Time: now.Add(time.Second), DurationMS: 5}
+	if g.due(&s2, now.Add(time.Second)) {
+		t.Fatal("unchanged summary published again")
+	}
+	if !g.due(&s2, now.Add(2*time.Minute)) {
+		t.Fatal("heartbeat not published")
+	}
+	s3 := s2
+	s3.UsersFailed = 1
+	if !g.due(&s3, now.Add(2*time.Minute+time.Second)) {
+		t.Fatal("change not published")
+	}
+}

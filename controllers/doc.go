@@ -1,0 +1,24 @@
+// Package controllers holds the two thin reconcilers of the manager. Everything that
+// can be a pure function (building Deployments, Jobs and RBAC; folding reports into
+// status) lives in internal/operator; the reconcilers read, apply and patch.
+//
+// ReplicationPair → ServiceAccount, Role, RoleBinding and report ConfigMap
+// "<pair>-report" (all owned by the pair), and a Deployment "<pair>-replicator" of one
+// replica (zero when suspended) with the Recreate strategy, running
+//
+//	replicator rolling --sync-log DIR   (spec.syncLog set)
+//	replicator audit --interval D       (no sync log)
+//
+// followed by the common flags --master HOST:PORT --master-user U
+// --master-password-file F [--master-ca-file F] [--master-starttls], the same for
+// --replica*, [--master-config PATH], --workers N, --replica-only-policy keep|fail,
+// --report-configmap NAME, --pair NAME, and --metrics-addr :9090.
+//
+// UserResync → the same RBAC and report ConfigMap "<resync>-report" (owned by the
+// resync) and a Job "<resync>" running "replicator sync|verify --user U ..." with the
+// pair's common flags (no --metrics-addr). One resync per pair runs at a time, oldest
+// first; the Job is deleted once its result is in status.
+//
+// Results flow back through the report ConfigMap (see internal/operator/fold.go for the
+// contract and why a ConfigMap); the manager is the only writer of status.
+package controllers

@@ -1,0 +1,163 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// ReplicationPairReconciler runs one replicator Deployment per pair and folds the
+// replicator's report ConfigMap into the pair's status. It is the only writer of that
+// status.
+type ReplicationPairReconciler struct {
+	Client client.Client
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod operator.PodOptions
+
+	events *reportEvents
+}
+
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile applies the pair's owned objects and refreshes its status.
+func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var pair v1.ReplicationPair
+	if err := r.Client.Get(ctx, req.NamespacedName, &pair); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get pair: %w", err)
+	}
+	if !pair.DeletionTimestamp.IsZero() {
+		r.events.seen.forget(pair.UID)
+		return ctrl.Result{}, nil // owned objects go with it (owner references)
+	}
+	base := pair.DeepCopy()
+
+	if err := r.applyOwned(ctx, &pair); err != nil {
+		return ctrl.Result{}, err
+	}
+	obs, err := r.observe(ctx, &pair)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if obs.ReportErr != nil {
+		log.Info("report configmap holds no valid report", "error", obs.ReportErr.Error())
+	}
+	pair.Status = operator.PairStatus(&pair, obs)
+	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
+	if obs.Report != nil {
+		d, m, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report)
+		if d+m > 0 {
+			log.V(1).Info("announced report records", "decisions", d, "mismatches", m)
+		}
+		if err != nil {
+			log.Error(err, "announce report records") // retried on the next fold
+		}
+	}
+	// No write when nothing changed: GitOps tools and watchers see no churn.
+	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
+	owner := operator.PairOwner(pair)
+	objs := []client.Object{
+		operator.ServiceAccount(owner),
+		operator.Role(owner),
+		operator.RoleBinding(owner),
+		operator.ReportConfigMap(owner),
+		operator.Deployment(pair, r.Pod),
+	}
+	for _, o := range objs {
+		if err := apply(ctx, r.Client, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.ReplicationPair) (operator.PairObservation, error) {
+	var obs operator.PairObservation
+	var dep appsv1.Deployment
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: pair.Namespace, Name: operator.ReplicatorName(pair.Name)}, &dep)
+	switch {
+	case err == nil:
+		obs.Deployment = &dep
+	case !apierrors.IsNotFound(err):
+		return obs, fmt.Errorf("get deployment: %w", err)
+	}
+	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
+	obs.Report, obs.ReportErr = rr.summary, rr.invalid
+	return obs, err
+}
+
+// reportRead is what a report ConfigMap held: a summary, or why it is unusable, or
+// neither (missing ConfigMap, or no report yet).
+type reportRead struct {
+	summary *report.Summary
+	invalid error
+}
+
+// readReport reads and decodes a report ConfigMap. Only a failure to read is an error;
+// a malformed report is reported in reportRead.invalid.
+func readReport(ctx context.Context, c client.Client, ns, name string) (reportRead, error) {
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reportRead{}, nil
+		}
+		return reportRead{}, fmt.Errorf("get report configmap: %w", err)
+	}
+	s, err := operator.ParseReport(cm.Data)
+	switch {
+	case errors.Is(err, operator.ErrNoReport):
+		return reportRead{}, nil
+	case err != nil:
+		return reportRead{invalid: err}, nil
+	}
+	return reportRead{summary: s}, nil
+}
+
+// SetupWithManager registers the reconciler. Spec changes (generation) of the pair, and
+// any change of its Deployment or report ConfigMap, trigger a reconcile; the pair's own
+// status writes do not.
+func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.events = newReportEvents(r.Client)
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Named("replicationpair").
+		Complete(r)
+}

@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+)
+
+// RecorderName is the reportingController of the manager's Events.
+const RecorderName = "cyrusrepl-operator"
+
+// CacheOptions limits the manager's cache of owned kinds to the objects it created
+// (label app.kubernetes.io/managed-by), so it does not hold every ConfigMap, Job or
+// Deployment of the cluster in memory. namespace, when set, limits everything to it.
+// The manager creates every report ConfigMap itself (labelled, owned) before the
+// replicator runs; should the replicator have to recreate one, the owner's next
+// reconcile (triggered by the deletion) re-applies the labels and owner reference.
+func CacheOptions(namespace string) cache.Options {
+	own := labels.SelectorFromSet(labels.Set{operator.LabelManagedBy: operator.ManagerName})
+	o := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}:      {Label: own},
+		&corev1.ServiceAccount{}: {Label: own},
+		&appsv1.Deployment{}:     {Label: own},
+		&batchv1.Job{}:           {Label: own},
+		&rbacv1.Role{}:           {Label: own},
+		&rbacv1.RoleBinding{}:    {Label: own},
+	}}
+	if namespace != "" {
+		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	}
+	return o
+}
+
+// Owner references with blockOwnerDeletion need update on the owner's finalizers.
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs/finalizers;userresyncs/finalizers,verbs=update
+
+// Leader election holds a Lease and records Events about it.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Setup registers both reconcilers and the manager metrics.
+func Setup(mgr ctrl.Manager, pod operator.PodOptions) error {
+	rec := mgr.GetEventRecorder(RecorderName)
+	if err := (&ReplicationPairReconciler{
+		Client: mgr.GetClient(), Pod: pod,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup pair controller: %w", err)
+	}
+	if err := (&UserResyncReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Pod: pod,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup resync controller: %w", err)
+	}
+	if err := RegisterMetrics(mgr.GetClient()); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	return nil
+}

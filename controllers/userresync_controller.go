@@ -1,0 +1,315 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+)
+
+// pairNameField indexes UserResyncs by spec.pairName.
+const pairNameField = ".spec.pairName"
+
+// UserResyncReconciler runs each UserResync once, as a Job, one at a time per pair
+// (oldest first), and folds the result into the resync's status, then deletes the Job.
+type UserResyncReconciler struct {
+	Client client.Client
+	// APIReader reads without the cache; the "whose turn is it" check uses it so that two
+	// resyncs of a pair never start together on a stale cache.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Pod holds the manager-wide replicator pod settings (image, host network).
+	Pod   operator.PodOptions
+	Clock clock.PassiveClock
+
+	events *reportEvents
+}
+
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile moves a resync along Pending → Running → Succeeded/Failed.
+func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var rs v1.UserResync
+	if err := r.Client.Get(ctx, req.NamespacedName, &rs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get resync: %w", err)
+	}
+	if !rs.DeletionTimestamp.IsZero() {
+		r.events.seen.forget(rs.UID)
+		return ctrl.Result{}, nil
+	}
+	base := rs.DeepCopy()
+
+	var cleanup func(context.Context) error
+	var err error
+	switch {
+	case rs.Status.Phase.Terminal():
+		// Done for good: re-applying the same manifest changes nothing and runs nothing.
+		cleanup = r.deleteJob(&rs)
+	default:
+		cleanup, err = r.step(ctx, &rs)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !equality.Semantic.DeepEqual(base.Status, rs.Status) {
+		if err := r.Client.Status().Patch(ctx, &rs, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("patch resync status: %w", err)
+		}
+		if rs.Status.Phase.Terminal() && !base.Status.Phase.Terminal() {
+			resyncOutcomes.WithLabelValues(string(rs.Spec.Mode), string(rs.Status.Phase), conditionReason(&rs)).Inc()
+			r.Recorder.Eventf(&rs, nil, eventType(rs.Status.Phase), v1.EventResyncFinished, "Resync", "%s: %s", rs.Status.Phase, conditionMessage(&rs))
+		}
+	}
+	// Only once the result is recorded may the Job go.
+	if cleanup != nil {
+		if err := cleanup(ctx); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// step handles a non-terminal resync. It returns a cleanup to run after the status write.
+func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (func(context.Context) error, error) {
+	if rs.Status.Phase == "" {
+		operator.SetResyncPhase(rs, v1.ResyncPending, v1.ReasonWaitingForTurn, "queued")
+	}
+	var job batchv1.Job
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: operator.JobName(rs.Name)}, &job)
+	switch {
+	case err == nil:
+		if !metav1.IsControlledBy(&job, rs) {
+			return nil, fmt.Errorf("job %s exists and is not controlled by this resync", job.Name)
+		}
+		return r.follow(ctx, rs, &job)
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("get job: %w", err)
+	case rs.Status.Phase == v1.ResyncRunning:
+		return r.follow(ctx, rs, nil) // the Job vanished
+	}
+	return nil, r.maybeStart(ctx, rs)
+}
+
+// follow folds the report of a running (or vanished) Job and detects its end.
+func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (func(context.Context) error, error) {
+	rr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
+	if err != nil {
+		return nil, err
+	}
+	if rr.invalid != nil {
+		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", rr.invalid.Error())
+	}
+	sum := rr.summary
+	if sum != nil {
+		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
+		}
+		operator.FoldResyncReport(&rs.Status, sum)
+	}
+	if job != nil {
+		rs.Status.JobName = job.Name
+		if rs.Status.StartTime == nil {
+			t := job.CreationTimestamp
+			rs.Status.StartTime = &t
+		}
+	}
+	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
+	if !done {
+		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
+		return nil, nil
+	}
+	operator.SetResyncPhase(rs, phase, reason, msg)
+	now := metav1.NewTime(r.Clock.Now())
+	rs.Status.CompletionTime = &now
+	return r.deleteJob(rs), nil
+}
+
+// maybeStart starts the resync's Job when the pair exists and no other resync of the
+// pair is running or older and still waiting.
+func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync) error {
+	var pair v1.ReplicationPair
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.PairName}, &pair); err != nil {
+		if apierrors.IsNotFound(err) {
+			operator.SetResyncPhase(rs, v1.ResyncPending, v1.ReasonWaitingForPair,
+				fmt.Sprintf("ReplicationPair %q does not exist", rs.Spec.PairName))
+			return nil
+		}
+		return fmt.Errorf("get pair: %w", err)
+	}
+	blocker, err := r.blocker(ctx, rs)
+	if err != nil {
+		return err
+	}
+	if blocker != "" {
+		operator.SetResyncPhase(rs, v1.ResyncPending, v1.ReasonWaitingForTurn, "waiting for "+blocker)
+		return nil
+	}
+	owner := operator.ResyncOwner(rs, pair.Name)
+	for _, o := range []client.Object{
+		operator.ServiceAccount(owner), operator.Role(owner), operator.RoleBinding(owner), operator.ReportConfigMap(owner),
+	} {
+		if err := apply(ctx, r.Client, o); err != nil {
+			return err
+		}
+	}
+	job := operator.Job(rs, &pair, r.Pod)
+	if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create job: %w", err)
+	}
+	now := metav1.NewTime(r.Clock.Now())
+	rs.Status.JobName = job.Name
+	rs.Status.StartTime = &now
+	operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", job.Name))
+	r.Recorder.Eventf(rs, job, corev1.EventTypeNormal, v1.EventResyncStarted, "Resync",
+		"started job %s: %s of %d users", job.Name, rs.Spec.Mode, len(rs.Spec.Users))
+	return nil
+}
+
+// blocker names a resync of the same pair that must finish first: one running, or one
+// older (creation time, then name) still waiting; or a live resync Job of the pair. It
+// reads from the API server, not the cache.
+func (r *UserResyncReconciler) blocker(ctx context.Context, rs *v1.UserResync) (string, error) {
+	var list v1.UserResyncList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(rs.Namespace)); err != nil {
+		return "", fmt.Errorf("list resyncs: %w", err)
+	}
+	var others []v1.UserResync
+	for _, o := range list.Items {
+		if o.UID != rs.UID && o.Spec.PairName == rs.Spec.PairName && !o.Status.Phase.Terminal() && o.DeletionTimestamp.IsZero() {
+			others = append(others, o)
+		}
+	}
+	sort.Slice(others, func(i, j int) bool { return older(&others[i], &others[j]) })
+	for i := range others {
+		o := &others[i]
+		if o.Status.Phase == v1.ResyncRunning || older(o, rs) {
+			return "UserResync " + o.Name, nil
+		}
+	}
+	var jobs batchv1.JobList
+	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(rs.Namespace),
+		client.MatchingLabels{operator.LabelPair: rs.Spec.PairName, operator.LabelComponent: "resync"}); err != nil {
+		return "", fmt.Errorf("list jobs: %w", err)
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if finished, _, _ := operator.JobFinished(j); !finished && j.DeletionTimestamp.IsZero() && !metav1.IsControlledBy(j, rs) {
+			return "Job " + j.Name, nil
+		}
+	}
+	return "", nil
+}
+
+func older(a, b *v1.UserResync) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// deleteJob returns a cleanup deleting the resync's Job (and its pods).
+func (r *UserResyncReconciler) deleteJob(rs *v1.UserResync) func(context.Context) error {
+	return func(ctx context.Context) error {
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: rs.Namespace, Name: operator.JobName(rs.Name)}}
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(job), job); apierrors.IsNotFound(err) {
+			return nil // already gone (cache read: no API call for finished resyncs)
+		}
+		err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete finished job: %w", err)
+		}
+		return nil
+	}
+}
+
+func eventType(p v1.ResyncPhase) string {
+	if p == v1.ResyncFailed {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
+func conditionReason(rs *v1.UserResync) string {
+	for _, c := range rs.Status.Conditions {
+		if c.Type == v1.ConditionReady {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func conditionMessage(rs *v1.UserResync) string {
+	for _, c := range rs.Status.Conditions {
+		if c.Type == v1.ConditionReady {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+// SetupWithManager registers the reconciler: changes to a resync or its Job reconcile
+// it; a change to any resync of a pair (one finishing) or to the pair itself wakes the
+// pair's waiting resyncs.
+func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.events = newReportEvents(r.Client)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.UserResync{}, pairNameField,
+		func(o client.Object) []string { return []string{o.(*v1.UserResync).Spec.PairName} }); err != nil {
+		return fmt.Errorf("index resyncs by pair: %w", err)
+	}
+	byPair := func(ctx context.Context, ns, pair string) []reconcile.Request {
+		var list v1.UserResyncList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{pairNameField: pair}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, o := range list.Items {
+			if !o.Status.Phase.Terminal() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&o)})
+			}
+		}
+		return reqs
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.UserResync{}).
+		Owns(&batchv1.Job{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&v1.UserResync{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return byPair(ctx, o.GetNamespace(), o.(*v1.UserResync).Spec.PairName)
+		})).
+		Watches(&v1.ReplicationPair{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return byPair(ctx, o.GetNamespace(), o.GetName())
+		})).
+		Named("userresync").
+		// One worker: "whose turn is it" is decided by one reconcile at a time, so two
+		// resyncs of a pair can never both see the other as not running.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}

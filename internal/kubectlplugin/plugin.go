@@ -1,0 +1,291 @@
+// Package kubectlplugin implements `kubectl cyrusrepl`: status of a ReplicationPair, and
+// resync or verify of users through UserResync objects, for people who live in kubectl.
+// The commands only read and create API objects; the operator does the work.
+package kubectlplugin
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	replv1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+)
+
+// Exit codes: 0 success, 1 the resync failed or found differences, 2 usage or API errors.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// Options are the flags common to every command.
+type Options struct {
+	Namespace string
+	Wait      bool
+	Timeout   time.Duration
+	Poll      time.Duration
+}
+
+// Plugin runs the commands against one API client.
+type Plugin struct {
+	Client client.Client
+	Out    io.Writer
+	Opts   Options
+}
+
+// Usage is the plugin's help text.
+const Usage = `usage: kubectl cyrusrepl <command> [flags]
+
+commands:
+  status PAIR              health, backlog, last batch, decisions and mismatches of a pair
+  resync PAIR USER...      full sync of the users (creates a UserResync, waits for its result)
+  verify PAIR USER...      compare the users and report differences; changes nothing
+
+flags:
+  -n, --namespace NS       namespace (default: the kubeconfig context's)
+  --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
+  --context NAME           kubeconfig context
+  --wait=false             create the UserResync and return without waiting
+  --timeout 30m            how long to wait for a resync to finish
+`
+
+// ParseArgs splits flags from positional arguments; flags may come anywhere.
+func ParseArgs(args []string) (cmd string, pos []string, kubeconfig, kubecontext string, opts Options, err error) {
+	fs := flag.NewFlagSet("kubectl-cyrusrepl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&opts.Namespace, "namespace", "", "")
+	fs.StringVar(&opts.Namespace, "n", "", "")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "")
+	fs.StringVar(&kubecontext, "context", "", "")
+	fs.BoolVar(&opts.Wait, "wait", true, "")
+	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Minute, "")
+	opts.Poll = time.Second
+	rest := args
+	for len(rest) > 0 {
+		if err = fs.Parse(rest); err != nil {
+			return "", nil, "", "", opts, fmt.Errorf("%w\n\n%s", err, Usage)
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	if len(pos) == 0 {
+		return "", nil, "", "", opts, errors.New("no command given\n\n" + Usage)
+	}
+	return pos[0], pos[1:], kubeconfig, kubecontext, opts, nil
+}
+
+// Run executes one command and returns the exit code.
+func (p *Plugin) Run(ctx context.Context, cmd string, args []string) (int, error) {
+	switch cmd {
+	case "status":
+		if len(args) != 1 {
+			return ExitUsage, errors.New("status takes exactly one pair name")
+		}
+		return p.Status(ctx, args[0])
+	case "resync", "verify":
+		if len(args) < 2 {
+			return ExitUsage, fmt.Errorf("%s takes a pair name and at least one user", cmd)
+		}
+		mode := replv1.ResyncSync
+		if cmd == "verify" {
+			mode = replv1.ResyncVerify
+		}
+		return p.Resync(ctx, args[0], args[1:], mode)
+	case "help", "-h", "--help":
+		fmt.Fprint(p.Out, Usage)
+		return ExitOK, nil
+	default:
+		return ExitUsage, fmt.Errorf("unknown command %q\n\n%s", cmd, Usage)
+	}
+}
+
+// Status prints the state of a pair.
+func (p *Plugin) Status(ctx context.Context, name string) (int, error) {
+	var pair replv1.ReplicationPair
+	if err := p.Client.Get(ctx, client.ObjectKey{Namespace: p.Opts.Namespace, Name: name}, &pair); err != nil {
+		return ExitUsage, fmt.Errorf("get replicationpair %s/%s: %w", p.Opts.Namespace, name, err)
+	}
+	RenderPair(p.Out, &pair)
+	if c := apimeta.FindStatusCondition(pair.Status.Conditions, "Ready"); c == nil || c.Status != metav1.ConditionTrue {
+		return ExitFailed, nil
+	}
+	return ExitOK, nil
+}
+
+// Resync creates a UserResync for the users and, with Wait, follows it to its end.
+func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode replv1.ResyncMode) (int, error) {
+	var pr replv1.ReplicationPair
+	if err := p.Client.Get(ctx, client.ObjectKey{Namespace: p.Opts.Namespace, Name: pair}, &pr); err != nil {
+		return ExitUsage, fmt.Errorf("get replicationpair %s/%s: %w", p.Opts.Namespace, pair, err)
+	}
+	ur := &replv1.UserResync{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:    p.Opts.Namespace,
+			GenerateName: pair + "-" + strings.ToLower(string(mode)) + "-",
+			Labels:       map[string]string{"app.kubernetes.io/created-by": "kubectl-cyrusrepl"},
+		},
+		Spec: replv1.UserResyncSpec{PairName: pair, Users: dedupe(users), Mode: mode},
+	}
+	if err := p.Client.Create(ctx, ur); err != nil {
+		return ExitUsage, fmt.Errorf("create userresync: %w", err)
+	}
+	fmt.Fprintf(p.Out, "userresync.replication.cyrusrepl.io/%s created (%s of %d user(s) on pair %s)\n",
+		ur.Name, strings.ToLower(string(mode)), len(ur.Spec.Users), pair)
+	if !p.Opts.Wait {
+		return ExitOK, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.Opts.Timeout)
+	defer cancel()
+	lastPhase := replv1.ResyncPhase("")
+	for {
+		if err := p.Client.Get(ctx, client.ObjectKeyFromObject(ur), ur); err != nil {
+			return ExitUsage, fmt.Errorf("get userresync %s: %w", ur.Name, err)
+		}
+		if ur.Status.Phase != lastPhase && ur.Status.Phase != "" {
+			fmt.Fprintf(p.Out, "phase: %s\n", ur.Status.Phase)
+			lastPhase = ur.Status.Phase
+		}
+		if ur.Status.Phase.Terminal() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ExitFailed, fmt.Errorf("userresync %s still %s after %s; follow it with: kubectl get userresync %s -w",
+				ur.Name, orPending(ur.Status.Phase), p.Opts.Timeout, ur.Name)
+		case <-time.After(p.Opts.Poll):
+		}
+	}
+	RenderResync(p.Out, ur)
+	if ur.Status.Phase != replv1.ResyncSucceeded {
+		return ExitFailed, nil
+	}
+	return ExitOK, nil
+}
+
+func orPending(p replv1.ResyncPhase) replv1.ResyncPhase {
+	if p == "" {
+		return replv1.ResyncPending
+	}
+	return p
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, u := range in {
+		if u != "" && !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// RenderPair writes a human summary of a pair.
+func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Pair:\t%s/%s\n", pair.Namespace, pair.Name)
+	fmt.Fprintf(tw, "Master:\t%s:%d\n", pair.Spec.Master.Host, pair.Spec.Master.Port)
+	fmt.Fprintf(tw, "Replica:\t%s:%d\n", pair.Spec.Replica.Host, pair.Spec.Replica.Port)
+	fmt.Fprintf(tw, "Replicator:\t%s %s (%s)\n", pair.Status.Replicator.DeploymentName, pair.Status.Replicator.Mode, pair.Status.Replicator.State)
+	if pair.Status.Backlog != nil {
+		fmt.Fprintf(tw, "Backlog:\t%d sync-log entries\n", *pair.Status.Backlog)
+	}
+	if lb := pair.Status.LastBatch; lb != nil {
+		fmt.Fprintf(tw, "Last batch:\t%s, %d user(s), %d failed, %s\n", lb.Time.UTC().Format(time.RFC3339), lb.Users, lb.FailedUsers, lb.Result)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nConditions:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE")
+	for _, c := range pair.Status.Conditions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	tw.Flush()
+	renderReport(w, pair.Status.Report)
+}
+
+// RenderResync writes the result of a resync.
+func RenderResync(w io.Writer, ur *replv1.UserResync) {
+	fmt.Fprintf(w, "\n%s %s on pair %s: %s", ur.Name, strings.ToLower(string(ur.Spec.Mode)), ur.Spec.PairName, ur.Status.Phase)
+	if ur.Status.StartTime != nil && ur.Status.CompletionTime != nil {
+		fmt.Fprintf(w, " in %s", ur.Status.CompletionTime.Sub(ur.Status.StartTime.Time).Round(time.Second))
+	}
+	fmt.Fprintf(w, " (%d user(s), %d failed)\n", ur.Status.UsersTotal, ur.Status.UsersFailed)
+	if len(ur.Status.Users) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  USER\tOUTCOME\tACTIONS\tDECISIONS\tMISMATCHES\tERROR")
+		for _, u := range ur.Status.Users {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\n", u.User, u.Outcome, u.Actions, u.Decisions, u.Mismatches, u.Error)
+		}
+		tw.Flush()
+	}
+	renderReport(w, ur.Status.Report)
+	if c := apimeta.FindStatusCondition(ur.Status.Conditions, "Ready"); c != nil && c.Message != "" && ur.Status.Phase == replv1.ResyncFailed {
+		fmt.Fprintf(w, "\n%s\n", c.Message)
+	}
+	fmt.Fprintf(w, "\nmore: kubectl describe userresync %s -n %s (events)\n", ur.Name, ur.Namespace)
+}
+
+func renderReport(w io.Writer, r replv1.ReportStatus) {
+	if len(r.DecisionCounts) > 0 || len(r.MismatchCounts) > 0 {
+		fmt.Fprintf(w, "\nDecisions: %s\nMismatches: %s\n", counts(r.DecisionCounts), counts(r.MismatchCounts))
+	}
+	if len(r.RecentDecisions) > 0 {
+		fmt.Fprintln(w, "\nRecent decisions:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TIME\tUSER\tACTION\tEVIDENCE\tMASTER\tREPLICA\tREASON")
+		for _, d := range r.RecentDecisions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), d.User, d.Action, d.Evidence, dash(d.MasterName), dash(d.ReplicaName), d.Reason)
+		}
+		tw.Flush()
+	}
+	if len(r.RecentMismatches) > 0 {
+		fmt.Fprintln(w, "\nRecent mismatches:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TIME\tUSER\tKIND\tMASTER\tREPLICA\tDETAIL")
+		for _, m := range r.RecentMismatches {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", m.Time.UTC().Format(time.RFC3339), m.User, m.Kind, dash(m.MasterName), dash(m.ReplicaName), m.Detail)
+		}
+		tw.Flush()
+	}
+	if r.LastError != "" {
+		fmt.Fprintf(w, "\nLast error: %s\n", r.LastError)
+	}
+}
+
+func counts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,157 @@
+package operator
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// PairObservation is what the manager saw for one pair in one reconcile.
+type PairObservation struct {
+	Deployment *appsv1.Deployment // nil when not created yet
+	Report     *report.Summary    // nil when none (or invalid, see ReportErr)
+	ReportErr  error              // why Report is nil, if the ConfigMap held something bad
+}
+
+// PairStatus computes the whole status of a pair from an observation. It is a pure
+// function of its inputs: the same observation gives the same status, so an unchanged
+// world gives no status write (condition transition times are kept by SetStatusCondition).
+func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPairStatus {
+	st := *pair.Status.DeepCopy()
+	st.ObservedGeneration = pair.Generation
+	gen := pair.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+	clear := func(t string) { apimeta.RemoveStatusCondition(&st.Conditions, t) }
+
+	// Workload.
+	st.Replicator = workload(pair, obs.Deployment)
+	switch st.Replicator.State {
+	case v1.WorkloadSuspended:
+		clear(v1.ConditionReconciling)
+		clear(v1.ConditionStalled)
+		// Ready: the pair is what its spec asks (kstatus Current), so a suspended pair
+		// does not block `kubectl wait` or a GitOps health check forever.
+		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSuspended, "suspended as spec.suspend asks: the replicator is scaled to zero")
+	case v1.WorkloadProgressing:
+		clear(v1.ConditionStalled)
+		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, "the replicator Deployment is rolling out")
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonProgressing, "the replicator is not available yet")
+	case v1.WorkloadUnavailable:
+		clear(v1.ConditionReconciling)
+		msg := "the replicator Deployment exceeded its progress deadline"
+		if c := deployCondition(obs.Deployment, appsv1.DeploymentProgressing); c != nil && c.Message != "" {
+			msg += ": " + c.Message
+		}
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRolloutStalled, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonRolloutStalled, msg)
+	case v1.WorkloadRunning:
+		clear(v1.ConditionReconciling)
+		clear(v1.ConditionStalled)
+		if obs.Report != nil && obs.Report.LastBatch != nil && LastBatch(obs.Report.LastBatch).Result == v1.BatchFailed {
+			set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReplicatorFailing,
+				fmt.Sprintf("every user of the last batch failed (%d)", obs.Report.LastBatch.Failed))
+		} else {
+			set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonAvailable, "the replicator is running")
+		}
+	}
+
+	// Report.
+	if obs.Report == nil {
+		reason, msg := v1.ReasonNoReport, "the replicator has not published a report yet"
+		if obs.ReportErr != nil {
+			reason, msg = v1.ReasonReportInvalid, trunc(obs.ReportErr.Error(), maxText)
+		}
+		set(v1.ConditionInSync, metav1.ConditionUnknown, reason, msg)
+		set(v1.ConditionSplitBrainSuspected, metav1.ConditionUnknown, reason, msg)
+		return st
+	}
+	r := obs.Report
+	st.Report = FoldReport(r)
+	st.LastBatch = LastBatch(r.LastBatch)
+	st.Backlog = nil
+	if r.Backlog != nil {
+		b := int64(*r.Backlog)
+		st.Backlog = &b
+	}
+	switch {
+	case r.Backlog != nil && *r.Backlog > 0:
+		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonBacklog, fmt.Sprintf("%d sync-log entries wait", *r.Backlog))
+	case r.LastBatch != nil && r.LastBatch.Failed > 0:
+		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonUsersFailing,
+			fmt.Sprintf("%d of %d users of the last batch failed; they are retried", r.LastBatch.Failed, r.LastBatch.Users))
+	case r.LastError != "":
+		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonReplicatorError, trunc(r.LastError, maxText))
+	default:
+		set(v1.ConditionInSync, metav1.ConditionTrue, v1.ReasonCaughtUp, "no backlog and the last batch succeeded")
+	}
+	kept := splitBrainKept(r.DecisionCounts)
+	collisions := r.MismatchCounts[string(report.MismatchUniqueIDCollision)]
+	switch {
+	case kept > 0:
+		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonReplicaOnlyKept,
+			fmt.Sprintf("%d replica-only folders without evidence were kept; see status.report and Events", kept))
+	case collisions > 0:
+		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonUniqueIDCollision,
+			fmt.Sprintf("%d folder names are held by different uniqueids at the two ends", collisions))
+	default:
+		set(v1.ConditionSplitBrainSuspected, metav1.ConditionFalse, v1.ReasonNoEvidenceOfSplitBrain, "no replica-only folder kept, no uniqueid collision")
+	}
+	return st
+}
+
+// splitBrainKept counts decisions that kept (or moved aside) a replica folder for want
+// of evidence.
+func splitBrainKept(c map[string]int) int {
+	n := 0
+	for _, a := range []report.Action{report.ActionKeep, report.ActionMoveAside} {
+		n += c[string(a)+"/"+string(report.EvidenceNone)]
+	}
+	return n
+}
+
+func workload(pair *v1.ReplicationPair, d *appsv1.Deployment) v1.ReplicatorStatus {
+	ws := v1.ReplicatorStatus{DeploymentName: ReplicatorName(pair.Name), Mode: PairMode(pair)}
+	if d != nil {
+		ws.AvailableReplicas = d.Status.AvailableReplicas
+	}
+	switch {
+	case pair.Spec.Suspend:
+		ws.State = v1.WorkloadSuspended
+	case d == nil || d.Status.ObservedGeneration < d.Generation:
+		ws.State = v1.WorkloadProgressing
+	case deployStalled(d):
+		ws.State = v1.WorkloadUnavailable
+	case d.Status.UpdatedReplicas >= 1 && d.Status.AvailableReplicas >= 1 && d.Status.Replicas == d.Status.UpdatedReplicas:
+		ws.State = v1.WorkloadRunning
+	default:
+		ws.State = v1.WorkloadProgressing
+	}
+	return ws
+}
+
+func deployCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+	if d == nil {
+		return nil
+	}
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == t {
+			return &d.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func deployStalled(d *appsv1.Deployment) bool {
+	c := deployCondition(d, appsv1.DeploymentProgressing)
+	return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded"
+}

@@ -1,0 +1,243 @@
+package operator
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+)
+
+// Where things are mounted in the replicator container.
+const (
+	secretsDir            = "/etc/cyrusrepl"
+	syncLogMount          = "/var/lib/cyrusrepl/sync-log"
+	masterConfMount       = "/etc/cyrusrepl/master-config"
+	tmpMount              = "/tmp"
+	passwordFile          = "password"
+	caFile                = "ca.crt"
+	defaultUID      int64 = 65532
+	// MetricsPort is where rolling and audit replicators serve Prometheus metrics.
+	MetricsPort = 9090
+)
+
+// Volume names.
+const (
+	volMasterPassword  = "master-password"
+	volReplicaPassword = "replica-password"
+	volMasterCA        = "master-ca"
+	volReplicaCA       = "replica-ca"
+	volSyncLog         = "sync-log"
+	volMasterConfig    = "master-config"
+	volTmp             = "tmp"
+)
+
+// podParts are the pieces of a replicator pod shared by the Deployment and the Job.
+type podParts struct {
+	args    []string
+	volumes []corev1.Volume
+	mounts  []corev1.VolumeMount
+}
+
+func (p *podParts) add(v corev1.Volume, m corev1.VolumeMount) {
+	p.volumes = append(p.volumes, v)
+	p.mounts = append(p.mounts, m)
+}
+
+// secretFile mounts one key of a Secret as <dir>/<file> and returns the file's path.
+// Secrets are files, never environment variables: they do not leak into `kubectl
+// describe`, crash dumps or child processes.
+func (p *podParts) secretFile(vol string, ref v1.SecretKeyRef, file string) string {
+	dir := path.Join(secretsDir, vol)
+	p.add(corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  ref.Name,
+		Items:       []corev1.KeyToPath{{Key: ref.Key, Path: file}},
+		DefaultMode: ptr.To[int32](0o440),
+	}}}, corev1.VolumeMount{Name: vol, MountPath: dir, ReadOnly: true})
+	return path.Join(dir, file)
+}
+
+func (p *podParts) configMapFile(vol string, ref v1.ConfigMapKeyRef, file string) string {
+	dir := path.Join(secretsDir, vol)
+	p.add(corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name},
+		Items:                []corev1.KeyToPath{{Key: ref.Key, Path: file}},
+		DefaultMode:          ptr.To[int32](0o444),
+	}}}, corev1.VolumeMount{Name: vol, MountPath: dir, ReadOnly: true})
+	return path.Join(dir, file)
+}
+
+// endpoint adds the flags, Secret volumes and TLS material of one side ("master" or
+// "replica").
+func (p *podParts) endpoint(side string, e v1.Endpoint) {
+	port := e.Port
+	if port == 0 {
+		port = v1.DefaultCsyncPort
+	}
+	pw := p.secretFile(side+"-password", e.PasswordSecretRef, passwordFile)
+	p.args = append(p.args,
+		"--"+side, net.JoinHostPort(e.Host, strconv.Itoa(int(port))),
+		"--"+side+"-user", e.Username,
+		"--"+side+"-password-file", pw,
+	)
+	if e.TLS == nil {
+		return
+	}
+	var ca string
+	switch {
+	case e.TLS.CASecretRef != nil:
+		ca = p.secretFile(side+"-ca", *e.TLS.CASecretRef, caFile)
+	case e.TLS.CAConfigMapRef != nil:
+		ca = p.configMapFile(side+"-ca", *e.TLS.CAConfigMapRef, caFile)
+	}
+	if ca != "" {
+		p.args = append(p.args, "--"+side+"-ca-file", ca)
+	}
+	if e.TLS.StartTLS {
+		p.args = append(p.args, "--"+side+"-starttls")
+	}
+}
+
+func volumeSource(v v1.VolumeSource) corev1.VolumeSource {
+	switch {
+	case v.PersistentVolumeClaim != nil:
+		return corev1.VolumeSource{PersistentVolumeClaim: v.PersistentVolumeClaim.DeepCopy()}
+	case v.HostPath != nil:
+		return corev1.VolumeSource{HostPath: v.HostPath.DeepCopy()}
+	case v.NFS != nil:
+		return corev1.VolumeSource{NFS: v.NFS.DeepCopy()}
+	}
+	return corev1.VolumeSource{}
+}
+
+// ReplicaOnlyFlag maps the API's policy to the replicator's --replica-only-policy value.
+func ReplicaOnlyFlag(p v1.ReplicaOnlyPolicy) string {
+	switch p {
+	case v1.ReplicaOnlyFail:
+		return "fail"
+	default:
+		return "keep"
+	}
+}
+
+// commonParts builds what every replicator pod of a pair shares: endpoints, master config,
+// workers, policy, report ConfigMap and pair name. Mode-specific flags are added by the
+// caller after the mode word.
+func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
+	p := &podParts{}
+	s := &pair.Spec
+	p.endpoint("master", s.Master)
+	p.endpoint("replica", s.Replica)
+	if mc := s.MasterConfig; mc != nil {
+		p.add(corev1.Volume{Name: volMasterConfig, VolumeSource: volumeSource(mc.Volume)},
+			corev1.VolumeMount{Name: volMasterConfig, MountPath: masterConfMount, ReadOnly: true})
+		p.args = append(p.args, "--master-config", path.Join(masterConfMount, mc.Path))
+	}
+	workers := s.Workers
+	if workers == 0 {
+		workers = v1.DefaultWorkers
+	}
+	p.args = append(p.args,
+		"--workers", strconv.Itoa(int(workers)),
+		"--replica-only-policy", ReplicaOnlyFlag(s.ReplicaOnlyPolicy),
+		"--report-configmap", reportConfigMap,
+		"--pair", pair.Name,
+	)
+	// The root filesystem is read-only; give the replicator a scratch /tmp.
+	p.add(corev1.Volume{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.VolumeMount{Name: volTmp, MountPath: tmpMount})
+	return p
+}
+
+// PodOptions are the manager-wide settings of every replicator pod.
+type PodOptions struct {
+	// Image is the replicator image for pairs without spec.replicator.image.
+	Image string
+	// HostNetwork runs replicator pods in the node's network namespace (clusters without
+	// a pod network, like the project's local test cluster).
+	HostNetwork bool
+	// APIServerHost and APIServerPort, when set, are passed to the pods as
+	// KUBERNETES_SERVICE_HOST/PORT (where the Service IP is unreachable, e.g. with
+	// HostNetwork on the local cluster) so the report publisher reaches the API.
+	APIServerHost, APIServerPort string
+}
+
+// podSpec assembles the pod: hardened security context, the pair's scheduling, the
+// downward-API POD_NAMESPACE the report publisher needs.
+func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args []string, p *podParts, ports []corev1.ContainerPort) corev1.PodSpec {
+	r := &pair.Spec.Replicator
+	uid := ptr.Deref(r.RunAsUser, defaultUID)
+	gid := ptr.Deref(r.RunAsGroup, defaultUID)
+	image := o.Image
+	if r.Image != "" {
+		image = r.Image
+	}
+	env := []corev1.EnvVar{{
+		Name:      "POD_NAMESPACE",
+		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}}
+	if o.APIServerHost != "" && o.APIServerPort != "" {
+		env = append(env,
+			corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: o.APIServerHost},
+			corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: o.APIServerPort})
+	}
+	c := corev1.Container{
+		Name:         "replicator",
+		Image:        image,
+		Args:         args,
+		Env:          env,
+		Ports:        ports,
+		Resources:    *r.Resources.DeepCopy(),
+		VolumeMounts: p.mounts,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Privileged:               ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	spec := corev1.PodSpec{
+		ServiceAccountName:           serviceAccount,
+		AutomountServiceAccountToken: ptr.To(true), // the report publisher talks to the API
+		Containers:                   []corev1.Container{c},
+		Volumes:                      p.volumes,
+		NodeSelector:                 copyMap(r.NodeSelector),
+		Affinity:                     r.Affinity.DeepCopy(),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(uid),
+			RunAsGroup:     ptr.To(gid),
+			FSGroup:        ptr.To(gid),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if o.HostNetwork {
+		spec.HostNetwork = true
+		spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+	}
+	for _, t := range r.Tolerations {
+		spec.Tolerations = append(spec.Tolerations, *t.DeepCopy())
+	}
+	return spec
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// metricsFlag is the replicator's metrics listen address.
+func metricsFlag() string { return fmt.Sprintf(":%d", MetricsPort) }
