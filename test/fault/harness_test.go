@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -169,6 +170,19 @@ func (p *proc) kill(sig syscall.Signal) {
 func (p *proc) output() string {
 	b, _ := os.ReadFile(p.out.Name())
 	return string(b)
+}
+
+// readReport reads the report.Summary file the replicator wrote (zero value if absent
+// or caught mid-write, which the atomic rename makes impossible).
+func (e *env) readReport(t *testing.T) report.Summary {
+	t.Helper()
+	var s report.Summary
+	if b, err := os.ReadFile(e.reportFile); err == nil {
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("report file %s is not a report.Summary: %v", e.reportFile, err)
+		}
+	}
+	return s
 }
 
 // records returns the JSON lines of one type from a replicator's output.

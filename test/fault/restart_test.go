@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,11 +45,16 @@ func TestReplicaRestartUnderRolling(t *testing.T) {
 		a, ok := q["alice"]
 		return ok && a.Attempts >= 2 && a.NextTry.After(time.Now().Add(-time.Second)) && a.LastError != ""
 	})
+	waitFor(t, 30*time.Second, "the report file naming the connection error", func() bool {
+		s := e.readReport(t)
+		return s.UsersFailed > 0 && strings.Contains(s.LastError, "connection refused")
+	})
 	m.Deliver(t, "alice", cyruspair.Message("while down 3", "z"))
 	startInstance(t, e.p.Replica)
 
 	waitMessages(t, e.p.Replica, "alice", "INBOX", 3, "after the restart", roll.output)
 	waitMessages(t, e.p.Replica, "bob", "Down", 1, "after the restart", roll.output)
+	waitFor(t, 30*time.Second, "the report file showing no failed user", func() bool { return e.readReport(t).UsersFailed == 0 })
 	roll.kill(syscall.SIGTERM)
 	e.drainRolling(t)
 	e.assertEqual(t, "alice", "bob")

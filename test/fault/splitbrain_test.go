@@ -247,6 +247,7 @@ func TestSplitBrainDivergedFolders(t *testing.T) {
 
 	mb, rb := e.guids(t, m, "alice"), e.guids(t, r, "alice")
 	res := e.run(t, 2*time.Minute, "sync", "--user", "alice", "--attempts", "1")
+	rep := e.readReport(t)
 	e.assertNoLoss(t, mb, rb)
 	if !hasRecord(res.stdout, "mismatch", "kind", "content-differs", "masterName", "user.alice") {
 		t.Errorf("no content-differs mismatch for the diverged INBOX\n%s", res)
@@ -256,6 +257,9 @@ func TestSplitBrainDivergedFolders(t *testing.T) {
 	}
 	if e.inStepOrNamed(t, res) {
 		return
+	}
+	if rep.UsersFailed != 1 || len(rep.Users) != 1 || !strings.Contains(rep.Users[0].Error, "split-brain") || rep.MismatchCounts["content-differs"] == 0 {
+		t.Fatalf("report file does not show the split-brain: %+v", rep)
 	}
 	m.Deliver(t, "alice", cyruspair.Message("m5", "c"))
 	res = e.run(t, time.Minute, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--once", "--retry-base", "1m")

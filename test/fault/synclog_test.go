@@ -90,6 +90,9 @@ func TestMalformedSyncLog(t *testing.T) {
 	if last := bad[len(bad)-1]; last["text"] != "MAILBOX user.erin.Torn" {
 		t.Fatalf("torn last line not reported last: %v", last)
 	}
+	if s := e.readReport(t); s.BadLogLines != len(bad) {
+		t.Fatalf("report file counts %d bad log lines, want %d", s.BadLogLines, len(bad))
+	}
 	if _, err := os.Stat(filepath.Join(logDir, "log-run")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("log-run left behind after a successful cycle: %v", err)
 	}
