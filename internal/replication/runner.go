@@ -178,6 +178,10 @@ func (r *Runner) Record(results []JobResult) (failed []string) {
 			}
 			continue
 		}
+		if jr.Result != nil {
+			// What the failed attempt found and decided still belongs in the report.
+			r.Rec.AddBatch(jr.Result, now)
+		}
 		for _, u := range jr.Job.Users {
 			ur := report.UserResult{User: u, Outcome: report.OutcomeFailed, Attempts: jr.Attempts, Error: errString(jr.Err)}
 			r.Rec.AddUser(ur, now)
