@@ -135,10 +135,12 @@ func (e *env) assertNoLoss(t *testing.T, mb, rb map[string][]string) {
 // ends before and after), every master message reaches the replica under its name,
 // every conflict has its decision and mismatch record, and the replica-only folders are
 // kept under both policies, the fail policy making the user count as differing.
+// Replication resumes through `replicator sync`, or through one `rolling` cycle over
+// the master's sync log.
 func TestSplitBrainNewFolders(t *testing.T) {
-	for _, mode := range []string{"delayed", "immediate"} {
-		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, mode)
+	for _, c := range []struct{ mode, via string }{{"delayed", "sync"}, {"immediate", "sync"}, {"delayed", "rolling"}} {
+		t.Run(c.mode+"-"+c.via, func(t *testing.T) {
+			e := newEnv(t, c.mode)
 			m, r := e.p.Master, e.p.Replica
 			e.seedAlice(t)
 			r.CreateFolder(t, "alice", "Fresh")
@@ -152,9 +154,14 @@ func TestSplitBrainNewFolders(t *testing.T) {
 			m.Append(t, "alice", "Clash", cyruspair.Message("clash on the master", "c"))
 
 			mb, rb := e.guids(t, m, "alice"), e.guids(t, r, "alice")
-			res := e.run(t, time.Minute, "sync", "--user", "alice")
+			var res result
+			if c.via == "rolling" {
+				res = e.run(t, time.Minute, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--once")
+			} else {
+				res = e.run(t, time.Minute, "sync", "--user", "alice")
+			}
 			if res.code != 0 {
-				t.Fatalf("sync after split-brain (keep policy)\n%s", res)
+				t.Fatalf("%s after split-brain (keep policy)\n%s", c.via, res)
 			}
 			e.assertNoLoss(t, mb, rb)
 			e.assertEqual(t, "alice") // every master folder, same counts and UIDs
