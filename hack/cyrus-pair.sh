@@ -185,7 +185,7 @@ stop_instances() {
     pid=$(cat "$d/run/master.pid")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       pids+=("$pid")
-      children+=($(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' || true))
+      mapfile -t -O "${#children[@]}" children < <(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ')
       kill -TERM "$pid" 2>/dev/null || true
     fi
   done
