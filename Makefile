@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz clean
+.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean
 
 all: build
 
@@ -57,7 +57,7 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-only
+test: lint verify cyrus k8s-binaries helm test-only fuzz-ci
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
@@ -66,6 +66,13 @@ test-only:
 
 bench: cyrus
 	hack/bench.sh
+
+## fuzz: every fuzz target for FUZZTIME each (default 30s); CI runs them for 10s each
+fuzz:
+	FUZZTIME=$(or $(FUZZTIME),30s) hack/fuzz.sh
+
+fuzz-ci:
+	FUZZTIME=10s hack/fuzz.sh
 
 clean:
 	rm -rf $(BIN)
