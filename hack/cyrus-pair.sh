@@ -176,18 +176,28 @@ start_instance() { # dir
   "$CYRUS_BIN/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/run/master.pid" -L "$d/master.log" -d
 }
 
-stop_instance() { # dir
-  local d=$1 pid children=""
-  [ -f "$d/run/master.pid" ] || return 0
-  pid=$(cat "$d/run/master.pid")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    for c in $children; do kill -0 "$c" 2>/dev/null && kill -KILL "$c" 2>/dev/null || true; done
-  fi
-  rm -f "$d/run/master.pid"
+# stop_instances DIR...: SIGTERM every instance's master at once (it ends its children),
+# wait for all, then SIGKILL whatever is left, children included, by PID.
+stop_instances() {
+  local d pid pids=() children=()
+  for d in "$@"; do
+    [ -f "$d/run/master.pid" ] || continue
+    pid=$(cat "$d/run/master.pid")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      pids+=("$pid")
+      mapfile -t -O "${#children[@]}" children < <(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ')
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  local alive
+  for _ in $(seq 100); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.05
+  done
+  for pid in "${pids[@]}" "${children[@]}"; do kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true; done
+  for d in "$@"; do rm -f "$d/run/master.pid"; done
 }
 
 cmd_start() {
@@ -285,7 +295,9 @@ cmd_stop() {
   local base=$1 n id=""
   [ -d "$base" ] || return 0
   base=$(cd "$base" && pwd)
-  for n in master replica replica2; do [ -d "$base/$n" ] && stop_instance "$base/$n"; done
+  local dirs=()
+  for n in master replica replica2; do [ -d "$base/$n" ] && dirs+=("$base/$n"); done
+  stop_instances "${dirs[@]}"
   [ -f "$base/pair.env" ] && id=$(sed -n 's/^PAIR_ID=//p' "$base/pair.env")
   [ -n "$id" ] && sink_unregister "$id"
   rm -f "$base/pair.env" "$base/pair.json"

@@ -77,6 +77,9 @@ type Plan struct {
 	NeedUsers []string
 	// Kept counts replica-only folders kept for lack of evidence (split-brain suspects).
 	Kept int
+	// Blocked counts master folders this plan cannot bring over (their name is held on
+	// the replica by a folder that is kept): the replica is not equal to the master.
+	Blocked int
 }
 
 // Empty reports whether the plan changes nothing on the replica.

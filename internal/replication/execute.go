@@ -19,6 +19,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 		replicaByName[f.Name] = f
 	}
 	sent := 0
+	var folderErrs []error
 	for _, a := range p.Actions {
 		var err error
 		switch a.Op {
@@ -46,10 +47,23 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			err = x.applyMeta(ctx, a)
 		}
 		if err != nil {
-			return sent, fmt.Errorf("%s: %w", a, err)
+			err = fmt.Errorf("%s: %w", a, err)
+			if (a.Op == OpCreate || a.Op == OpUpdate) && folderConflict(err) {
+				// The replica refused this folder's state (the session is fine): the
+				// other folders of the user still go through; the batch fails at the end.
+				folderErrs = append(folderErrs, err)
+				continue
+			}
+			return sent, errors.Join(append(folderErrs, err)...)
 		}
 	}
-	return sent, nil
+	return sent, errors.Join(folderErrs...)
+}
+
+// folderConflict reports whether err is the replica refusing one folder's state
+// (a NO reply that leaves the session usable), not a broken connection.
+func folderConflict(err error) bool {
+	return errors.Is(err, csync.ErrSyncChecksum) || errors.Is(err, csync.ErrMailboxMoved)
 }
 
 func replicaByUID(fs []Folder, uid string) *Folder {
@@ -133,6 +147,12 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 			full := *master
 			full.Raw = csync.Value{}
 			if err2 := x.Replica.ApplyMailbox(ctx, &full); err2 != nil {
+				if cur.LastUID > master.LastUID || cur.HighestModSeq > master.HighestModSeq {
+					// Only writes on the replica itself get it past the master; sync_server
+					// refuses to go back, and we never overwrite them.
+					return sent, fmt.Errorf("replica is ahead of the master (last_uid %d vs %d, highestmodseq %d vs %d): written on the replica, split-brain; left as it is: %w",
+						cur.LastUID, master.LastUID, cur.HighestModSeq, master.HighestModSeq, err2)
+				}
 				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
 			}
 			return sent, nil

@@ -115,7 +115,7 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 		}
 	}
 	res.Kept = lastPlan.Kept
-	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0
+	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, nil

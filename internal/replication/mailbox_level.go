@@ -92,7 +92,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			}
 		}
 		if p.Empty() {
-			res.Equal = true
+			res.Equal = p.Blocked == 0
 			break
 		}
 		if round == maxRounds-1 {

@@ -158,6 +158,7 @@ func (p *planner) replicaOnly() map[string]string {
 				// A user's INBOX cannot be moved aside by a folder rename; keep it.
 				blocked[r.Name] = wanted
 				p.out.Kept++
+				p.out.Blocked++
 				p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, r.Name, r.Name,
 					"INBOX held by different uniqueids at the two ends and no evidence; kept, master's INBOX not replicated")
 				continue
@@ -254,6 +255,7 @@ func (p *planner) orderRenames() {
 		if !broke {
 			for _, mv := range pending {
 				p.mismatch(report.MismatchNameDiffers, mv.uid, mv.to, mv.from, "rename blocked: target held by a folder that does not move")
+				p.out.Blocked++
 			}
 			return
 		}
@@ -275,6 +277,7 @@ func (p *planner) emitCreatesUpdates(blocked map[string]string) {
 		}
 		if holder, busy := p.occupied[m.Name]; busy {
 			p.mismatch(report.MismatchUniqueIDCollision, m.UniqueID, m.Name, m.Name, "create blocked: name still held by "+holder)
+			p.out.Blocked++
 			continue
 		}
 		p.out.Actions = append(p.out.Actions, Action{Op: OpCreate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})

@@ -107,6 +107,8 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 					if r.Backoff != nil {
 						delay = r.Backoff(it.attempt)
 					}
+					// Say why: a later success must not hide the failure.
+					r.emit(retryLine{Type: "retry", Users: it.job.Users, Attempt: it.attempt, Error: err.Error(), DelayMS: delay.Milliseconds()})
 					next := item{job: it.job, attempt: it.attempt + 1}
 					time.AfterFunc(delay, func() { queue <- next })
 					continue
@@ -176,6 +178,10 @@ func (r *Runner) Record(results []JobResult) (failed []string) {
 			}
 			continue
 		}
+		if jr.Result != nil {
+			// What the failed attempt found and decided still belongs in the report.
+			r.Rec.AddBatch(jr.Result, now)
+		}
 		for _, u := range jr.Job.Users {
 			ur := report.UserResult{User: u, Outcome: report.OutcomeFailed, Attempts: jr.Attempts, Error: errString(jr.Err)}
 			r.Rec.AddUser(ur, now)
@@ -190,6 +196,15 @@ func (r *Runner) emit(v any) {
 	if r.Emit != nil {
 		r.Emit(v)
 	}
+}
+
+// retryLine is the JSON line written when a failed attempt is scheduled again.
+type retryLine struct {
+	Type    string   `json:"type"`
+	Users   []string `json:"users"`
+	Attempt int      `json:"attempt"`
+	Error   string   `json:"error"`
+	DelayMS int64    `json:"delayMs"`
 }
 
 type userLine struct {
