@@ -57,7 +57,7 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-only fuzz-ci
+test: lint verify cyrus k8s-binaries helm test-only fuzz-ci e2e
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
