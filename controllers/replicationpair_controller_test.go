@@ -167,6 +167,7 @@ func TestPairCreatesDeployment(t *testing.T) {
 	updatePair(t, ctx, client.ObjectKeyFromObject(pair), func(p *v1.ReplicationPair) {
 		p.Spec.Workers = 8
 		p.Spec.SyncLog = nil
+		p.Spec.Master.IMAPPort = 143
 	})
 	eventually(t, "spec edit rolls the deployment", func() error {
 		d, err := getDeployment(ctx, ns, "main")

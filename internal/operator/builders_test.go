@@ -141,3 +141,16 @@ func TestHostNetworkOptions(t *testing.T) {
 		t.Fatal("host network or API env without the option")
 	}
 }
+
+func TestAuditListsUsersThroughIMAPWithoutMasterConfig(t *testing.T) {
+	p := pair()
+	p.Spec.Master.IMAPPort = 143
+	args := PairArgs(p)
+	if args[0] != "audit" || !slices.Contains(args, "--master-imap") || args[slices.Index(args, "--master-imap")+1] != "m:143" {
+		t.Fatalf("args %q lack --master-imap m:143", args)
+	}
+	p.Spec.MasterConfig = &v1.MasterConfigSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}, Path: "imapd.conf"}
+	if slices.Contains(PairArgs(p), "--master-imap") {
+		t.Fatal("--master-imap passed although the master's config is mounted")
+	}
+}

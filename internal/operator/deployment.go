@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"path"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +62,9 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 			iv = pair.Spec.AuditInterval.Duration.String()
 		}
 		args = append(args, "--interval", iv)
+		if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
+			args = append(args, "--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort))))
+		}
 	}
 	args = append(args, p.args...)
 	args = append(args, "--metrics-addr", metricsFlag(hostNetwork))
