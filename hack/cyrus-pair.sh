@@ -5,7 +5,8 @@
 #   hack/cyrus-pair.sh stop DIR
 #   hack/cyrus-pair.sh status DIR
 #
-# start lays out DIR/{master,replica[,replica2]}, each with its own imapd.conf and
+# start installs Debian's Cyrus packages when missing (hack/cyrus-install.sh), then lays
+# out DIR/{master,replica[,replica2]}, each with its own imapd.conf and
 # cyrus.conf (imap, lmtp, sync_server and sieve services on free loopback ports), creates
 # the SASL users, starts each instance's `master` with its own pidfile and waits until
 # every IMAP and sync banner answers. It writes DIR/pair.env (shell) and DIR/pair.json.
@@ -212,9 +213,7 @@ cmd_start() {
     esac
   done
   case "$DELETE_MODE" in delayed|immediate) ;; *) die "delete mode must be delayed or immediate" ;; esac
-  [ -x "$CYRUS_BIN/master" ] && [ -x "$CYRUS_BIN/sync_server" ] && [ -x "$CYRUS_BIN/imapd" ] \
-    || die "Cyrus is not installed; run hack/cyrus-install.sh"
-  command -v saslpasswd2 >/dev/null || die "saslpasswd2 missing; run hack/cyrus-install.sh"
+  "$HERE/cyrus-install.sh" || die "Cyrus is not installed and could not be installed (hack/cyrus-install.sh)"
   if [ "$(id -u)" = 0 ]; then CYRUS_USER=cyrus; CYRUS_GROUP=mail
   else CYRUS_USER=$(id -un); CYRUS_GROUP=$(id -gn); fi
 
