@@ -53,10 +53,11 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 		case OpMoveAside:
 			var n int
 			var rescue string
-			n, rescue, err = x.moveAside(ctx, a, in.Replica.Folders)
+			var rescued int
+			n, rescue, rescued, err = x.moveAside(ctx, a, in.Replica.Folders)
 			sent += n
 			if rescue != "" {
-				x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Done: err == nil})
+				x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Messages: rescued, Done: err == nil})
 			}
 		default:
 			err = x.applyMeta(ctx, a)
@@ -306,7 +307,8 @@ type rescueLine struct {
 	UniqueID string `json:"uniqueid"`
 	Name     string `json:"mboxname"`
 	Rescue   string `json:"rescue"`
-	Done     bool   `json:"done"`
+	Messages int    `json:"messages"` // replica messages the master lacks, held by the rescue folder
+	Done     bool   `json:"done"`     // the diverged folder was replaced by the master's
 }
 
 // noteDiverged records a folder the replica refused to bring to the master's state.

@@ -21,25 +21,25 @@ import (
 //  4. the uniqueid at the name is re-checked and the replica's copy deleted;
 //  5. the master's folder is created at the name with the master's uniqueid.
 //
-// It returns the number of bodies uploaded and the rescue folder used ("" if none was
-// needed).
-func (x *Executor) moveAside(ctx context.Context, a Action, replicaFolders []Folder) (int, string, error) {
+// It returns the number of bodies uploaded, the rescue folder used ("" if none was
+// needed) and the number of messages it holds for this folder.
+func (x *Executor) moveAside(ctx context.Context, a Action, replicaFolders []Folder) (sent int, rescue string, rescued int, err error) {
 	master, err := x.Master.GetFullMailbox(ctx, a.Name)
 	if errors.Is(err, csync.ErrMailboxNonexistent) {
-		return 0, "", fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
+		return 0, "", 0, fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("master GET FULLMAILBOX: %w", err)
+		return 0, "", 0, fmt.Errorf("master GET FULLMAILBOX: %w", err)
 	}
 	if master.UniqueID != a.UniqueID || master.IsTombstoneOrIntermediate() {
-		return 0, "", fmt.Errorf("%w: master %s now holds %s (type %q)", ErrChangedUnderUs, a.Name, master.UniqueID, master.Type)
+		return 0, "", 0, fmt.Errorf("%w: master %s now holds %s (type %q)", ErrChangedUnderUs, a.Name, master.UniqueID, master.Type)
 	}
 	rep, err := x.Replica.GetFullMailbox(ctx, a.Name)
 	if err != nil {
-		return 0, "", fmt.Errorf("replica GET FULLMAILBOX %s: %w", a.Name, err)
+		return 0, "", 0, fmt.Errorf("replica GET FULLMAILBOX %s: %w", a.Name, err)
 	}
 	if rep.UniqueID != a.UniqueID {
-		return 0, "", fmt.Errorf("%w: replica %s holds %s, expected %s", ErrChangedUnderUs, a.Name, rep.UniqueID, a.UniqueID)
+		return 0, "", 0, fmt.Errorf("%w: replica %s holds %s, expected %s", ErrChangedUnderUs, a.Name, rep.UniqueID, a.UniqueID)
 	}
 	onMaster := map[string]bool{}
 	for _, r := range master.Records {
@@ -53,10 +53,9 @@ func (x *Executor) moveAside(ctx context.Context, a Action, replicaFolders []Fol
 			extra = append(extra, r)
 		}
 	}
-	rescue := ""
 	if len(extra) > 0 {
 		if rescue, err = x.rescue(ctx, a, rep, extra); err != nil {
-			return 0, "", err
+			return 0, "", 0, err
 		}
 	}
 	// Stage the master's bodies while the replica's copy still exists: RESERVE links
@@ -70,24 +69,23 @@ func (x *Executor) moveAside(ctx context.Context, a Action, replicaFolders []Fol
 			folders = append(folders, f)
 		}
 	}
-	sent, err := x.upload(ctx, master, nil, folders)
-	if err != nil {
-		return sent, rescue, err
+	if sent, err = x.upload(ctx, master, nil, folders); err != nil {
+		return sent, rescue, len(extra), err
 	}
 	if err := x.expectAt(ctx, a.Name, a.UniqueID); err != nil {
-		return sent, rescue, err
+		return sent, rescue, len(extra), err
 	}
 	if err := x.Replica.ApplyUnmailbox(ctx, a.Name, false); err != nil {
-		return sent, rescue, fmt.Errorf("APPLY UNMAILBOX %s: %w", a.Name, err)
+		return sent, rescue, len(extra), fmt.Errorf("APPLY UNMAILBOX %s: %w", a.Name, err)
 	}
 	out := *master
 	out.Raw = csync.Value{}
 	if err := x.Replica.ApplyMailbox(ctx, &out); err != nil {
 		// The replica's extra messages are in the rescue folder and the master still
 		// holds its own: the next run creates the folder again.
-		return sent, rescue, fmt.Errorf("APPLY MAILBOX %s (recreate from the master): %w", a.Name, err)
+		return sent, rescue, len(extra), fmt.Errorf("APPLY MAILBOX %s (recreate from the master): %w", a.Name, err)
 	}
-	return sent, rescue, nil
+	return sent, rescue, len(extra), nil
 }
 
 // rescue returns a replica folder holding every message of extra: an existing rescue

@@ -196,6 +196,14 @@ func TestConvergeDivergedFolders(t *testing.T) {
 					t.Errorf("no split-brain mismatch for %s\n%s", f, res)
 				}
 			}
+			for name, n := range map[string]string{"user.alice": "3", "user.alice.Keep": "1"} {
+				if !hasRecord(res.stdout, "rescue", "mboxname", name, "messages", n, "done", "true") {
+					t.Errorf("no rescue record for %s with %s messages\n%s", name, n, res)
+				}
+			}
+			if len(recordsWith(res.stdout, "rescue", "mboxname", "user.alice.Work")) != 0 {
+				t.Errorf("a rescue folder for Work, whose replica copy only changed flags\n%s", res)
+			}
 			rep := e.readReport(t)
 			want := len(onlyIn(mb, rb)) // the master's messages the replica never had
 			if len(rep.Users) != 1 || rep.Users[0].BodiesSent != want {
@@ -286,7 +294,7 @@ func TestConvergeReusesRescueFolder(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("sync\n%s", res)
 	}
-	if !hasRecord(res.stdout, "rescue", "mboxname", "user.alice.Keep", "rescue", "user.alice.Keep.cyrusrepl-conflict-20000101T000000", "done", "true") {
+	if !hasRecord(res.stdout, "rescue", "mboxname", "user.alice.Keep", "rescue", "user.alice.Keep.cyrusrepl-conflict-20000101T000000", "messages", "1", "done", "true") {
 		t.Errorf("the existing rescue folder was not reused\n%s", res)
 	}
 	rescues := e.assertConverged(t, mb, rb, rrec)
