@@ -160,8 +160,9 @@ func (e *env) assertNoop(t *testing.T, before []string) {
 // --replica-only-policy fail the replica converges the same way, but the user counts as
 // differing (exit 1).
 func TestConvergeDivergedFolders(t *testing.T) {
-	for _, policy := range []string{"keep", "fail"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, c := range []struct{ policy, via string }{{"keep", "sync"}, {"fail", "sync"}, {"keep", "rolling"}} {
+		policy := c.policy
+		t.Run(c.policy+"-"+c.via, func(t *testing.T) {
 			e := newEnv(t, "delayed")
 			m, r := e.p.Master, e.p.Replica
 			e.seedAlice(t)
@@ -176,7 +177,17 @@ func TestConvergeDivergedFolders(t *testing.T) {
 			if n := len(onlyIn(rb, mb)); n != 4 {
 				t.Fatalf("setup: %d replica-only GUIDs, want 4", n)
 			}
-			res := e.run(t, 2*time.Minute, "sync", "--user", "alice", "--attempts", "1", "--replica-only-policy", policy)
+			var res result
+			if c.via == "rolling" {
+				// The master's log names INBOX and Sent only: the mailbox-level pass
+				// finds INBOX ahead and escalates to a full user sync.
+				res = e.run(t, 2*time.Minute, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--once", "--replica-only-policy", policy)
+				if len(records(res.stdout, "escalation")) == 0 {
+					t.Errorf("rolling did not escalate to a user sync\n%s", res)
+				}
+			} else {
+				res = e.run(t, 2*time.Minute, "sync", "--user", "alice", "--attempts", "1", "--replica-only-policy", policy)
+			}
 			u := recordsWith(res.stdout, "user", "user", "alice")
 			switch {
 			case policy == "keep" && (res.code != 0 || len(u) != 1 || u[0]["outcome"] != "synced"):
@@ -219,7 +230,7 @@ func TestConvergeDivergedFolders(t *testing.T) {
 					t.Errorf("rescue folder %s holds %d messages, want %d", f, st.Messages, n)
 				}
 			}
-			if policy == "keep" {
+			if policy == "keep" && c.via == "sync" {
 				e.assertNoop(t, r.List(t, "alice"))
 			}
 		})
@@ -300,6 +311,38 @@ func TestConvergeReusesRescueFolder(t *testing.T) {
 	rescues := e.assertConverged(t, mb, rb, rrec)
 	if !slices.Equal(rescues, []string{old}) || r.Status(t, "alice", old).Messages != 1 {
 		t.Fatalf("rescue folders %v, want only %s with one message", rescues, old)
+	}
+	e.assertNoop(t, r.List(t, "alice"))
+}
+
+// TestConvergeSameUIDDifferentMail: the replica got one message in INBOX and the master
+// two, so the master's counters are ahead but UID 3 holds different mail at the two
+// ends. Only the replica's refusal (IMAP_SYNC_CHECKSUM) shows the split-brain; the
+// replicator plans again, moves the replica's INBOX aside and converges.
+func TestConvergeSameUIDDifferentMail(t *testing.T) {
+	e := newEnv(t, "delayed")
+	m, r := e.p.Master, e.p.Replica
+	e.seedAlice(t)
+	r.Deliver(t, "alice", cyruspair.Message("r1", "x"))
+	m.DeliverMany(t, "alice", [][]byte{cyruspair.Message("m3", "a"), cyruspair.Message("m4", "b")})
+	if ms, rs := m.Status(t, "alice", "INBOX"), r.Status(t, "alice", "INBOX"); ms.UIDNext <= rs.UIDNext || ms.HighestModSeq <= rs.HighestModSeq {
+		t.Fatalf("setup: want the master's INBOX counters ahead: master %+v replica %+v", ms, rs)
+	}
+	mb, rb := e.guids(t, m, "alice"), e.guids(t, r, "alice")
+	rrec := e.liveRecords(t, r, "alice")
+	res := e.run(t, 2*time.Minute, "sync", "--user", "alice", "--attempts", "1")
+	if res.code != 0 {
+		t.Fatalf("sync\n%s", res)
+	}
+	if !hasRecord(res.stdout, "decision", "action", "move-aside", "evidence", "split-brain", "masterName", "user.alice") {
+		t.Errorf("no move-aside decision for INBOX\n%s", res)
+	}
+	if !hasRecord(res.stdout, "rescue", "mboxname", "user.alice", "messages", "1", "done", "true") {
+		t.Errorf("no rescue record for INBOX with one message\n%s", res)
+	}
+	rescues := e.assertConverged(t, mb, rb, rrec)
+	if len(rescues) != 1 || r.Status(t, "alice", rescues[0]).Messages != 1 {
+		t.Fatalf("rescue folders %v, want one holding the replica's message", rescues)
 	}
 	e.assertNoop(t, r.List(t, "alice"))
 }
