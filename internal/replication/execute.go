@@ -43,6 +43,22 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			var n int
 			n, err = x.syncMailbox(ctx, a, in.Replica.Folders)
 			sent += n
+			if a.Op == OpUpdate && errors.Is(err, csync.ErrSyncChecksum) && in.Diverged[a.UniqueID] == "" {
+				// The replica refused the master's state for a folder whose counters
+				// did not show it ahead (e.g. the same UID holds other mail): evidence
+				// of a split-brain; the batch plans again and moves the copy aside.
+				x.noteDiverged(a.UniqueID, err)
+				continue
+			}
+		case OpMoveAside:
+			var n int
+			var rescue string
+			var rescued int
+			n, rescue, rescued, err = x.moveAside(ctx, a, in.Replica.Folders)
+			sent += n
+			if rescue != "" {
+				x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Messages: rescued, Done: err == nil})
+			}
 		default:
 			err = x.applyMeta(ctx, a)
 		}
@@ -63,6 +79,9 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 // folderConflict reports whether err is the replica refusing one folder's state
 // (a NO reply that leaves the session usable), not a broken connection.
 func folderConflict(err error) bool {
+	if errors.Is(err, ErrChangedUnderUs) {
+		return false
+	}
 	return errors.Is(err, csync.ErrSyncChecksum) || errors.Is(err, csync.ErrMailboxMoved)
 }
 
@@ -279,4 +298,26 @@ func (x *Executor) applyMeta(ctx context.Context, a Action) error {
 		return x.Replica.ApplyUnactivateSieve(ctx, a.User)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// rescueLine is the JSON line that names the rescue folder a move-aside used.
+type rescueLine struct {
+	Type     string `json:"type"`
+	User     string `json:"user"`
+	UniqueID string `json:"uniqueid"`
+	Name     string `json:"mboxname"`
+	Rescue   string `json:"rescue"`
+	Messages int    `json:"messages"` // replica messages the master lacks, held by the rescue folder
+	Done     bool   `json:"done"`     // the diverged folder was replaced by the master's
+}
+
+// noteDiverged records a folder the replica refused to bring to the master's state.
+func (x *Executor) noteDiverged(uid string, err error) {
+	if x.diverged == nil {
+		x.diverged = map[string]string{}
+	}
+	if x.diverged[uid] == "" {
+		x.newDiverged++
+	}
+	x.diverged[uid] = err.Error()
 }

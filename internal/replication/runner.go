@@ -154,7 +154,7 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 	if r.Policy == PolicyFail && res.Kept > 0 {
 		for i := range res.Users {
 			for _, d := range res.Decisions {
-				if d.User == res.Users[i].User && d.Action == report.ActionKeep {
+				if d.User == res.Users[i].User && (d.Action == report.ActionKeep || d.Action == report.ActionMoveAside) {
 					res.Users[i].Outcome = report.OutcomeDiffers
 				}
 			}
