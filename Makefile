@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz clean
+.PHONY: all build test test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
 
 all: build
 
@@ -57,7 +57,7 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-only
+test: lint verify cyrus k8s-binaries helm test-only fuzz-ci e2e
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
@@ -66,6 +66,27 @@ test-only:
 
 bench: cyrus
 	hack/bench.sh
+
+## demo: the quick start (docs/quickstart.md): Cyrus pair + local cluster + operator, guided
+demo:
+	hack/demo.sh up
+
+## demo-down: stop everything `make demo` started (by PID)
+demo-down:
+	hack/demo.sh down
+
+## e2e: real pods on the local cluster (needs root): the operator from the chart, a pair, resyncs
+E2E_FLAGS ?= -count=1 -timeout 30m -v
+e2e: cyrus
+	hack/k8s-binaries.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd >/dev/null
+	CYRUSREPL_REQUIRE_E2E=1 CYRUSREPL_REQUIRE_CYRUS=1 $(GO) test -tags e2e $(E2E_FLAGS) ./test/e2e/
+
+## fuzz: every fuzz target for FUZZTIME each (default 30s); CI runs them for 10s each
+fuzz:
+	FUZZTIME=$(or $(FUZZTIME),30s) hack/fuzz.sh
+
+fuzz-ci:
+	FUZZTIME=10s hack/fuzz.sh
 
 clean:
 	rm -rf $(BIN)

@@ -51,7 +51,7 @@ func TestPairCreatesDeployment(t *testing.T) {
 		"--master-ca-file", "/etc/cyrusrepl/master-ca/ca.crt", "--master-starttls",
 		"--replica", "cyrus-replica.mail.svc:12005", "--replica-user", "repl",
 		"--replica-password-file", "/etc/cyrusrepl/replica-password/password",
-		"--workers", "4", "--replica-only-policy", "keep", "--report-configmap", "main-report", "--pair", "main",
+		"--workers", "4", "--replica-only-policy", "keep", "--report-configmap", "main-report", "--pair", "main", "--state-dir", "/var/lib/cyrusrepl/state",
 		"--metrics-addr", ":9090"}
 	if !slices.Equal(c.Args, want) {
 		t.Fatalf("args\n got %q\nwant %q", c.Args, want)
@@ -167,6 +167,7 @@ func TestPairCreatesDeployment(t *testing.T) {
 	updatePair(t, ctx, client.ObjectKeyFromObject(pair), func(p *v1.ReplicationPair) {
 		p.Spec.Workers = 8
 		p.Spec.SyncLog = nil
+		p.Spec.Master.IMAPPort = 143
 	})
 	eventually(t, "spec edit rolls the deployment", func() error {
 		d, err := getDeployment(ctx, ns, "main")

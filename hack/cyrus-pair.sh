@@ -5,7 +5,8 @@
 #   hack/cyrus-pair.sh stop DIR
 #   hack/cyrus-pair.sh status DIR
 #
-# start lays out DIR/{master,replica[,replica2]}, each with its own imapd.conf and
+# start installs Debian's Cyrus packages when missing (hack/cyrus-install.sh), then lays
+# out DIR/{master,replica[,replica2]}, each with its own imapd.conf and
 # cyrus.conf (imap, lmtp, sync_server and sieve services on free loopback ports), creates
 # the SASL users, starts each instance's `master` with its own pidfile and waits until
 # every IMAP and sync banner answers. It writes DIR/pair.env (shell) and DIR/pair.json.
@@ -176,18 +177,28 @@ start_instance() { # dir
   "$CYRUS_BIN/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/run/master.pid" -L "$d/master.log" -d
 }
 
-stop_instance() { # dir
-  local d=$1 pid children=""
-  [ -f "$d/run/master.pid" ] || return 0
-  pid=$(cat "$d/run/master.pid")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    children=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    for c in $children; do kill -0 "$c" 2>/dev/null && kill -KILL "$c" 2>/dev/null || true; done
-  fi
-  rm -f "$d/run/master.pid"
+# stop_instances DIR...: SIGTERM every instance's master at once (it ends its children),
+# wait for all, then SIGKILL whatever is left, children included, by PID.
+stop_instances() {
+  local d pid pids=() children=()
+  for d in "$@"; do
+    [ -f "$d/run/master.pid" ] || continue
+    pid=$(cat "$d/run/master.pid")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      pids+=("$pid")
+      mapfile -t -O "${#children[@]}" children < <(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ')
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  local alive
+  for _ in $(seq 100); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.05
+  done
+  for pid in "${pids[@]}" "${children[@]}"; do kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true; done
+  for d in "$@"; do rm -f "$d/run/master.pid"; done
 }
 
 cmd_start() {
@@ -202,9 +213,7 @@ cmd_start() {
     esac
   done
   case "$DELETE_MODE" in delayed|immediate) ;; *) die "delete mode must be delayed or immediate" ;; esac
-  [ -x "$CYRUS_BIN/master" ] && [ -x "$CYRUS_BIN/sync_server" ] && [ -x "$CYRUS_BIN/imapd" ] \
-    || die "Cyrus is not installed; run hack/cyrus-install.sh"
-  command -v saslpasswd2 >/dev/null || die "saslpasswd2 missing; run hack/cyrus-install.sh"
+  "$HERE/cyrus-install.sh" || die "Cyrus is not installed and could not be installed (hack/cyrus-install.sh)"
   if [ "$(id -u)" = 0 ]; then CYRUS_USER=cyrus; CYRUS_GROUP=mail
   else CYRUS_USER=$(id -un); CYRUS_GROUP=$(id -gn); fi
 
@@ -285,7 +294,9 @@ cmd_stop() {
   local base=$1 n id=""
   [ -d "$base" ] || return 0
   base=$(cd "$base" && pwd)
-  for n in master replica replica2; do [ -d "$base/$n" ] && stop_instance "$base/$n"; done
+  local dirs=()
+  for n in master replica replica2; do [ -d "$base/$n" ] && dirs+=("$base/$n"); done
+  stop_instances "${dirs[@]}"
   [ -f "$base/pair.env" ] && id=$(sed -n 's/^PAIR_ID=//p' "$base/pair.env")
   [ -n "$id" ] && sink_unregister "$id"
   rm -f "$base/pair.env" "$base/pair.json"

@@ -26,6 +26,15 @@ type Endpoint struct {
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
 
+	// imapPort is the server's IMAP port. Only the master's is used: a pair without a
+	// syncLog and without masterConfig runs audits that list the master's users through
+	// IMAP (LIST "" "user.%" as the admin below; nothing else is sent there). It uses the
+	// same TLS settings as the csync connection.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	IMAPPort int32 `json:"imapPort,omitempty"`
+
 	// username is the Cyrus admin the replicator authenticates as (AUTHENTICATE PLAIN).
 	// +required
 	// +kubebuilder:validation:MinLength=1

@@ -25,6 +25,7 @@ const DefaultWorkers = 4
 const DefaultAuditInterval = "1h"
 
 // ReplicationPairSpec is the desired replication from one master to one replica.
+// +kubebuilder:validation:XValidation:rule="has(self.syncLog) || has(self.masterConfig) || (has(self.master.imapPort) && self.master.imapPort > 0)",message="without a syncLog the pair runs periodic audits, which must list the master's users: set masterConfig or master.imapPort"
 type ReplicationPairSpec struct {
 	// master is the server replicated from. The replicator only reads it (csync GET).
 	// +required

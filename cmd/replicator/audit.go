@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"sort"
 	"time"
@@ -24,7 +25,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	var c commonFlags
 	var users userList
 	c.bind(fs)
-	fs.Var(&users, "user", "users to audit (repeatable); default: every user in the master's mailboxes.db (needs --master-config)")
+	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config) or its IMAP service (--master-imap)")
+	masterIMAP := fs.String("master-imap", "", "the master's IMAP HOST:PORT, to list its users (LIST as the --master-user admin) when there is no --master-config")
 	interval := fs.Duration("interval", 0, "repeat the walk this often; 0 walks once and exits")
 	verifyOnly := fs.Bool("verify-only", false, "compare and report only, change nothing")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address")
@@ -37,8 +39,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err := c.check(); err != nil {
 		return exitUsage, err
 	}
-	if len(users) == 0 && c.masterConfig == "" {
-		return exitUsage, usageErrorf("give --user or --master-config (to list every user)")
+	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" {
+		return exitUsage, usageErrorf("give --user, or --master-config or --master-imap to list every user")
+	}
+	imapTLS, err := tlsConfig(c.masterStartTLS || c.masterCAFile != "", *masterIMAP, c.masterCAFile)
+	if err != nil {
+		return exitUsage, err
 	}
 	connect, err := c.connector()
 	if err != nil {
@@ -64,12 +70,22 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	for {
 		start := time.Now().UTC()
 		walk := users
-		if len(walk) == 0 {
+		var walkErr error // the user list could not be had: a one-shot audit fails
+		switch {
+		case len(walk) > 0:
+		case c.masterConfig != "":
 			db, err := replication.ReadMailboxesDB(ctx, c.cyrusBin, c.masterConfig)
 			if err != nil {
+				walkErr = err
 				rec.SetError(err, time.Now().UTC())
 			} else {
 				walk = usersOf(db)
+			}
+		default:
+			walk, err = listUsersIMAP(ctx, *masterIMAP, c.masterUser, c.masterPassword, imapTLS, c.masterStartTLS, c.timeout)
+			if err != nil {
+				walkErr = fmt.Errorf("listing the master's users: %w", err)
+				rec.SetError(walkErr, time.Now().UTC())
 			}
 		}
 		jobs := make([]replication.Job, len(walk))
@@ -87,6 +103,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			rec.SetError(err, time.Now().UTC())
 		}
 		if *interval == 0 {
+			if walkErr != nil {
+				return exitFailed, walkErr
+			}
 			for _, u := range rec.Outcomes() {
 				if u.Outcome == report.OutcomeFailed || u.Outcome == report.OutcomeDiffers {
 					return exitFailed, nil

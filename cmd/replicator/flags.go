@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -124,23 +125,35 @@ func secret(file, env string) (string, error) {
 	return "", usageErrorf("no password: give a password file or set $%s", env)
 }
 
-// startTLS is the TLS config for a --*-starttls flag (nil when off); the config itself
-// comes from inspect.go's tlsConfig.
-func startTLS(enabled bool, addr, caFile string) (*tls.Config, error) {
+// tlsConfig is the TLS config for a --*-starttls flag (nil when off); inspect uses it too.
+func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
 	if !enabled {
 		return nil, nil
 	}
-	return tlsConfig(addr, caFile)
+	host, _, _ := net.SplitHostPort(addr)
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usageErrorf("CA file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("CA file %s holds no PEM certificate", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // connector returns a function that opens an executor: a read-only master session and
 // a replica session, plus the evidence sources.
 func (c *commonFlags) connector() (replication.Connector, error) {
-	mtls, err := startTLS(c.masterStartTLS, c.master, c.masterCAFile)
+	mtls, err := tlsConfig(c.masterStartTLS, c.master, c.masterCAFile)
 	if err != nil {
 		return nil, err
 	}
-	rtls, err := startTLS(c.replicaStartTLS, c.replica, c.replicaCAFile)
+	rtls, err := tlsConfig(c.replicaStartTLS, c.replica, c.replicaCAFile)
 	if err != nil {
 		return nil, err
 	}

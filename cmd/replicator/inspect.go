@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -85,7 +83,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	opt := csync.Options{Username: *username, Password: password, Timeout: *timeout}
 	if *starttls {
-		if opt.TLS, err = tlsConfig(*server, *caFile); err != nil {
+		if opt.TLS, err = tlsConfig(true, *server, *caFile); err != nil {
 			return exitUsage, err
 		}
 	}
@@ -124,26 +122,6 @@ func readPassword(file string) (string, error) {
 		return p, nil
 	}
 	return "", usageErrorf("no password: give --password-file or set CYRUSREPL_PASSWORD")
-}
-
-func tlsConfig(server, caFile string) (*tls.Config, error) {
-	host, _, err := net.SplitHostPort(server)
-	if err != nil {
-		return nil, usageErrorf("--server %q: %w", server, err)
-	}
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usageErrorf("reading --ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("--ca-file %s holds no PEM certificate", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }
 
 // describeDialError names the cause of a failed connection in one line.

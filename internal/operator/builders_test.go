@@ -36,7 +36,7 @@ func TestAuditArgsAndIPv6(t *testing.T) {
 		"--replica-ca-file", "/etc/cyrusrepl/replica-ca/ca.crt",
 		"--master-config", "/etc/cyrusrepl/master-config/imapd.conf",
 		"--workers", "4", "--replica-only-policy", "fail", "--report-configmap", "p-report", "--pair", "p",
-		"--metrics-addr", ":9090"}
+		"--state-dir", "/var/lib/cyrusrepl/state", "--metrics-addr", ":9090"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("args\n got %q\nwant %q", got, want)
 	}
@@ -133,7 +133,24 @@ func TestHostNetworkOptions(t *testing.T) {
 	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
 		t.Fatalf("env %v", env)
 	}
+	// in the node's network namespace the metrics listener must stay on loopback
+	if args := ps.Containers[0].Args; args[len(args)-1] != "127.0.0.1:9090" {
+		t.Fatalf("metrics address with host network: %q", args[len(args)-1])
+	}
 	if d := Deployment(pair(), PodOptions{Image: "img"}); d.Spec.Template.Spec.HostNetwork || len(d.Spec.Template.Spec.Containers[0].Env) != 1 {
 		t.Fatal("host network or API env without the option")
+	}
+}
+
+func TestAuditListsUsersThroughIMAPWithoutMasterConfig(t *testing.T) {
+	p := pair()
+	p.Spec.Master.IMAPPort = 143
+	args := PairArgs(p)
+	if args[0] != "audit" || !slices.Contains(args, "--master-imap") || args[slices.Index(args, "--master-imap")+1] != "m:143" {
+		t.Fatalf("args %q lack --master-imap m:143", args)
+	}
+	p.Spec.MasterConfig = &v1.MasterConfigSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}, Path: "imapd.conf"}
+	if slices.Contains(PairArgs(p), "--master-imap") {
+		t.Fatal("--master-imap passed although the master's config is mounted")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"path"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -40,11 +42,11 @@ func SpecHash(pair *v1.ReplicationPair) string {
 
 // PairArgs are the replicator's command line for a pair's Deployment.
 func PairArgs(pair *v1.ReplicationPair) []string {
-	args, _ := pairParts(pair)
+	args, _ := pairParts(pair, false)
 	return args
 }
 
-func pairParts(pair *v1.ReplicationPair) ([]string, *podParts) {
+func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts) {
 	p := commonParts(pair, ReportConfigMapName(pair.Name))
 	mode := PairMode(pair)
 	args := []string{mode}
@@ -60,16 +62,19 @@ func pairParts(pair *v1.ReplicationPair) ([]string, *podParts) {
 			iv = pair.Spec.AuditInterval.Duration.String()
 		}
 		args = append(args, "--interval", iv)
+		if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
+			args = append(args, "--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort))))
+		}
 	}
 	args = append(args, p.args...)
-	args = append(args, "--metrics-addr", metricsFlag())
+	args = append(args, "--metrics-addr", metricsFlag(hostNetwork))
 	return args, p
 }
 
 // Deployment builds the pair's replicator Deployment: one replica (zero when suspended),
 // Recreate so that two replicators never consume the same sync log at once.
 func Deployment(pair *v1.ReplicationPair, o PodOptions) *appsv1.Deployment {
-	args, parts := pairParts(pair)
+	args, parts := pairParts(pair, o.HostNetwork)
 	replicas := int32(1)
 	if pair.Spec.Suspend {
 		replicas = 0

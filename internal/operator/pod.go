@@ -16,6 +16,7 @@ import (
 const (
 	secretsDir            = "/etc/cyrusrepl"
 	syncLogMount          = "/var/lib/cyrusrepl/sync-log"
+	stateMount            = "/var/lib/cyrusrepl/state"
 	masterConfMount       = "/etc/cyrusrepl/master-config"
 	tmpMount              = "/tmp"
 	passwordFile          = "password"
@@ -34,6 +35,7 @@ const (
 	volSyncLog         = "sync-log"
 	volMasterConfig    = "master-config"
 	volTmp             = "tmp"
+	volState           = "state"
 )
 
 // podParts are the pieces of a replicator pod shared by the Deployment and the Job.
@@ -146,10 +148,17 @@ func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
 		"--replica-only-policy", ReplicaOnlyFlag(s.ReplicaOnlyPolicy),
 		"--report-configmap", reportConfigMap,
 		"--pair", pair.Name,
+		"--state-dir", stateMount,
 	)
-	// The root filesystem is read-only; give the replicator a scratch /tmp.
+	// The root filesystem is read-only; give the replicator a scratch /tmp and a state
+	// directory (its ledger of master uniqueids and retry queue; the default
+	// /var/lib/cyrusrepl would be on the read-only root). An emptyDir survives container
+	// restarts; the ledger is evidence, not data, so losing it with the pod only weakens
+	// later delete decisions to "no evidence" (keep).
 	p.add(corev1.Volume{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		corev1.VolumeMount{Name: volTmp, MountPath: tmpMount})
+	p.add(corev1.Volume{Name: volState, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.VolumeMount{Name: volState, MountPath: stateMount})
 	return p
 }
 
@@ -239,5 +248,11 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// metricsFlag is the replicator's metrics listen address.
-func metricsFlag() string { return fmt.Sprintf(":%d", MetricsPort) }
+// metricsFlag is the replicator's metrics listen address: every interface of the pod's
+// own network namespace, or loopback only when the pod shares the node's.
+func metricsFlag(hostNetwork bool) string {
+	if hostNetwork {
+		return fmt.Sprintf("127.0.0.1:%d", MetricsPort)
+	}
+	return fmt.Sprintf(":%d", MetricsPort)
+}

@@ -16,6 +16,7 @@ const (
 	OpRename          Op = "rename"           // APPLY RENAME Name → NewName
 	OpCreate          Op = "create"           // APPLY MAILBOX (full) at Name
 	OpUpdate          Op = "update"           // APPLY MAILBOX (incremental) at Name
+	OpMoveAside       Op = "move-aside"       // rescue the replica's extra messages to NewName, then recreate Name from the master
 	OpQuota           Op = "quota"            // APPLY QUOTA
 	OpUnquota         Op = "unquota"          // APPLY UNQUOTA
 	OpSeen            Op = "seen"             // APPLY SEEN
@@ -39,6 +40,9 @@ type Action struct {
 	Seen   *Seen
 	Sieve  *SieveScript
 	Sub    string // subscription name for OpSub/OpUnsub
+	// Rescue lists existing rescue folders of Name (OpMoveAside) that the executor reuses
+	// when one already holds every message to rescue.
+	Rescue []string
 	// Transit marks a rename to or from a temporary name used to break a cycle.
 	Transit bool
 }
@@ -47,6 +51,8 @@ func (a Action) String() string {
 	switch a.Op {
 	case OpRename:
 		return fmt.Sprintf("rename %s -> %s (%s)", a.Name, a.NewName, a.UniqueID)
+	case OpMoveAside:
+		return fmt.Sprintf("move-aside %s -> %s (%s)", a.Name, a.NewName, a.UniqueID)
 	case OpDelete, OpCreate, OpUpdate:
 		return fmt.Sprintf("%s %s (%s)", a.Op, a.Name, a.UniqueID)
 	case OpSub, OpUnsub:
@@ -77,6 +83,9 @@ type Plan struct {
 	NeedUsers []string
 	// Kept counts replica-only folders kept for lack of evidence (split-brain suspects).
 	Kept int
+	// Blocked counts master folders this plan cannot bring over (their name is held on
+	// the replica by a folder that is kept): the replica is not equal to the master.
+	Blocked int
 }
 
 // Empty reports whether the plan changes nothing on the replica.

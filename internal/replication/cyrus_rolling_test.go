@@ -9,12 +9,19 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
-// makeFailing gives bob a replica INBOX that is ahead of the master's (mail appended on
-// the replica alone), so every update of bob's INBOX fails with IMAP_SYNC_CHECKSUM.
+// makeFailing gives bob a folder whose replica copy is ahead of the master's (mail
+// appended on the replica alone) while the master deleted it (delayed delete). A
+// diverged folder the master still holds is moved aside and converges; one the master
+// moved to DELETED.* is mirrored, not moved aside, so every update of it fails with
+// IMAP_SYNC_CHECKSUM.
 func makeFailing(t *testing.T, e *env) {
 	t.Helper()
-	e.p.Replica.Append(t, "bob", "INBOX", cyruspair.Message("replica only", "ahead"))
-	e.p.Replica.Append(t, "bob", "INBOX", cyruspair.Message("replica only 2", "ahead"))
+	e.p.Master.CreateFolder(t, "bob", "Old")
+	e.p.Master.Append(t, "bob", "Old", cyruspair.Message("old", "o"))
+	e.sync(t, "bob")
+	e.p.Replica.Append(t, "bob", "Old", cyruspair.Message("replica only", "ahead"))
+	e.p.Replica.Append(t, "bob", "Old", cyruspair.Message("replica only 2", "ahead"))
+	e.p.Master.Delete(t, "bob", "Old")
 	e.p.Master.Deliver(t, "bob", cyruspair.Message("master new", "x"))
 }
 

@@ -6,8 +6,8 @@
 // that keep a failing user from blocking the others.
 //
 // Files: state.go, names.go (model); evidence.go, mboxdb.go, ledger.go (evidence);
-// planner.go, meta.go, action.go (pure planning); executor.go, execute.go, snapshot.go,
-// mailbox_level.go (I/O over csync); synclog.go, logdir.go, batch.go (sync log);
+// planner.go, meta.go, action.go, moveaside.go (pure planning); executor.go, execute.go,
+// moveaside_exec.go, snapshot.go, mailbox_level.go (I/O over csync); synclog.go, logdir.go, batch.go (sync log);
 // runner.go, rolling.go, retry.go, recorder.go (scheduling and reporting).
 //
 // State kept by the replicator (the --state-dir of cmd/replicator, back it with a

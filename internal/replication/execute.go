@@ -23,6 +23,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 	// this batch join it, so a body copied into many new folders is uploaded once.
 	known := slices.Clone(in.Replica.Folders)
 	sent := 0
+	var folderErrs []error
 	for _, a := range p.Actions {
 		var err error
 		switch a.Op {
@@ -49,14 +50,46 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			if err == nil && a.Op == OpCreate {
 				known = append(known, Folder{Name: a.Name})
 			}
+			if a.Op == OpUpdate && errors.Is(err, csync.ErrSyncChecksum) && in.Diverged[a.UniqueID] == "" {
+				// The replica refused the master's state for a folder whose counters
+				// did not show it ahead (e.g. the same UID holds other mail): evidence
+				// of a split-brain; the batch plans again and moves the copy aside.
+				x.noteDiverged(a.UniqueID, err)
+				continue
+			}
+		case OpMoveAside:
+			var n int
+			var rescue string
+			var rescued int
+			n, rescue, rescued, err = x.moveAside(ctx, a, in.Replica.Folders)
+			sent += n
+			if rescue != "" {
+				x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Messages: rescued, Done: err == nil})
+			}
 		default:
 			err = x.applyMeta(ctx, a)
 		}
 		if err != nil {
-			return sent, fmt.Errorf("%s: %w", a, err)
+			err = fmt.Errorf("%s: %w", a, err)
+			if (a.Op == OpCreate || a.Op == OpUpdate) && folderConflict(err) {
+				// The replica refused this folder's state (the session is fine): the
+				// other folders of the user still go through; the batch fails at the end.
+				folderErrs = append(folderErrs, err)
+				continue
+			}
+			return sent, errors.Join(append(folderErrs, err)...)
 		}
 	}
-	return sent, nil
+	return sent, errors.Join(folderErrs...)
+}
+
+// folderConflict reports whether err is the replica refusing one folder's state
+// (a NO reply that leaves the session usable), not a broken connection.
+func folderConflict(err error) bool {
+	if errors.Is(err, ErrChangedUnderUs) {
+		return false
+	}
+	return errors.Is(err, csync.ErrSyncChecksum) || errors.Is(err, csync.ErrMailboxMoved)
 }
 
 func replicaByUID(fs []Folder, uid string) *Folder {
@@ -140,6 +173,12 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 			full := *master
 			full.Raw = csync.Value{}
 			if err2 := x.Replica.ApplyMailbox(ctx, &full); err2 != nil {
+				if cur.LastUID > master.LastUID || cur.HighestModSeq > master.HighestModSeq {
+					// Only writes on the replica itself get it past the master; sync_server
+					// refuses to go back, and we never overwrite them.
+					return sent, fmt.Errorf("replica is ahead of the master (last_uid %d vs %d, highestmodseq %d vs %d): written on the replica, split-brain; left as it is: %w",
+						cur.LastUID, master.LastUID, cur.HighestModSeq, master.HighestModSeq, err2)
+				}
 				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
 			}
 			return sent, nil
@@ -266,4 +305,26 @@ func (x *Executor) applyMeta(ctx context.Context, a Action) error {
 		return x.Replica.ApplyUnactivateSieve(ctx, a.User)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// rescueLine is the JSON line that names the rescue folder a move-aside used.
+type rescueLine struct {
+	Type     string `json:"type"`
+	User     string `json:"user"`
+	UniqueID string `json:"uniqueid"`
+	Name     string `json:"mboxname"`
+	Rescue   string `json:"rescue"`
+	Messages int    `json:"messages"` // replica messages the master lacks, held by the rescue folder
+	Done     bool   `json:"done"`     // the diverged folder was replaced by the master's
+}
+
+// noteDiverged records a folder the replica refused to bring to the master's state.
+func (x *Executor) noteDiverged(uid string, err error) {
+	if x.diverged == nil {
+		x.diverged = map[string]string{}
+	}
+	if x.diverged[uid] == "" {
+		x.newDiverged++
+	}
+	x.diverged[uid] = err.Error()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -27,6 +28,11 @@ type Executor struct {
 	Emit func(rec any)
 	// Close releases the connections (nil: nothing to release).
 	Close func()
+
+	// diverged: folders the replica refused the master's state for in this batch (by
+	// uniqueid); newDiverged counts the ones found since the last plan.
+	diverged    map[string]string
+	newDiverged int
 }
 
 // BatchResult is the outcome of one batch.
@@ -62,12 +68,17 @@ func (x *Executor) emit(rec any) {
 // Sync brings the named users (and any user a cross-user rename joins) up to date, then
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
+	x.diverged, x.newDiverged = nil, 0
+	return x.sync(ctx, users, verify)
+}
+
+func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
 	start := x.now()
 	res := &BatchResult{Actions: map[string]int{}}
 	users = slices.Clone(users)
 	sort.Strings(users)
 	var lastPlan Plan
-	applied := false
+	applied, recordAsides := false, false
 	for round := 0; round < maxRounds; round++ {
 		in, err := x.gather(ctx, users)
 		if err != nil {
@@ -81,6 +92,18 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 			continue
 		}
 		lastPlan = p
+		if applied && recordAsides {
+			// Planned again after the replica refused a folder: the move-aside
+			// decisions are new.
+			for _, d := range p.Decisions {
+				if d.Action == report.ActionMoveAside && d.Evidence == report.EvidenceSplitBrain {
+					res.Decisions = append(res.Decisions, d)
+					res.Actions[string(d.Action)]++
+					x.emit(decisionLine{Type: "decision", Decision: d})
+				}
+			}
+			recordAsides = false
+		}
 		if !applied {
 			// The records of what was found and decided come from the first plan; later
 			// rounds only confirm the result.
@@ -113,9 +136,17 @@ func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*Batc
 		if err := x.Replica.Restart(ctx); err != nil {
 			return res, fmt.Errorf("replica RESTART: %w", err)
 		}
+		if x.newDiverged > 0 {
+			if round >= maxRounds-2 {
+				return res, fmt.Errorf("replica refused the master's state for %d folder(s) (split-brain) and no round is left to move them aside", x.newDiverged)
+			}
+			x.newDiverged = 0
+			recordAsides = true
+			res.Actions["replan"]++
+		}
 	}
 	res.Kept = lastPlan.Kept
-	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0
+	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, nil
@@ -211,6 +242,9 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 			f := &in.Master.Folders[i]
 			f.History = db.History[f.UniqueID]
 		}
+	}
+	if len(x.diverged) > 0 {
+		in.Diverged = maps.Clone(x.diverged)
 	}
 	// Look up one-end-only uniqueids at the other end, by uniqueid.
 	mUID, _ := byUID(in.Master.Folders)

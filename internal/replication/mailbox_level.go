@@ -32,12 +32,13 @@ func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult,
 	if full {
 		return x.Sync(ctx, users, false)
 	}
+	x.diverged, x.newDiverged = nil, 0
 	res, escalate, err := x.syncMailboxes(ctx, users, names)
 	if err != nil || escalate == "" {
 		return res, err
 	}
 	x.emit(escalationRecord{Type: "escalation", Users: users, Reason: escalate})
-	return x.Sync(ctx, users, false)
+	return x.sync(ctx, users, false)
 }
 
 // syncMailboxes is the mailbox-level path. It returns a non-empty reason when the batch
@@ -80,6 +81,10 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			return res, why, nil
 		}
 		p := Compute(in)
+		if slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Op == OpMoveAside }) {
+			// A split-brain: the rescue folder is a new folder of the user.
+			return res, "split-brain: a replica folder is ahead of the master's", nil
+		}
 		if !applied {
 			for _, d := range p.Decisions {
 				res.Decisions = append(res.Decisions, d)
@@ -92,7 +97,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			}
 		}
 		if p.Empty() {
-			res.Equal = true
+			res.Equal = p.Blocked == 0
 			break
 		}
 		if round == maxRounds-1 {
@@ -109,6 +114,10 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		}
 		if err := x.Replica.Restart(ctx); err != nil {
 			return res, "", fmt.Errorf("replica RESTART: %w", err)
+		}
+		if x.newDiverged > 0 {
+			x.newDiverged = 0
+			return res, "split-brain: the replica refused the master's state for a folder", nil
 		}
 	}
 	res.DurationMS = x.now().Sub(start).Milliseconds()

@@ -18,6 +18,10 @@ type Input struct {
 	Master   Snapshot
 	Replica  Snapshot
 	Evidence Evidence
+	// Diverged holds uniqueids whose replica copy the replica refused to bring to the
+	// master's state (IMAP_SYNC_CHECKSUM) earlier in this batch, with why: seen by the
+	// executor, it is evidence of a split-brain the counters alone may not show.
+	Diverged map[string]string
 }
 
 // move is a pending rename of a replica folder.
@@ -35,6 +39,7 @@ type planner struct {
 	deletes []*Folder
 	creates []*Folder
 	updates []*Folder
+	asides  []aside
 	need    map[string]bool
 	// occupied is the replica's name → uniqueid map as the plan proceeds.
 	occupied map[string]string
@@ -93,6 +98,10 @@ func (p *planner) matchMaster() {
 			p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
 		}
 		if d := contentDiff(m, r); d != "" {
+			split := p.diverged(m, r)
+			if split != "" {
+				d = "split-brain: " + split + "; " + d
+			}
 			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
 			if m.Intermediate() && !r.Intermediate() && m.Name == r.Name {
 				// The master deleted the folder and kept the name for its children. A
@@ -103,6 +112,10 @@ func (p *planner) matchMaster() {
 				p.creates = append(p.creates, m)
 				p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
 					"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
+				continue
+			}
+			if split != "" {
+				p.moveAside(m, r, split)
 				continue
 			}
 			p.updates = append(p.updates, m)
@@ -158,6 +171,7 @@ func (p *planner) replicaOnly() map[string]string {
 				// A user's INBOX cannot be moved aside by a folder rename; keep it.
 				blocked[r.Name] = wanted
 				p.out.Kept++
+				p.out.Blocked++
 				p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, r.Name, r.Name,
 					"INBOX held by different uniqueids at the two ends and no evidence; kept, master's INBOX not replicated")
 				continue
@@ -254,6 +268,7 @@ func (p *planner) orderRenames() {
 		if !broke {
 			for _, mv := range pending {
 				p.mismatch(report.MismatchNameDiffers, mv.uid, mv.to, mv.from, "rename blocked: target held by a folder that does not move")
+				p.out.Blocked++
 			}
 			return
 		}
@@ -275,6 +290,7 @@ func (p *planner) emitCreatesUpdates(blocked map[string]string) {
 		}
 		if holder, busy := p.occupied[m.Name]; busy {
 			p.mismatch(report.MismatchUniqueIDCollision, m.UniqueID, m.Name, m.Name, "create blocked: name still held by "+holder)
+			p.out.Blocked++
 			continue
 		}
 		p.out.Actions = append(p.out.Actions, Action{Op: OpCreate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})
@@ -290,6 +306,7 @@ func (p *planner) emitCreatesUpdates(blocked map[string]string) {
 		}
 		p.out.Actions = append(p.out.Actions, Action{Op: OpUpdate, User: m.User(), UniqueID: m.UniqueID, Name: m.Name, Master: m})
 	}
+	p.emitAsides()
 }
 
 func (p *planner) decide(a report.Action, ev report.Evidence, uid, mname, rname, reason string) {

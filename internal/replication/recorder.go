@@ -73,6 +73,13 @@ func (r *Recorder) SetBatch(b report.Batch, backlog *int) {
 	r.s.Updated = b.Time
 }
 
+// SetBacklog records the backlog without a batch (an idle cycle).
+func (r *Recorder) SetBacklog(backlog *int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.Backlog = backlog
+}
+
 // SetError records a run-level error.
 func (r *Recorder) SetError(err error, now time.Time) {
 	r.mu.Lock()

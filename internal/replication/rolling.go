@@ -93,7 +93,13 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	for _, j := range jobs {
 		users += len(j.Users)
 	}
-	r.Runner.Rec.SetBatch(report.Batch{Time: r.now(), Users: users, Failed: failed, DurationMS: r.now().Sub(start).Milliseconds()}, &backlog)
+	if len(jobs) > 0 {
+		r.Runner.Rec.SetBatch(report.Batch{Time: r.now(), Users: users, Failed: failed, DurationMS: r.now().Sub(start).Milliseconds()}, &backlog)
+	} else {
+		// An idle cycle is not a batch: leave LastBatch alone so that an idle replicator
+		// publishes an unchanged report (no ConfigMap write, no status churn).
+		r.Runner.Rec.SetBacklog(&backlog)
+	}
 	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
 	}

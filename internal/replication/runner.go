@@ -107,6 +107,8 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 					if r.Backoff != nil {
 						delay = r.Backoff(it.attempt)
 					}
+					// Say why: a later success must not hide the failure.
+					r.emit(retryLine{Type: "retry", Users: it.job.Users, Attempt: it.attempt, Error: err.Error(), DelayMS: delay.Milliseconds()})
 					next := item{job: it.job, attempt: it.attempt + 1}
 					time.AfterFunc(delay, func() { queue <- next })
 					continue
@@ -152,7 +154,7 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 	if r.Policy == PolicyFail && res.Kept > 0 {
 		for i := range res.Users {
 			for _, d := range res.Decisions {
-				if d.User == res.Users[i].User && d.Action == report.ActionKeep {
+				if d.User == res.Users[i].User && (d.Action == report.ActionKeep || d.Action == report.ActionMoveAside) {
 					res.Users[i].Outcome = report.OutcomeDiffers
 				}
 			}
@@ -176,6 +178,10 @@ func (r *Runner) Record(results []JobResult) (failed []string) {
 			}
 			continue
 		}
+		if jr.Result != nil {
+			// What the failed attempt found and decided still belongs in the report.
+			r.Rec.AddBatch(jr.Result, now)
+		}
 		for _, u := range jr.Job.Users {
 			ur := report.UserResult{User: u, Outcome: report.OutcomeFailed, Attempts: jr.Attempts, Error: errString(jr.Err)}
 			r.Rec.AddUser(ur, now)
@@ -190,6 +196,15 @@ func (r *Runner) emit(v any) {
 	if r.Emit != nil {
 		r.Emit(v)
 	}
+}
+
+// retryLine is the JSON line written when a failed attempt is scheduled again.
+type retryLine struct {
+	Type    string   `json:"type"`
+	Users   []string `json:"users"`
+	Attempt int      `json:"attempt"`
+	Error   string   `json:"error"`
+	DelayMS int64    `json:"delayMs"`
 }
 
 type userLine struct {

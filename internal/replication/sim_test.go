@@ -58,6 +58,19 @@ func (s *sim) apply(a Action) error {
 			return fmt.Errorf("create %s: uniqueid %s live at %s (IMAP_MAILBOX_MOVED)", a.Name, a.UniqueID, n)
 		}
 		s.byName[a.Name] = *a.Master
+	case OpMoveAside:
+		f, ok := s.byName[a.Name]
+		if !ok || f.UniqueID != a.UniqueID {
+			return fmt.Errorf("move-aside %s: replica holds %q, plan expected %s", a.Name, f.UniqueID, a.UniqueID)
+		}
+		if g, busy := s.byName[a.NewName]; busy {
+			return fmt.Errorf("move-aside %s: rescue name %s held by %s", a.Name, a.NewName, g.UniqueID)
+		}
+		// A rescue folder with a new uniqueid, then the master's copy at the name.
+		s.byName[a.NewName] = Folder{UniqueID: "rescue-" + f.UniqueID, Name: a.NewName, UIDValidity: 1, LastUID: f.LastUID, HighestModSeq: uint64(f.LastUID)}
+		m := *a.Master
+		m.Name = a.Name
+		s.byName[a.Name] = m
 	case OpUpdate:
 		f, ok := s.byName[a.Name]
 		if !ok || f.UniqueID != a.UniqueID {

@@ -177,7 +177,12 @@ func parseAstring(d []byte) (string, int, int, error) {
 		if len(d)-p < n {
 			return "", 0, 0, errShort
 		}
-		return string(d[p : p+n]), p + n, 1 + bytes.Count(d[p:p+n], []byte{'\n'}), nil
+		if bytes.ContainsAny(d[p:p+n], "\r\n") {
+			// No mailbox name holds a line break (Cyrus's logger refuses one), so this
+			// is corruption; rejecting it keeps the lines it would swallow.
+			return "", 0, 0, errors.New("literal holds a line break")
+		}
+		return string(d[p : p+n]), p + n, 1, nil
 	}
 	i := 0
 	for i < len(d) && d[i] != ' ' && d[i] != '\r' && d[i] != '\n' && d[i] != '(' && d[i] != ')' && d[i] != '"' {

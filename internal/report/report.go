@@ -35,6 +35,9 @@ const (
 	EvidenceNameHistory      Evidence = "name-history"      // master's name history or uniqueid match
 	EvidenceLedger           Evidence = "ledger"            // the replicator's own ledger of master uniqueids
 	EvidenceNone             Evidence = "none"
+	// EvidenceSplitBrain: both ends hold the uniqueid and the replica's copy is ahead of
+	// the master's (written on the replica while it served as the master).
+	EvidenceSplitBrain Evidence = "split-brain"
 )
 
 // MismatchKind classifies a difference between master and replica.

@@ -1,0 +1,133 @@
+package fault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// TestReplicaRestartUnderRolling stops the whole replica instance (its master, by PID)
+// while `replicator rolling` runs and mail keeps arriving, then starts it again. While
+// it is down the users fail with the connection error named, and are parked in the
+// durable retry queue with a growing backoff (no hot loop); once it is back, every
+// message arrives without restarting the replicator.
+func TestReplicaRestartUnderRolling(t *testing.T) {
+	e := newEnv(t, "delayed")
+	m := e.p.Master
+	for _, u := range []string{"alice", "bob"} {
+		m.CreateUser(t, u)
+		m.Deliver(t, u, cyruspair.Message("before", "x"))
+	}
+	roll := e.start(t, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--interval", "50ms",
+		"--retry-base", "300ms", "--retry-max", "2s", "--io-timeout", "5s")
+	waitMessages(t, e.p.Replica, "bob", "INBOX", 1, "before the restart", roll.output)
+
+	stopInstance(t, e.p.Replica)
+	m.Deliver(t, "alice", cyruspair.Message("while down 1", "x"))
+	m.CreateFolder(t, "bob", "Down")
+	m.Append(t, "bob", "Down", cyruspair.Message("while down 2", "y"))
+	waitFor(t, 60*time.Second, "alice failing with the connection error", func() bool {
+		return failedWith(roll.output(), "alice", "connection refused")
+	})
+	// Backoff, not a hot loop: the queue holds alice with a next try in the future,
+	// after at least two failures.
+	waitFor(t, 60*time.Second, "alice backing off in retry.json", func() bool {
+		q := retryQueue(t, e.stateDir)
+		a, ok := q["alice"]
+		return ok && a.Attempts >= 2 && a.NextTry.After(time.Now().Add(-time.Second)) && a.LastError != ""
+	})
+	waitFor(t, 30*time.Second, "the report file naming the connection error", func() bool {
+		s := e.readReport(t)
+		return s.UsersFailed > 0 && strings.Contains(s.LastError, "connection refused")
+	})
+	m.Deliver(t, "alice", cyruspair.Message("while down 3", "z"))
+	startInstance(t, e.p.Replica)
+
+	waitMessages(t, e.p.Replica, "alice", "INBOX", 3, "after the restart", roll.output)
+	waitMessages(t, e.p.Replica, "bob", "Down", 1, "after the restart", roll.output)
+	waitFor(t, 30*time.Second, "the report file showing no failed user", func() bool { return e.readReport(t).UsersFailed == 0 })
+	roll.kill(syscall.SIGTERM)
+	e.drainRolling(t)
+	e.assertEqual(t, "alice", "bob")
+	t.Logf("%d failed user lines while the replica was down", len(failedLines(roll.output())))
+}
+
+func retryQueue(t *testing.T, stateDir string) map[string]replication.RetryEntry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stateDir, "retry.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []replication.RetryEntry
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil // caught between writes is impossible (atomic), but be lenient
+	}
+	out := map[string]replication.RetryEntry{}
+	for _, e := range list {
+		out[e.User] = e
+	}
+	return out
+}
+
+// TestRollingSIGKILLMidBatch kills `replicator rolling` with SIGKILL while a batch is in
+// flight (log-run exists and the process is uploading), five times, with more mail,
+// folder creations and renames logged each round. After every kill the log-run is
+// still there (nothing was acknowledged early); a restarted replicator reprocesses
+// it, and in the end every message is on the replica and verify finds no difference.
+func TestRollingSIGKILLMidBatch(t *testing.T) {
+	e := newEnv(t, "delayed")
+	m := e.p.Master
+	users := []string{"alice", "bob", "carol"}
+	for _, u := range users {
+		m.CreateUser(t, u)
+		m.CreateFolder(t, u, "Work")
+	}
+	logDir := m.SyncLogDir(e.p.Channel)
+	run := filepath.Join(logDir, "log-run")
+	want := map[string]uint32{}
+	midBatch := 0
+	for round := range 5 {
+		for _, u := range users {
+			m.DeliverMany(t, u, bigMessages(fmt.Sprintf("r%d", round), 6, 100_000))
+			want[u] += 6
+		}
+		u := users[round%len(users)]
+		m.CreateFolder(t, u, fmt.Sprintf("New%d", round))
+		m.Append(t, u, fmt.Sprintf("New%d", round), cyruspair.Message("new", "x"))
+		m.Rename(t, u, "Work", fmt.Sprintf("Work%d", round))
+		m.Rename(t, u, fmt.Sprintf("Work%d", round), "Work")
+		roll := e.start(t, "rolling", "--sync-log", logDir, "--interval", "20ms", "--retry-base", "100ms")
+		waitFor(t, 60*time.Second, "a batch in flight", func() bool {
+			_, err := os.Stat(run)
+			return err == nil
+		})
+		time.Sleep(time.Duration(round*15) * time.Millisecond) // vary the point of the kill
+		roll.kill(syscall.SIGKILL)
+		if _, err := os.Stat(run); err == nil {
+			midBatch++
+		}
+	}
+	if midBatch == 0 {
+		t.Fatal("no kill landed mid-batch (log-run was always gone); the test proved nothing")
+	}
+	e.drainRolling(t)
+	for _, u := range users {
+		if st := e.p.Replica.Status(t, u, "INBOX"); st.Messages != want[u] {
+			t.Fatalf("%s INBOX on the replica: %d messages, want %d", u, st.Messages, want[u])
+		}
+	}
+	e.assertEqual(t, users...)
+	t.Logf("%d of 5 SIGKILLs landed with log-run pending", midBatch)
+}
