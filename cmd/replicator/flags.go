@@ -34,6 +34,7 @@ type commonFlags struct {
 	pair                                string
 	replicaOnlyPolicy                   string
 	masterStartTLS, replicaStartTLS     bool
+	compress                            bool
 	masterCAFile, replicaCAFile         string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
@@ -63,6 +64,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.pair, "pair", "", "pair name recorded in every decision and report")
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
+	fs.BoolVar(&c.compress, "compress", true, "COMPRESS DEFLATE on both connections when the server offers it, as sync_client does (--compress=false for loopback or CPU-bound setups)")
 	fs.BoolVar(&c.masterStartTLS, "master-starttls", false, "STARTTLS to the master")
 	fs.BoolVar(&c.replicaStartTLS, "replica-starttls", false, "STARTTLS to the replica")
 	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")
@@ -169,11 +171,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		})
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout})
+		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress})
 		if err != nil {
 			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout})
+		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, CompressIfOffered: c.compress})
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))

@@ -24,6 +24,9 @@ type Options struct {
 	TLS *tls.Config
 	// Compress turns on COMPRESS DEFLATE after authentication (required to be advertised).
 	Compress bool
+	// CompressIfOffered turns on COMPRESS DEFLATE when the server advertises it, as
+	// Cyrus's sync_client does (it is not offered under TLS).
+	CompressIfOffered bool
 	// SieveMailbox sends APPLY CAPABILITIES (SIEVE-MAILBOX) after authentication when
 	// the server advertises it. It only changes this session's behaviour (sieve scripts
 	// travel as the #sieve mailbox; GET USER stops listing SIEVE records). DialMaster
@@ -119,7 +122,7 @@ func Dial(ctx context.Context, addr string, opt Options) (_ *Conn, err error) {
 			return nil, err
 		}
 	}
-	if opt.Compress {
+	if opt.Compress || (opt.CompressIfOffered && c.caps.Compress) {
 		if err := c.compress(ctx); err != nil {
 			return nil, err
 		}

@@ -420,6 +420,7 @@ func TestStartTLS(t *testing.T) {
 	})
 	opt := fakeOpts()
 	opt.TLS = cliTLS
+	opt.CompressIfOffered = true // not offered under TLS: no COMPRESS sent, no error
 	c, err := Dial(context.Background(), addr, opt)
 	if err != nil {
 		t.Fatal(err)
