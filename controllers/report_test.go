@@ -368,7 +368,24 @@ func TestReapplyPairIsNoop(t *testing.T) {
 		_, err = getDeployment(ctx, ns, "mail")
 		return err
 	})
-	before, _ := getPair(ctx, ns, "mail")
+	// The manager may still be writing status right after the first observation (the
+	// Deployment it just created reports back): wait until the pair is quiet, so that a
+	// change seen below can only come from the re-apply.
+	var before *v1.ReplicationPair
+	lastRV := ""
+	eventually(t, "pair quiet for a second", func() error {
+		p, err := getPair(ctx, ns, "mail")
+		if err != nil {
+			return err
+		}
+		if p.ResourceVersion != lastRV {
+			lastRV = p.ResourceVersion
+			time.Sleep(time.Second)
+			return fmt.Errorf("resourceVersion still moving (%s)", lastRV)
+		}
+		before = p
+		return nil
+	})
 	applyAll()
 	after, _ := getPair(ctx, ns, "mail")
 	if before.ResourceVersion != after.ResourceVersion || before.Generation != after.Generation {
