@@ -30,20 +30,25 @@ log() { [ -n "${CYRUS_PAIR_QUIET:-}" ] || echo "cyrus-pair: $*" >&2; }
 
 used_ports() { ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u; }
 
-# pick_ports N: N distinct free TCP ports in 20000-59999.
+# pick_ports N: N distinct free TCP ports below the kernel's ephemeral range (so that no
+# client connection takes one between the pick and Cyrus's bind).
 pick_ports() {
-  local n=$1 used picked=() p
+  local n=$1 used picked=() p lo=10000 hi
+  hi=$(awk '{print $1 - 1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
+  [ "$hi" -gt $((lo + 1000)) ] || { lo=20000; hi=59999; }
   used=" $(used_ports | tr '\n' ' ') "
   while [ ${#picked[@]} -lt "$n" ]; do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
     case "$used ${picked[*]} " in *" $p "*) continue ;; esac
     picked+=("$p")
   done
   echo "${picked[@]}"
 }
 
-banner_ok() { # port: true once a "* OK" banner line (IMAP) or any "* OK" arrives (csync)
-  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; while read -r -t 2 line <&3; do case \$line in '* OK'*) exit 0;; esac; done; exit 1" 2>/dev/null
+# banner_ok PORT SERVERNAME: true once the "* OK" banner line on PORT names SERVERNAME, so
+# that a port lost to another pair's server (a bind race) is not mistaken for ours.
+banner_ok() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; while read -r -t 2 line <&3; do case \$line in '* OK'*\"$2\"*) exit 0;; '* OK'*) exit 2;; esac; done; exit 1" 2>/dev/null
 }
 
 # --- syslog sink, shared by every pair on the machine ---------------------------------
@@ -96,7 +101,7 @@ render_instance() { # name dir imap lmtp sync sieve role(master|replica) prefix
   local name=$1 d=$2 imap=$3 lmtp=$4 sync=$5 sieve=$6 role=$7 prefix=$8
   mkdir -p "$d"/conf/{db,sync,log,msg,user,quota,sieve,lock,socket,proc} "$d"/spool "$d"/run/{proc,lock,socket}
   cat > "$d/imapd.conf" <<CONF
-servername: $name.pair.test
+servername: $name.$PAIR_ID.pair.test
 configdirectory: $d/conf
 defaultpartition: default
 partition-default: $d/spool
@@ -164,7 +169,7 @@ EVENTS {
   checkpoint cmd="$CYRUS_BIN/ctl_cyrusdb -C $d/imapd.conf -c" period=30
 }
 CONF
-  local servername="$name.pair.test" u
+  local servername="$name.$PAIR_ID.pair.test" u
   printf '%s' "$ADMIN_PASSWORD" | saslpasswd2 -c -p -f "$d/sasldb2" -u "$servername" admin
   printf '%s' "$REPL_PASSWORD" | saslpasswd2 -c -p -f "$d/sasldb2" -u "$servername" repl
   for u in "${SASL_USERS[@]}"; do
@@ -221,6 +226,7 @@ cmd_start() {
   [ -e "$base/pair.env" ] && die "$base already holds a pair; stop it first"
   chmod 0755 "$base"
   local id; id=$(basename "$base" | tr -c 'A-Za-z0-9\n' '-' | tail -c 24)
+  PAIR_ID=$id
   local instances=(master replica) ports
   [ $SECOND = 1 ] && instances+=(replica2)
   read -r -a ports <<<"$(pick_ports $((4 * ${#instances[@]})))"
@@ -260,7 +266,7 @@ cmd_start() {
     for p in "${IMAP[$n]}" "${SYNC[$n]}"; do
       ok=0
       while [ $SECONDS -lt $deadline ]; do
-        if banner_ok "$p"; then ok=1; break; fi
+        if banner_ok "$p" "$n.$id.pair.test"; then ok=1; break; fi
         sleep 0.05
       done
       if [ $ok = 0 ]; then
@@ -282,8 +288,8 @@ cmd_start() {
     for n in "${instances[@]}"; do
       [ $first = 1 ] || echo ","
       first=0
-      printf '    "%s": {"dir": "%s", "config": "%s", "configDir": "%s", "imap": "127.0.0.1:%s", "lmtp": "127.0.0.1:%s", "sync": "127.0.0.1:%s", "sieve": "127.0.0.1:%s", "servername": "%s.pair.test"}' \
-        "$n" "$base/$n" "$base/$n/imapd.conf" "$base/$n/conf" "${IMAP[$n]}" "${LMTP[$n]}" "${SYNC[$n]}" "${SIEVE[$n]}" "$n"
+      printf '    "%s": {"dir": "%s", "config": "%s", "configDir": "%s", "imap": "127.0.0.1:%s", "lmtp": "127.0.0.1:%s", "sync": "127.0.0.1:%s", "sieve": "127.0.0.1:%s", "servername": "%s.%s.pair.test"}' \
+        "$n" "$base/$n" "$base/$n/imapd.conf" "$base/$n/conf" "${IMAP[$n]}" "${LMTP[$n]}" "${SYNC[$n]}" "${SIEVE[$n]}" "$n" "$id"
     done
     echo; echo "  }"; echo "}"
   } > "$base/pair.json"

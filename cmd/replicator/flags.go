@@ -64,7 +64,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.pair, "pair", "", "pair name recorded in every decision and report")
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
-	fs.BoolVar(&c.compress, "compress", true, "COMPRESS DEFLATE on both connections when the server offers it, as sync_client does (--compress=false for loopback or CPU-bound setups)")
+	fs.BoolVar(&c.compress, "compress", false, "COMPRESS DEFLATE on both connections when the server offers it (as sync_client always does); worth it on slow links, costs CPU on fast ones")
 	fs.BoolVar(&c.masterStartTLS, "master-starttls", false, "STARTTLS to the master")
 	fs.BoolVar(&c.replicaStartTLS, "replica-starttls", false, "STARTTLS to the replica")
 	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")

@@ -118,29 +118,19 @@ func Start(t testing.TB, opts Options) *Pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not t.TempDir: the cyrus user must be able to traverse every parent directory.
-	dir, err := os.MkdirTemp("", "cyrusrepl-pair-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"start", dir}
-	if opts.DeleteMode != "" {
-		args = append(args, "--delete-mode", opts.DeleteMode)
-	}
-	if opts.SecondReplica {
-		args = append(args, "--second-replica")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
-	cmd.Env = append(os.Environ(), "CYRUS_PAIR_QUIET=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		t.Fatalf("starting the Cyrus pair: %v\n%s", err, out)
+	// A start can lose a race for a port with another pair started at the same moment
+	// (the script picks free ports, then Cyrus binds them): try again with new ports.
+	var dir string
+	var out []byte
+	for attempt := 1; ; attempt++ {
+		dir, out, err = startOnce(script, opts)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("starting the Cyrus pair (%d attempts): %v\n%s", attempt, err, out)
+		}
+		t.Logf("starting the Cyrus pair failed (attempt %d), retrying: %v\n%s", attempt, err, out)
 	}
 	p, err := Load(dir)
 	if err != nil {
@@ -160,6 +150,37 @@ func Start(t testing.TB, opts Options) *Pair {
 		_ = os.RemoveAll(dir)
 	})
 	return p
+}
+
+// startOnce runs hack/cyrus-pair.sh start in a new directory; on failure the directory
+// is removed.
+func startOnce(script string, opts Options) (string, []byte, error) {
+	// Not t.TempDir: the cyrus user must be able to traverse every parent directory.
+	dir, err := os.MkdirTemp("", "cyrusrepl-pair-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	args := []string{"start", dir}
+	if opts.DeleteMode != "" {
+		args = append(args, "--delete-mode", opts.DeleteMode)
+	}
+	if opts.SecondReplica {
+		args = append(args, "--second-replica")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), "CYRUS_PAIR_QUIET=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		stop(script, dir)
+		_ = os.RemoveAll(dir)
+		return "", out, err
+	}
+	return dir, out, nil
 }
 
 func stop(script, dir string) {
