@@ -92,7 +92,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		for i, u := range walk {
 			jobs[i] = replication.Job{Users: []string{u}, Verify: *verifyOnly}
 		}
-		failed := r.Record(r.Run(ctx, jobs))
+		failed := r.RunRecord(ctx, jobs)
 		rec.SetBatch(report.Batch{Time: time.Now().UTC(), Users: len(walk), Failed: len(failed), DurationMS: time.Since(start).Milliseconds()}, nil)
 		var fin *time.Time
 		if *interval == 0 {

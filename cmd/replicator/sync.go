@@ -63,7 +63,7 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	for i, u := range users {
 		jobs[i] = replication.Job{Users: []string{u}, Verify: verify}
 	}
-	r.Record(r.Run(ctx, jobs))
+	r.RunRecord(ctx, jobs)
 	fin := time.Now().UTC()
 	sum := rec.Summary(&fin)
 	if err := sink.Publish(context.WithoutCancel(ctx), sum); err != nil {

@@ -9,7 +9,8 @@ import (
 type UserWork struct {
 	User string
 	// Full asks for a full user sync (GET USER at both ends). Set by USER, UNUSER,
-	// UNMAILBOX, RENAME and by escalation; otherwise only Mailboxes are compared.
+	// UNMAILBOX, a RENAME across users or of an INBOX, and by escalation; otherwise only
+	// Mailboxes are compared (a RENAME puts both its names there).
 	Full      bool
 	Mailboxes []string // internal names named by MAILBOX/APPEND/DOUBLEMAILBOX/ANNOTATION
 	Meta      bool     // seen / subscriptions / sieve / quota
@@ -89,7 +90,7 @@ func GroupEntries(entries []LogEntry) Grouped {
 				g.Skipped = append(g.Skipped, e)
 			}
 		case "DOUBLEMAILBOX", "RENAME":
-			full := e.Type == "RENAME"
+			full := e.Type == "RENAME" && !localRename(e.Args[0], e.Args[1])
 			ua, oka := addMailbox(e.Args[0], full)
 			ub, okb := addMailbox(e.Args[1], full)
 			if !oka && !okb {
@@ -135,10 +136,21 @@ func GroupEntries(entries []LogEntry) Grouped {
 	return g
 }
 
+// localRename reports whether a logged RENAME stays within one user and moves neither
+// user's INBOX: only such a rename may be handled at mailbox level (both names are then
+// in the batch, and Cyrus logs one RENAME per folder of a renamed subtree).
+func localRename(from, to string) bool {
+	u := UserOf(from)
+	return u != "" && u == UserOf(to) && from != UserRoot(u) && to != UserRoot(u)
+}
+
 // NeedsFullSync decides whether a mailbox-level sync must escalate to a full user sync:
-// it must when a named folder exists at one end only, when a name is held by different
-// uniqueids, or when a uniqueid sits under different names. master and replica are the
-// GET MAILBOXES answers for the batch's names (plus name history) at each end.
+// it must when a named folder exists at one end only and its uniqueid is not found at
+// the other end under another of the batch's names, or when a name is held by different
+// uniqueids. A uniqueid under different names at the two ends is a rename the planner
+// can make: both names were fetched, so the target name is known to be free or held by
+// the same folder. master and replica are the GET MAILBOXES answers for the batch's
+// names (plus name history) at each end.
 func NeedsFullSync(names []string, master, replica []Folder) (bool, string) {
 	mByName, rByName := map[string]*Folder{}, map[string]*Folder{}
 	for i := range master {
@@ -147,23 +159,26 @@ func NeedsFullSync(names []string, master, replica []Folder) (bool, string) {
 	for i := range replica {
 		rByName[replica[i].Name] = &replica[i]
 	}
+	mUID, mDups := byUID(master)
+	rUID, rDups := byUID(replica)
+	if len(mDups) > 0 || len(rDups) > 0 {
+		return true, "a uniqueid is held twice"
+	}
 	for _, n := range names {
 		m, r := mByName[n], rByName[n]
 		switch {
 		case m == nil && r == nil:
 			// Gone at both ends (e.g. a deleted folder already handled): nothing here.
 		case m == nil:
-			return true, n + " exists on the replica only"
+			if _, ok := mUID[r.UniqueID]; !ok || r.UniqueID == "" {
+				return true, n + " exists on the replica only"
+			}
 		case r == nil:
-			return true, n + " exists on the master only"
+			if _, ok := rUID[m.UniqueID]; !ok || m.UniqueID == "" {
+				return true, n + " exists on the master only"
+			}
 		case m.UniqueID != r.UniqueID:
 			return true, n + " is held by different uniqueids"
-		}
-	}
-	mUID, _ := byUID(master)
-	for _, r := range replica {
-		if m, ok := mUID[r.UniqueID]; ok && m.Name != r.Name {
-			return true, r.UniqueID + " has different names"
 		}
 	}
 	return false, ""

@@ -60,6 +60,21 @@ func (r *Runner) now() time.Time {
 
 // Run runs the jobs and returns one result per job (in completion order).
 func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
+	var results []JobResult
+	r.run(ctx, jobs, func(res JobResult) { results = append(results, res) })
+	return results
+}
+
+// RunRecord runs the jobs and records each result as its job ends, so that memory is
+// bounded by the workers, not by the number of jobs. It returns the users that failed.
+func (r *Runner) RunRecord(ctx context.Context, jobs []Job) (failed []string) {
+	r.run(ctx, jobs, func(res JobResult) { failed = append(failed, r.Record([]JobResult{res})...) })
+	return failed
+}
+
+// run runs the jobs, calling done once per job after its last attempt; calls to done
+// are serialised.
+func (r *Runner) run(ctx context.Context, jobs []Job, done func(JobResult)) {
 	workers := max(r.Workers, 1)
 	attempts := max(r.Attempts, 1)
 	type item struct {
@@ -69,10 +84,9 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 	queue := make(chan item, len(jobs))
 	var pending sync.WaitGroup
 	var mu sync.Mutex
-	var results []JobResult
 	finish := func(res JobResult) {
 		mu.Lock()
-		results = append(results, res)
+		done(res)
 		mu.Unlock()
 		pending.Done()
 	}
@@ -80,8 +94,8 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 		pending.Add(1)
 		queue <- item{job: j, attempt: 1}
 	}
-	done := make(chan struct{})
-	go func() { pending.Wait(); close(done) }()
+	allDone := make(chan struct{})
+	go func() { pending.Wait(); close(allDone) }()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -96,7 +110,7 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 			for {
 				var it item
 				select {
-				case <-done:
+				case <-allDone:
 					return
 				case it = <-queue:
 				}
@@ -118,7 +132,6 @@ func (r *Runner) Run(ctx context.Context, jobs []Job) []JobResult {
 		}()
 	}
 	wg.Wait()
-	return results
 }
 
 // attempt runs one job on the worker's executor, connecting (again) when needed.

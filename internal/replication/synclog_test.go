@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 func TestParseLog(t *testing.T) {
@@ -94,6 +97,11 @@ func TestGroupEntries(t *testing.T) {
 		"MAILBOX shared.stuff",
 		"ANNOTATION \"\"",
 		"USER jack",
+		"RENAME user.kim.A user.kim.B",
+		"MAILBOX user.kim.A",
+		"MAILBOX user.kim.B",
+		"RENAME user.lee user.lee.Old",
+		"RENAME user.mo.X \"DELETED.user.mo.X.6B0B8E30\"",
 	}, "\n") + "\n"))
 	g := GroupEntries(entries)
 	var got []string
@@ -123,6 +131,9 @@ func TestGroupEntries(t *testing.T) {
 		"hank+meta",
 		"ivy+meta",
 		"jack+full",
+		"kim[user.kim.A,user.kim.B]",
+		"lee+full[user.lee,user.lee.Old]",
+		"mo[DELETED.user.mo.X.6B0B8E30,user.mo.X]",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("batches:\n got %q\nwant %q", got, want)
@@ -152,12 +163,75 @@ func TestNeedsFullSync(t *testing.T) {
 	if full, _ := NeedsFullSync([]string{"user.alice.A"}, []Folder{a}, []Folder{c}); !full {
 		t.Fatal("uniqueid collision not escalated")
 	}
+	// A rename with both names in the batch and the same uniqueid at both ends is
+	// planned at mailbox level.
 	moved := b
 	moved.UniqueID = "u1"
-	if full, _ := NeedsFullSync([]string{"user.alice.A", "user.alice.B"}, []Folder{a}, []Folder{moved}); !full {
-		t.Fatal("rename not escalated")
+	if full, why := NeedsFullSync([]string{"user.alice.A", "user.alice.B"}, []Folder{a}, []Folder{moved}); full {
+		t.Fatalf("matched rename escalated: %s", why)
+	}
+	// Only one of the names in the batch: the other end's folder is not seen, escalate.
+	if full, _ := NeedsFullSync([]string{"user.alice.A"}, []Folder{a}, nil); !full {
+		t.Fatal("unmatched master folder not escalated")
+	}
+	// The old name's folder on the replica is another folder (other uniqueid): escalate.
+	other := b
+	other.UniqueID = "u7"
+	if full, _ := NeedsFullSync([]string{"user.alice.A", "user.alice.B"}, []Folder{a}, []Folder{other}); !full {
+		t.Fatal("rename with a uniqueid mismatch not escalated")
+	}
+	// The target name is held on the replica by another folder: escalate.
+	if full, _ := NeedsFullSync([]string{"user.alice.A", "user.alice.B"}, []Folder{a}, []Folder{moved, c}); !full {
+		t.Fatal("occupied rename target not escalated")
+	}
+	// A uniqueid held twice at one end: escalate.
+	twice := fo("u1", "user.alice.C", 1)
+	if full, _ := NeedsFullSync([]string{"user.alice.A", "user.alice.B", "user.alice.C"}, []Folder{a}, []Folder{moved, twice}); !full {
+		t.Fatal("duplicate uniqueid not escalated")
+	}
+	// Empty uniqueids prove nothing.
+	na, nb := fo("", "user.alice.A", 1), fo("", "user.alice.B", 1)
+	if full, _ := NeedsFullSync([]string{"user.alice.A", "user.alice.B"}, []Folder{na}, []Folder{nb}); !full {
+		t.Fatal("empty uniqueids matched")
 	}
 	if full, _ := NeedsFullSync([]string{"user.alice.Gone"}, nil, nil); full {
 		t.Fatal("absent at both ends escalated")
 	}
+}
+
+// TestMailboxLevelRenamePlan: the GET MAILBOXES answers for a logged rename (both names,
+// at both ends) pass NeedsFullSync, and the plan for them is the rename plus the content
+// update of that folder alone: no create, no delete.
+func TestMailboxLevelRenamePlan(t *testing.T) {
+	g := GroupEntries(mustParse(t, "RENAME user.alice.Old user.alice.New\nMAILBOX user.alice.Old\nMAILBOX user.alice.New\n"))
+	if len(g.Batches) != 1 || g.Batches[0].Users[0].Full {
+		t.Fatalf("batches %+v", g.Batches)
+	}
+	names := g.Batches[0].Users[0].Mailboxes
+	master := []Folder{fo("u1", "user.alice.New", 3)} // renamed, then one more change
+	replica := []Folder{fo("u1", "user.alice.Old", 2)}
+	if full, why := NeedsFullSync(names, master, replica); full {
+		t.Fatalf("escalated: %s", why)
+	}
+	p := Compute(Input{Pair: "p", Now: time.Now(), Users: []string{"alice"},
+		Master: Snapshot{Folders: master}, Replica: Snapshot{Folders: replica}})
+	got := ops(p)
+	want := []string{"rename user.alice.Old>user.alice.New", "update user.alice.New"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("plan %q, want %q", got, want)
+	}
+	for _, d := range p.Decisions {
+		if d.Action == report.ActionDelete || d.Action == report.ActionCreate {
+			t.Fatalf("unexpected decision %+v", d)
+		}
+	}
+}
+
+func mustParse(t *testing.T, log string) []LogEntry {
+	t.Helper()
+	entries, bad := ParseLog([]byte(log))
+	if len(bad) > 0 {
+		t.Fatalf("bad lines %+v", bad)
+	}
+	return entries
 }

@@ -86,7 +86,9 @@ func newEnv(t *testing.T, deleteMode string) *env {
 func (e *env) args(mode string, extra ...string) []string {
 	a := []string{mode, "--master", e.Master, "--replica", e.Replica,
 		"--master-password-file", e.pw, "--replica-password-file", e.pw, "--state-dir", e.stateDir,
-		"--master-config", e.p.Master.ConfigPath, "--pair", "fault", "--workers", "2", "--report", e.reportFile}
+		"--master-config", e.p.Master.ConfigPath, "--pair", "fault", "--workers", "2", "--report", e.reportFile,
+		// The fault proxies read and rewrite csync lines: they need the plain stream.
+		"--compress=false"}
 	a = append(a, e.extra...)
 	return append(a, extra...)
 }
