@@ -36,9 +36,6 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		}
 		return exitUsage, err
 	}
-	if err := c.check(); err != nil {
-		return exitUsage, err
-	}
 	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" {
 		return exitUsage, usageErrorf("give --user, or --master-config or --master-imap to list every user")
 	}
@@ -46,15 +43,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err != nil {
 		return exitUsage, err
 	}
-	connect, err := c.connector()
+	connect, sink, err := c.open(ctx)
 	if err != nil {
-		return exitUsage, err
-	}
-	sink, err := c.sink()
-	if err != nil {
-		return exitUsage, err
-	}
-	if err := probe(ctx, connect); err != nil {
 		return exitUsage, err
 	}
 	out := &jsonLines{w: stdout}

@@ -208,6 +208,27 @@ func probe(ctx context.Context, connect replication.Connector) error {
 }
 
 // sink builds the report sink from --report and any hooked sink flags.
+// open validates the common flags, builds the connector and the report sink, and proves
+// that both servers answer to an admin before any work starts: what every replicating
+// mode does first. Its errors are usage errors (exit 2).
+func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.Sink, error) {
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
+	connect, err := c.connector()
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := c.sink()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := probe(ctx, connect); err != nil {
+		return nil, nil, err
+	}
+	return connect, sink, nil
+}
+
 func (c *commonFlags) sink() (report.Sink, error) {
 	var ss report.Sinks
 	if c.reportFile != "" {

@@ -40,18 +40,8 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if *logDir == "" {
 		return exitUsage, usageErrorf("--sync-log is required")
 	}
-	if err := c.check(); err != nil {
-		return exitUsage, err
-	}
-	connect, err := c.connector()
+	connect, sink, err := c.open(ctx)
 	if err != nil {
-		return exitUsage, err
-	}
-	sink, err := c.sink()
-	if err != nil {
-		return exitUsage, err
-	}
-	if err := probe(ctx, connect); err != nil {
 		return exitUsage, err
 	}
 	retry, err := replication.OpenRetryQueue(c.stateDir)

@@ -38,18 +38,8 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	if len(users) == 0 {
 		return exitUsage, usageErrorf("no --user given")
 	}
-	if err := c.check(); err != nil {
-		return exitUsage, err
-	}
-	connect, err := c.connector()
+	connect, sink, err := c.open(ctx)
 	if err != nil {
-		return exitUsage, err
-	}
-	sink, err := c.sink()
-	if err != nil {
-		return exitUsage, err
-	}
-	if err := probe(ctx, connect); err != nil {
 		return exitUsage, err
 	}
 	out := &jsonLines{w: stdout}
