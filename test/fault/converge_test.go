@@ -1,7 +1,6 @@
 package fault
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -16,32 +15,11 @@ import (
 const rescueMark = ".cyrusrepl-conflict-"
 
 // liveRecords reads every live record of the user's folders at one end by GUID (the
-// last record wins for a GUID held twice), over a read-only csync session.
+// last record wins for a GUID held twice).
 func (e *env) liveRecords(t *testing.T, inst *cyruspair.Instance, user string) map[string]csync.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := csync.DialMaster(ctx, inst.SyncAddr, csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, Timeout: 20 * time.Second})
-	if err != nil {
-		t.Fatalf("csync to %s: %v", inst.Name, err)
-	}
-	defer c.Close()
-	us, err := c.GetUser(ctx, user)
-	if err != nil {
-		t.Fatalf("GET USER %s on %s: %v", user, inst.Name, err)
-	}
 	out := map[string]csync.Record{}
-	for _, mb := range us.Mailboxes {
-		full, err := c.GetFullMailbox(ctx, mb.Name)
-		if err != nil {
-			t.Fatalf("GET FULLMAILBOX %s on %s: %v", mb.Name, inst.Name, err)
-		}
-		for _, r := range full.Records {
-			if !r.Expunged() {
-				out[r.GUID] = r
-			}
-		}
-	}
+	e.eachLive(t, inst, user, func(_ string, r csync.Record) { out[r.GUID] = r })
 	return out
 }
 

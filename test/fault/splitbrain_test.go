@@ -12,9 +12,9 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
-// guids maps each live GUID of a user at one end to the folders holding it, read over
-// a read-only csync session (GET USER, then GET FULLMAILBOX per folder).
-func (e *env) guids(t *testing.T, inst *cyruspair.Instance, user string) map[string][]string {
+// eachLive calls fn for every live (not expunged) record of the user's folders at one
+// end, read over a read-only csync session (GET USER, then GET FULLMAILBOX per folder).
+func (e *env) eachLive(t *testing.T, inst *cyruspair.Instance, user string, fn func(mailbox string, r csync.Record)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -27,7 +27,6 @@ func (e *env) guids(t *testing.T, inst *cyruspair.Instance, user string) map[str
 	if err != nil {
 		t.Fatalf("GET USER %s on %s: %v", user, inst.Name, err)
 	}
-	out := map[string][]string{}
 	for _, mb := range us.Mailboxes {
 		full, err := c.GetFullMailbox(ctx, mb.Name)
 		if err != nil {
@@ -35,10 +34,17 @@ func (e *env) guids(t *testing.T, inst *cyruspair.Instance, user string) map[str
 		}
 		for _, r := range full.Records {
 			if !r.Expunged() {
-				out[r.GUID] = append(out[r.GUID], mb.Name)
+				fn(mb.Name, r)
 			}
 		}
 	}
+}
+
+// guids maps each live GUID of a user at one end to the folders holding it.
+func (e *env) guids(t *testing.T, inst *cyruspair.Instance, user string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	e.eachLive(t, inst, user, func(mailbox string, r csync.Record) { out[r.GUID] = append(out[r.GUID], mailbox) })
 	return out
 }
 
