@@ -49,7 +49,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	out := &jsonLines{w: stdout}
 	rec := replication.NewRecorder("audit", c.pair, time.Now().UTC())
-	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec)
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -83,6 +83,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			jobs[i] = replication.Job{Users: []string{u}, Verify: *verifyOnly}
 		}
 		failed := r.RunRecord(ctx, jobs)
+		out.emit(c.stats.line()) // cumulative since the replicator started
 		rec.SetBatch(report.Batch{Time: time.Now().UTC(), Users: len(walk), Failed: len(failed), DurationMS: time.Since(start).Milliseconds()}, nil)
 		var fin *time.Time
 		if *interval == 0 {

@@ -42,6 +42,7 @@ type commonFlags struct {
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
+	stats                           csyncStats // every session's commands, for csync-stats and /metrics
 }
 
 // sinkFlagHooks lets other files add report sinks with their own flags (e.g. the
@@ -171,11 +172,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		})
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress})
+		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})
 		if err != nil {
 			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, CompressIfOffered: c.compress})
+		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("replica")})
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))

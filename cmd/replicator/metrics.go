@@ -16,7 +16,7 @@ import (
 // serveMetrics serves the running summary as Prometheus text on addr (/metrics) and a
 // liveness probe (/healthz) until ctx ends. Counts come straight from the summary, so
 // the metrics and the report never disagree.
-func serveMetrics(ctx context.Context, addr string, rec *replication.Recorder) (func(), error) {
+func serveMetrics(ctx context.Context, addr string, rec *replication.Recorder, stats *csyncStats) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -29,6 +29,7 @@ func serveMetrics(ctx context.Context, addr string, rec *replication.Recorder) (
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		writeMetrics(w, rec.Summary(nil))
+		writeCsyncMetrics(w, stats.snapshot())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -71,4 +72,22 @@ func writeMetrics(w interface{ Write([]byte) (int, error) }, s *report.Summary) 
 		return fmt.Sprintf("action=%q,evidence=%q", a, e)
 	}, s.DecisionCounts)
 	counts("cyrusrepl_mismatches_total", func(k string) string { return fmt.Sprintf("kind=%q", k) }, s.MismatchCounts)
+}
+
+// writeCsyncMetrics writes the csync command counters: rate(seconds)/rate(commands) is
+// the mean latency of a command at one end.
+func writeCsyncMetrics(w interface{ Write([]byte) (int, error) }, stats []csyncStat) {
+	for _, m := range []struct {
+		name, help string
+		value      func(csyncStat) string
+	}{
+		{"cyrusrepl_csync_commands_total", "csync commands sent, by end and command.", func(s csyncStat) string { return fmt.Sprint(s.Count) }},
+		{"cyrusrepl_csync_command_errors_total", "csync commands that failed (NO reply, I/O or protocol error).", func(s csyncStat) string { return fmt.Sprint(s.Errors) }},
+		{"cyrusrepl_csync_command_seconds_total", "Time spent in csync commands, by end and command.", func(s csyncStat) string { return fmt.Sprintf("%g", s.Seconds) }},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", m.name, m.help, m.name)
+		for _, s := range stats {
+			fmt.Fprintf(w, "%s{end=%q,command=%q} %s\n", m.name, s.End, s.Command, m.value(s))
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,29 @@ func TestPublishGate(t *testing.T) {
 	s3.UsersFailed = 1
 	if !g.due(&s3, now.Add(2*time.Minute+time.Second)) {
 		t.Fatal("change not published")
+	}
+}
+
+func TestCsyncStatsMetrics(t *testing.T) {
+	var st csyncStats
+	obs := st.observer("replica")
+	obs("APPLY MAILBOX", 250*time.Millisecond, nil)
+	obs("APPLY MAILBOX", 750*time.Millisecond, errors.New("NO IMAP_SYNC_CHECKSUM"))
+	st.observer("master")("GET FETCH", time.Second, nil)
+	var b bytes.Buffer
+	writeCsyncMetrics(&b, st.snapshot())
+	for _, want := range []string{
+		`cyrusrepl_csync_commands_total{end="replica",command="APPLY MAILBOX"} 2`,
+		`cyrusrepl_csync_command_errors_total{end="replica",command="APPLY MAILBOX"} 1`,
+		`cyrusrepl_csync_command_seconds_total{end="replica",command="APPLY MAILBOX"} 1`,
+		`cyrusrepl_csync_commands_total{end="master",command="GET FETCH"} 1`,
+		`cyrusrepl_csync_command_errors_total{end="master",command="GET FETCH"} 0`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	if l := st.line(); l.Type != "csync-stats" || len(l.Commands) != 2 || l.Commands[0].End != "master" {
+		t.Errorf("line: %+v", l)
 	}
 }

@@ -97,6 +97,7 @@ func TestCLISyncVerify(t *testing.T) {
 	if u := lines(t, out, "user"); len(u) != 2 {
 		t.Fatalf("user lines: %v", u)
 	}
+	checkCsyncStats(t, out)
 	b, err := os.ReadFile(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -239,5 +240,31 @@ func TestCLIRollingSIGKILL(t *testing.T) {
 				t.Fatalf("verify after SIGKILLs: %s", out)
 			}
 		})
+	}
+}
+
+// checkCsyncStats: a sync that created folders ends with one csync-stats line counting
+// the GETs it sent to the master and the APPLYs it sent to the replica, with time spent.
+func checkCsyncStats(t *testing.T, out string) {
+	t.Helper()
+	st := lines(t, out, "csync-stats")
+	if len(st) != 1 {
+		t.Fatalf("csync-stats lines: %v", st)
+	}
+	got := map[string]float64{}
+	for _, c := range st[0]["commands"].([]any) {
+		m := c.(map[string]any)
+		got[m["end"].(string)+" "+m["command"].(string)] = m["count"].(float64)
+		if m["seconds"].(float64) <= 0 {
+			t.Errorf("csync-stats %v: no time recorded", m)
+		}
+	}
+	for _, k := range []string{"master GET USER", "master GET FULLMAILBOX", "replica GET USER", "replica APPLY MAILBOX", "replica APPLY MESSAGE"} {
+		if got[k] < 1 {
+			t.Errorf("csync-stats: %q counted %v times, want at least once (all: %v)", k, got[k], got)
+		}
+	}
+	if got["master APPLY MAILBOX"] != 0 {
+		t.Errorf("csync-stats: an APPLY counted on the master: %v", got)
 	}
 }

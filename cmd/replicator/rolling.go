@@ -52,7 +52,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := replication.NewRecorder("rolling", c.pair, time.Now().UTC())
-	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec)
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -74,6 +74,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	if *once {
 		err := roll.Cycle(ctx)
+		out.emit(c.stats.line())
 		if err != nil && !errors.Is(err, replication.ErrNoLog) {
 			return exitFailed, err
 		}
@@ -83,6 +84,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitOK, nil
 	}
 	err = roll.Run(ctx)
+	out.emit(c.stats.line())
 	fin := time.Now().UTC()
 	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
 	return exitOK, err

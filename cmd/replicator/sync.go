@@ -54,6 +54,7 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 		jobs[i] = replication.Job{Users: []string{u}, Verify: verify}
 	}
 	r.RunRecord(ctx, jobs)
+	out.emit(c.stats.line())
 	fin := time.Now().UTC()
 	sum := rec.Summary(&fin)
 	if err := sink.Publish(context.WithoutCancel(ctx), sum); err != nil {

@@ -90,7 +90,7 @@ func Messages(ms []Message) iter.Seq2[Message, error] {
 // exist on the replica: Cyrus 3.6.1 aborts the sync_server process otherwise.
 func (w *ReplicaConn) ApplyMessage(ctx context.Context, msgs iter.Seq2[Message, error]) (int, error) {
 	c := w.c
-	if err := c.begin(ctx); err != nil {
+	if err := c.begin(ctx, "APPLY MESSAGE"); err != nil {
 		return 0, err
 	}
 	n, iterErr, err := c.writeMessages(msgs)

@@ -41,6 +41,11 @@ type Options struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// SkipAdminCheck skips the NOOP that Dial sends to prove the user is an admin.
 	SkipAdminCheck bool
+	// Observe, when set, is called after every command with its name ("GET MAILBOXES",
+	// "APPLY MESSAGE", "RESTART", …), how long it took (for GET FETCH: until the body
+	// was closed) and its error, for metrics and tracing. It must be cheap and must not
+	// use the Conn.
+	Observe func(cmd string, d time.Duration, err error)
 }
 
 // Capabilities are what the server's banner advertised.
@@ -76,6 +81,10 @@ type Conn struct {
 	broken error
 	busy   bool // a FetchBody is open
 	stop   func() bool
+
+	observe func(cmd string, d time.Duration, err error)
+	cmd     string    // the call in progress, for observe
+	started time.Time // when it began
 }
 
 // Dial connects to a sync_server, reads the banner, optionally negotiates STARTTLS,
@@ -96,7 +105,7 @@ func Dial(ctx context.Context, addr string, opt Options) (_ *Conn, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("csync: connect %s: %w", addr, err)
 	}
-	c := &Conn{addr: addr, lim: opt.Limits}
+	c := &Conn{addr: addr, lim: opt.Limits, observe: opt.Observe}
 	c.dc = &deadlineConn{Conn: raw, idle: opt.Timeout}
 	c.setStreams(c.dc)
 	defer func() {
@@ -106,7 +115,7 @@ func Dial(ctx context.Context, addr string, opt Options) (_ *Conn, err error) {
 		}
 	}()
 
-	if err := c.call(ctx, func() error { return c.readBanner() }); err != nil {
+	if err := c.call(ctx, "banner", func() error { return c.readBanner() }); err != nil {
 		return nil, err
 	}
 	if opt.TLS != nil {
@@ -188,7 +197,7 @@ func (c *Conn) markBroken(err error) {
 }
 
 // begin starts a call: it refuses a broken or busy Conn and arms the context.
-func (c *Conn) begin(ctx context.Context) error {
+func (c *Conn) begin(ctx context.Context, cmd string) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
@@ -200,6 +209,7 @@ func (c *Conn) begin(ctx context.Context) error {
 	}
 	dl, _ := ctx.Deadline()
 	c.dc.callDeadline = dl
+	c.cmd, c.started = cmd, time.Now()
 	c.stop = context.AfterFunc(ctx, c.dc.cancel)
 	return nil
 }
@@ -207,6 +217,9 @@ func (c *Conn) begin(ctx context.Context) error {
 // end finishes a call: a cancelled context, an I/O or protocol error, BAD, BYE or a
 // fatal error breaks the Conn; a NO reply or a field-conversion error does not.
 func (c *Conn) end(ctx context.Context, err error) error {
+	if c.observe != nil {
+		defer func() { c.observe(c.cmd, time.Since(c.started), err) }()
+	}
 	stopped := c.stop()
 	c.stop = nil
 	c.dc.callDeadline = time.Time{}
@@ -236,8 +249,8 @@ func breaks(err error) bool {
 }
 
 // call runs fn as one call under ctx.
-func (c *Conn) call(ctx context.Context, fn func() error) error {
-	if err := c.begin(ctx); err != nil {
+func (c *Conn) call(ctx context.Context, cmd string, fn func() error) error {
+	if err := c.begin(ctx, cmd); err != nil {
 		return err
 	}
 	return c.end(ctx, fn())
@@ -342,7 +355,7 @@ func (c *Conn) startTLS(ctx context.Context, cfg *tls.Config) error {
 	if !c.caps.StartTLS {
 		return fmt.Errorf("%w: STARTTLS", ErrNoCapability)
 	}
-	return c.call(ctx, func() error {
+	return c.call(ctx, "STARTTLS", func() error {
 		if err := c.simple("STARTTLS"); err != nil {
 			return err
 		}
@@ -363,7 +376,7 @@ func (c *Conn) authenticate(ctx context.Context, user, pass string) error {
 		return fmt.Errorf("%w: SASL PLAIN (offered: %s)", ErrNoCapability, strings.Join(c.caps.SASL, " "))
 	}
 	resp := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
-	return c.call(ctx, func() error {
+	return c.call(ctx, "AUTHENTICATE", func() error {
 		if _, err := c.bw.WriteString("AUTHENTICATE PLAIN " + resp + "\r\n"); err != nil {
 			return fmt.Errorf("csync: write: %w", err)
 		}
@@ -383,7 +396,7 @@ func (c *Conn) compress(ctx context.Context) error {
 	if !c.caps.Compress {
 		return fmt.Errorf("%w: COMPRESS DEFLATE", ErrNoCapability)
 	}
-	return c.call(ctx, func() error {
+	return c.call(ctx, "COMPRESS", func() error {
 		if err := c.simple("COMPRESS DEFLATE"); err != nil {
 			return err
 		}
@@ -413,18 +426,18 @@ func containsFold(ss []string, s string) bool {
 
 // Noop sends NOOP. A non-admin gets ErrPermissionDenied even for this.
 func (c *Conn) Noop(ctx context.Context) error {
-	return c.call(ctx, func() error { return c.simple("NOOP") })
+	return c.call(ctx, "NOOP", func() error { return c.simple("NOOP") })
 }
 
 // Restart sends RESTART, which makes the server drop files staged by APPLY
 // RESERVE/MESSAGE.
 func (c *Conn) Restart(ctx context.Context) error {
-	return c.call(ctx, func() error { return c.simple("RESTART") })
+	return c.call(ctx, "RESTART", func() error { return c.simple("RESTART") })
 }
 
 // Exit sends EXIT, waits for "OK Finished" and closes the connection.
 func (c *Conn) Exit(ctx context.Context) error {
-	err := c.call(ctx, func() error { return c.simple("EXIT") })
+	err := c.call(ctx, "EXIT", func() error { return c.simple("EXIT") })
 	c.setBroken(ErrClosed)
 	_ = c.dc.Conn.Close()
 	return err
@@ -486,7 +499,7 @@ func (c *Conn) do(ctx context.Context, verb, key string, arg Value, fn dataFunc)
 		return err // nothing was sent; the Conn stays usable
 	}
 	cmd := verb + " " + key
-	return c.call(ctx, func() error {
+	return c.call(ctx, cmd, func() error {
 		if _, err := c.bw.Write(line); err != nil {
 			return fmt.Errorf("csync: write: %w", err)
 		}

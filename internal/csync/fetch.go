@@ -54,7 +54,7 @@ func (r reader) Fetch(ctx context.Context, req FetchRequest) (*FetchBody, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.begin(ctx); err != nil {
+	if err := c.begin(ctx, "GET FETCH"); err != nil {
 		return nil, err
 	}
 	f, err := c.startFetch(line)

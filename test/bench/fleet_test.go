@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +85,16 @@ type fleetRun struct {
 	retried    int   // replicator only: user lines with more than one attempt
 	failed     int   // replicator only: user lines with outcome failed
 	users      map[string]int
+	escalated  int         // replicator only: mailbox-level batches that became full user syncs
+	csync      []csyncStat // replicator only: its csync-stats line
+}
+
+// csyncStat is one entry of the replicator's csync-stats line.
+type csyncStat struct {
+	End     string  `json:"end"`
+	Command string  `json:"command"`
+	Count   int64   `json:"count"`
+	Seconds float64 `json:"seconds"`
 }
 
 func fleetOnce(b *testing.B, bin string, size fleetSize) {
@@ -334,11 +346,12 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		var line struct {
-			Type       string `json:"type"`
-			User       string `json:"user"`
-			Outcome    string `json:"outcome"`
-			BodiesSent int    `json:"bodiesSent"`
-			Attempts   int    `json:"attempts"`
+			Type       string      `json:"type"`
+			User       string      `json:"user"`
+			Outcome    string      `json:"outcome"`
+			BodiesSent int         `json:"bodiesSent"`
+			Attempts   int         `json:"attempts"`
+			Commands   []csyncStat `json:"commands"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "user" {
 			r.users[line.User]++
@@ -350,6 +363,13 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 				r.failed++
 			}
 			continue
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "csync-stats" {
+			r.csync = line.Commands
+			continue
+		}
+		if line.Type == "escalation" {
+			r.escalated++
 		}
 		other = append(other, sc.Text())
 	}
@@ -398,4 +418,14 @@ func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o flee
 		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB,
 		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users), o.retried, o.failed,
 		o.wall.Seconds()/s.wall.Seconds(), loadAvg())
+	if len(o.csync) > 0 {
+		// Where the replicator's time went, command by command (summed over workers).
+		stats := slices.Clone(o.csync)
+		sort.Slice(stats, func(i, j int) bool { return stats[i].Seconds > stats[j].Seconds })
+		var parts []string
+		for _, c := range stats {
+			parts = append(parts, fmt.Sprintf("%s %s %d× %.2fs", c.End, c.Command, c.Count, c.Seconds))
+		}
+		fmt.Printf("    ours %s: %d escalated to a full user sync; csync: %s\n", phase, o.escalated, strings.Join(parts, ", "))
+	}
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// csyncStats counts the csync commands sent to each end and the time they took, for
+// the "csync-stats" line printed when a run ends and for /metrics: where a slow batch
+// spends its time (a slow replica disk shows in APPLY MAILBOX, a slow master in GET
+// FETCH).
+type csyncStats struct {
+	mu sync.Mutex
+	m  map[csyncStatKey]*csyncStat
+}
+
+type csyncStatKey struct{ end, command string }
+
+// csyncStat is one end's figures for one command.
+type csyncStat struct {
+	End     string  `json:"end"`
+	Command string  `json:"command"`
+	Count   int64   `json:"count"`
+	Errors  int64   `json:"errors"`
+	Seconds float64 `json:"seconds"`
+}
+
+// observer returns the csync.Options.Observe hook for one end ("master" or "replica").
+func (s *csyncStats) observer(end string) func(cmd string, d time.Duration, err error) {
+	return func(cmd string, d time.Duration, err error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.m == nil {
+			s.m = map[csyncStatKey]*csyncStat{}
+		}
+		k := csyncStatKey{end, cmd}
+		st := s.m[k]
+		if st == nil {
+			st = &csyncStat{End: end, Command: cmd}
+			s.m[k] = st
+		}
+		st.Count++
+		st.Seconds += d.Seconds()
+		if err != nil {
+			st.Errors++
+		}
+	}
+}
+
+// snapshot returns a copy of every figure, by end then command.
+func (s *csyncStats) snapshot() []csyncStat {
+	s.mu.Lock()
+	out := make([]csyncStat, 0, len(s.m))
+	for _, st := range s.m {
+		out = append(out, *st)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].End != out[j].End {
+			return out[i].End < out[j].End
+		}
+		return out[i].Command < out[j].Command
+	})
+	return out
+}
+
+// csyncStatsLine is the JSON line printed when a run ends.
+type csyncStatsLine struct {
+	Type     string      `json:"type"`
+	Commands []csyncStat `json:"commands"`
+}
+
+func (s *csyncStats) line() csyncStatsLine {
+	return csyncStatsLine{Type: "csync-stats", Commands: s.snapshot()}
+}
