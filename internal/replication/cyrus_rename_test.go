@@ -140,3 +140,73 @@ func replicaUIDs(ctx context.Context, t *testing.T, x *Executor, names ...string
 	}
 	return out
 }
+
+// rollOnce runs one rolling cycle over logDir on x (one worker) and returns what it
+// emitted and recorded.
+func rollOnce(ctx context.Context, t *testing.T, x *Executor, logDir string) ([]any, *Recorder) {
+	t.Helper()
+	var records []any
+	var mu sync.Mutex
+	rec := NewRecorder("rolling", "test", time.Now())
+	retry, err := OpenRetryQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Runner: &Runner{
+		Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1, Rec: rec,
+		Emit: func(v any) { mu.Lock(); records = append(records, v); mu.Unlock() },
+	}}
+	if err := roll.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return records, rec
+}
+
+// TestCyrusRollingCreateMailboxLevel: a folder created on the master (and written to) is
+// replayed from the real sync log without a full user sync: the replica, asked by
+// uniqueid, holds it nowhere, so it is created under its name with the master's uniqueid.
+// A folder created under a parent the replica lacks may escalate; either way the replica
+// ends equal to the master.
+func TestCyrusRollingCreateMailboxLevel(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	e.sync(t, "alice")
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	m.CreateFolder(t, "alice", "Fresh")
+	m.Append(t, "alice", "Fresh", cyruspair.Message("fresh", "new folder, new mail"))
+	var mc, rc userFetches
+	x := *e.x
+	x.Master = countingMaster{MasterReader: e.x.Master, c: &mc}
+	x.Replica = countingReplica{ReplicaWriter: e.x.Replica, c: &rc}
+	records, rec := rollOnce(ctx, t, &x, logDir)
+	for _, r := range records {
+		if er, ok := r.(escalationRecord); ok {
+			t.Fatalf("escalated: %+v", er)
+		}
+	}
+	if mc.user != 0 || rc.user != 0 {
+		t.Fatalf("GET USER calls: master %d, replica %d", mc.user, rc.user)
+	}
+	if u := rec.Outcomes()["alice"]; u.Outcome != "synced" || u.BodiesSent != 1 {
+		t.Fatalf("alice: %+v", u)
+	}
+	ms, err := e.x.Master.GetMailboxes(ctx, []string{"user.alice.Fresh"})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("master GET MAILBOXES: %v %v", ms, err)
+	}
+	if got := replicaUIDs(ctx, t, e.x, "user.alice.Fresh"); got["user.alice.Fresh"] != ms[0].UniqueID {
+		t.Fatalf("replica holds %v, master uniqueid %s", got, ms[0].UniqueID)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+
+	// Under a parent created in the same breath.
+	m.CreateFolder(t, "alice", "Deep.Sub")
+	m.Append(t, "alice", "Deep.Sub", cyruspair.Message("deep", "under a new parent"))
+	rollOnce(ctx, t, &x, logDir)
+	assertEqual(t, e.p, e.p.Replica, "alice")
+}

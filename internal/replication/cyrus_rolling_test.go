@@ -86,9 +86,10 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 	}
 }
 
-// TestCyrusMailboxLevelAndEscalation: a MAILBOX entry for a folder present at both ends
-// is handled at mailbox level; one for a folder at one end only escalates to a full
-// user sync.
+// TestCyrusMailboxLevelAndEscalation: a MAILBOX entry for a folder present at both ends,
+// or new on the master, is handled at mailbox level; one for a folder the replica holds
+// under a name the batch does not name (a rename whose old name is not in the log)
+// escalates to a full user sync.
 func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	e := startEnv(t, "delayed", false)
 	m := e.p.Master
@@ -109,12 +110,36 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 
 	m.CreateFolder(t, "alice", "Fresh")
 	m.Append(t, "alice", "Fresh", cyruspair.Message("f", "fresh"))
-	e.records = nil
 	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Fresh"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.MailboxLevel || !hasDecision(res, "create", "none", "user.alice.Fresh") {
+	if !res.MailboxLevel || !res.Equal || !hasDecision(res, "create", "none", "user.alice.Fresh") {
+		t.Fatalf("new folder not created at mailbox level: %+v", res)
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+
+	// The old name is not in the batch, but the master's mailboxes.db has it in the
+	// folder's name history: still a mailbox-level rename.
+	m.Rename(t, "alice", "Fresh", "Moved")
+	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Moved"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.MailboxLevel || !hasDecision(res, "rename", "name-history", "user.alice.Moved") {
+		t.Fatalf("rename known from name history not made at mailbox level: %+v", res)
+	}
+	// Without mailboxes.db, the replica's answer by uniqueid shows a rename the batch
+	// cannot see whole: escalate.
+	m.Rename(t, "alice", "Moved", "Final")
+	x := *e.x
+	x.MailboxesDB = nil
+	e.records = nil
+	res, err = x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Final"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MailboxLevel || !hasDecision(res, "rename", "name-history", "user.alice.Final") {
 		t.Fatalf("not escalated: %+v", res)
 	}
 	escalated := false
@@ -125,6 +150,9 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	}
 	if !escalated {
 		t.Fatalf("no escalation record in %v", e.records)
+	}
+	if got := replicaUIDs(ctx, t, e.x, "user.alice.Moved", "user.alice.Final"); got["user.alice.Moved"] != "" || got["user.alice.Final"] == "" {
+		t.Fatalf("replica after the escalated rename: %v", got)
 	}
 	assertEqual(t, e.p, e.p.Replica, "alice")
 }

@@ -45,7 +45,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 			}
 		case OpCreate, OpUpdate:
 			var n int
-			n, err = x.syncMailbox(ctx, a, known)
+			n, err = x.syncMailbox(ctx, a, known, replicaByUID(in.Replica.Folders, a.UniqueID))
 			sent += n
 			if err == nil && a.Op == OpCreate {
 				known = append(known, Folder{Name: a.Name})
@@ -105,8 +105,10 @@ func replicaByUID(fs []Folder, uid string) *Folder {
 // only the bodies APPLY RESERVE reports missing, streaming each from GET FETCH on the
 // master into APPLY MESSAGE on the replica, then sends APPLY MAILBOX with a SINCE_*
 // compare-and-set (retried when the replica moved on). The master's SYNC_CRCs make the
-// replica verify the result end to end.
-func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []Folder) (int, error) {
+// replica verify the result end to end. read is the replica's folder as the plan saw
+// it (nil: unknown): the first attempt of an update trusts it rather than reading the
+// folder again, since the compare-and-set refuses the apply if the replica moved since.
+func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []Folder, read *Folder) (int, error) {
 	master, err := x.Master.GetFullMailbox(ctx, a.Name)
 	if errors.Is(err, csync.ErrMailboxNonexistent) {
 		// Renamed or deleted on the master since we read it: plan again.
@@ -131,7 +133,11 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 	const attempts = 3
 	for try := 1; ; try++ {
 		var cur *csync.Mailbox
-		if a.Op == OpUpdate {
+		switch {
+		case a.Op == OpUpdate && try == 1 && read != nil:
+			cur = &csync.Mailbox{Name: a.Name, UniqueID: read.UniqueID, LastUID: read.LastUID,
+				HighestModSeq: read.HighestModSeq, SyncCRC: read.SyncCRC, SyncCRCAnnot: read.SyncCRCAnnot}
+		case a.Op == OpUpdate:
 			ms, err := x.Replica.GetMailboxes(ctx, []string{a.Name})
 			if err != nil {
 				return sent, fmt.Errorf("replica GET MAILBOXES: %w", err)

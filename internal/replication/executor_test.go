@@ -20,9 +20,11 @@ type scripted struct {
 	unmailbox  []string
 	renames    []csync.Rename
 	reserveHit bool
+	reads      int // GET MAILBOXES calls
 }
 
 func (s *scripted) GetMailboxes(_ context.Context, names []string) ([]csync.Mailbox, error) {
+	s.reads++
 	var out []csync.Mailbox
 	for _, n := range names {
 		if m, ok := s.byName[n]; ok {
@@ -85,7 +87,7 @@ func TestSyncMailboxCompareAndSetRetry(t *testing.T) {
 		applyErrs: []error{csync.ErrSyncChanged},
 	}
 	x := &Executor{Master: master, Replica: replica}
-	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil); err != nil {
+	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(replica.applied) != 2 {
@@ -101,7 +103,7 @@ func TestSyncMailboxCompareAndSetRetry(t *testing.T) {
 	}
 	// A checksum failure falls back to the whole record list without SINCE_*.
 	replica.applied, replica.applyErrs = nil, []error{csync.ErrSyncChecksum}
-	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil); err != nil {
+	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(replica.applied) != 2 || replica.applied[1].Since != nil || len(replica.applied[1].Records) != 2 {
@@ -109,7 +111,7 @@ func TestSyncMailboxCompareAndSetRetry(t *testing.T) {
 	}
 	// Changed three times in a row: give up with the error.
 	replica.applied, replica.applyErrs = nil, []error{csync.ErrSyncChanged, csync.ErrSyncChanged, csync.ErrSyncChanged}
-	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil); !errors.Is(err, csync.ErrSyncChanged) {
+	if _, err := x.syncMailbox(context.Background(), Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}, nil, nil); !errors.Is(err, csync.ErrSyncChanged) {
 		t.Fatalf("want IMAP_SYNC_CHANGED after 3 tries, got %v", err)
 	}
 }
@@ -133,5 +135,38 @@ func TestDeleteAndRenameRecheckUniqueID(t *testing.T) {
 	}
 	if len(replica.renames) != 1 || replica.renames[0].New != "user.a.New" || len(replica.unmailbox) != 0 {
 		t.Fatalf("renames %v unmailbox %v", replica.renames, replica.unmailbox)
+	}
+}
+
+// TestSyncMailboxTrustsPlannedState: an update's first APPLY MAILBOX compares-and-sets
+// against the replica state the plan read, without reading the folder again; when the
+// replica moved since (IMAP_SYNC_CHANGED) the retry reads it afresh.
+func TestSyncMailboxTrustsPlannedState(t *testing.T) {
+	master := &scripted{full: map[string]*csync.Mailbox{"user.a": {UniqueID: "u", Name: "user.a", LastUID: 2, HighestModSeq: 9,
+		Records: []csync.Record{{UID: 1, ModSeq: 3, GUID: "g1"}, {UID: 2, ModSeq: 9, GUID: "g2"}}}}}
+	planned := &Folder{UniqueID: "u", Name: "user.a", LastUID: 2, HighestModSeq: 4, SyncCRC: 11}
+	replica := &scripted{byName: map[string]csync.Mailbox{"user.a": {UniqueID: "u", Name: "user.a", LastUID: 2, HighestModSeq: 5, SyncCRC: 77}}}
+	x := &Executor{Master: master, Replica: replica}
+	a := Action{Op: OpUpdate, Name: "user.a", UniqueID: "u"}
+	if _, err := x.syncMailbox(context.Background(), a, nil, planned); err != nil {
+		t.Fatal(err)
+	}
+	if replica.reads != 0 || len(replica.applied) != 1 {
+		t.Fatalf("reads %d, applies %d: want the planned state used as is", replica.reads, len(replica.applied))
+	}
+	if s := replica.applied[0].Since; s == nil || s.ModSeq != 4 || s.CRC != 11 {
+		t.Fatalf("since %+v, want the planned modseq 4 / crc 11", s)
+	}
+	if got := len(replica.applied[0].Records); got != 1 {
+		t.Fatalf("records sent %d, want only the one past the planned modseq", got)
+	}
+
+	replica = &scripted{byName: replica.byName, applyErrs: []error{csync.ErrSyncChanged}}
+	x.Replica = replica
+	if _, err := x.syncMailbox(context.Background(), a, nil, planned); err != nil {
+		t.Fatal(err)
+	}
+	if replica.reads != 1 || len(replica.applied) != 2 || replica.applied[1].Since.ModSeq != 5 {
+		t.Fatalf("after IMAP_SYNC_CHANGED: reads %d, applies %d: want one fresh read and a retry with it", replica.reads, len(replica.applied))
 	}
 }

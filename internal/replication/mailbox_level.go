@@ -77,7 +77,29 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		for i := range rs {
 			in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
 		}
-		if esc, why := NeedsFullSync(names, in.Master.Folders, in.Replica.Folders); esc {
+		// A folder on the master only: ask the replica for its uniqueid under any name.
+		onReplica := map[string]bool{}
+		for _, f := range in.Replica.Folders {
+			onReplica[f.UniqueID] = true
+		}
+		var masterOnly []string
+		for _, f := range in.Master.Folders {
+			if f.UniqueID != "" && !onReplica[f.UniqueID] {
+				masterOnly = append(masterOnly, f.UniqueID)
+			}
+		}
+		absent := map[string]bool{}
+		if len(masterOnly) > 0 {
+			found, err := lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly)
+			if err != nil {
+				return res, "", fmt.Errorf("replica GET UNIQUEIDS: %w", err)
+			}
+			for uid, name := range found {
+				absent[uid] = name == ""
+			}
+			in.Evidence.ReplicaLookup = found
+		}
+		if esc, why := NeedsFullSync(names, in.Master.Folders, in.Replica.Folders, absent); esc {
 			return res, why, nil
 		}
 		p := Compute(in)
