@@ -61,8 +61,9 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 			r.emit(skippedRecord{Type: "skipped-log-entry", Entry: s.String(), Why: "not a user's mailbox (shared folders and server annotations are not replicated)"})
 		}
 		jobs = r.plan(g.Batches, start)
-		results := r.Runner.Run(ctx, jobs)
-		r.settle(results)
+		// Settled one by one as they end, so that a long log does not hold every
+		// user's decisions at once.
+		r.Runner.RunEach(ctx, jobs, r.settle)
 		// Failures are in the retry queue now; make it durable before log-run goes.
 		if err := r.Retry.Save(); err != nil {
 			return fmt.Errorf("save retry queue: %w", err)
@@ -76,7 +77,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 		// Nothing logged: still run the users whose retry is due.
 		jobs = r.plan(nil, start)
 		if len(jobs) > 0 {
-			r.settle(r.Runner.Run(ctx, jobs))
+			r.Runner.RunEach(ctx, jobs, r.settle)
 			if err := r.Retry.Save(); err != nil {
 				return fmt.Errorf("save retry queue: %w", err)
 			}
@@ -145,17 +146,16 @@ func (r *Rolling) plan(batches []Batch, now time.Time) []Job {
 	return jobs
 }
 
-// settle records results and moves users in or out of the retry queue.
-func (r *Rolling) settle(results []JobResult) {
+// settle records a job's result and moves its users in or out of the retry queue (in
+// memory: Cycle saves the queue before the log-run goes).
+func (r *Rolling) settle(jr JobResult) {
 	now := r.now()
-	r.Runner.Record(results)
-	for _, jr := range results {
-		for _, u := range jr.Job.Users {
-			if jr.Err != nil {
-				r.Retry.Fail(u, jr.Err, now)
-			} else {
-				r.Retry.Succeed(u)
-			}
+	r.Runner.Record([]JobResult{jr})
+	for _, u := range jr.Job.Users {
+		if jr.Err != nil {
+			r.Retry.Fail(u, jr.Err, now)
+		} else {
+			r.Retry.Succeed(u)
 		}
 	}
 }

@@ -72,6 +72,12 @@ func (r *Runner) RunRecord(ctx context.Context, jobs []Job) (failed []string) {
 	return failed
 }
 
+// RunEach runs the jobs and calls done once per job, as it ends (after its last
+// attempt); calls to done are serialised. Nothing is kept once done returns.
+func (r *Runner) RunEach(ctx context.Context, jobs []Job, done func(JobResult)) {
+	r.run(ctx, jobs, done)
+}
+
 // run runs the jobs, calling done once per job after its last attempt; calls to done
 // are serialised.
 func (r *Runner) run(ctx context.Context, jobs []Job, done func(JobResult)) {
