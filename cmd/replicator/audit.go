@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
@@ -64,12 +63,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		switch {
 		case len(walk) > 0:
 		case c.masterConfig != "":
-			db, err := replication.ReadMailboxesDB(ctx, c.cyrusBin, c.masterConfig)
+			db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
+			if err == nil {
+				walk, err = db.Users(ctx)
+			}
 			if err != nil {
-				walkErr = err
-				rec.SetError(err, time.Now().UTC())
-			} else {
-				walk = usersOf(db)
+				walkErr = fmt.Errorf("listing the master's users from mailboxes.db: %w", err)
+				rec.SetError(walkErr, time.Now().UTC())
 			}
 		default:
 			walk, err = listUsersIMAP(ctx, *masterIMAP, c.masterUser, c.masterPassword, imapTLS, c.masterStartTLS, c.timeout)
@@ -110,20 +110,4 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		case <-time.After(*interval):
 		}
 	}
-}
-
-// usersOf lists the users owning live folders in the master's mailboxes.db.
-func usersOf(db *replication.MailboxesDB) []string {
-	set := map[string]bool{}
-	for _, name := range db.Live {
-		if u := replication.UserOf(name); u != "" {
-			set[u] = true
-		}
-	}
-	out := make([]string, 0, len(set))
-	for u := range set {
-		out = append(out, u)
-	}
-	sort.Strings(out)
-	return out
 }

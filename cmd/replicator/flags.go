@@ -38,7 +38,6 @@ type commonFlags struct {
 	masterCAFile, replicaCAFile         string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
-	mboxdbTTL                           time.Duration
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -72,7 +71,6 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "upper bound for one batch attempt, so a stuck user cannot hold a worker")
-	fs.DurationVar(&c.mboxdbTTL, "mailboxes-db-ttl", 2*time.Second, "share one read of the master's mailboxes.db between batches for this long (a stale read can only keep a folder, never delete one)")
 	for _, h := range sinkFlagHooks {
 		c.sinkFactories = append(c.sinkFactories, h(fs))
 	}
@@ -164,12 +162,13 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
-	var mboxdb func(ctx context.Context) (*replication.MailboxesDB, error)
+	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
 	if c.masterConfig != "" {
-		conf, bin := c.masterConfig, c.cyrusBin
-		mboxdb = replication.CachedMailboxesDB(c.mboxdbTTL, func(ctx context.Context) (*replication.MailboxesDB, error) {
-			return replication.ReadMailboxesDB(ctx, bin, conf)
-		})
+		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
+		if err != nil {
+			return nil, usageErrorf("--master-config: %v", err)
+		}
+		mboxdb = db.ForUsers
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
 		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})

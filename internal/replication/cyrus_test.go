@@ -49,10 +49,12 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := e.p.Master.ConfigPath
-	return &Executor{Pair: "test", Master: m, Replica: r, Ledger: led,
-		MailboxesDB: func(ctx context.Context) (*MailboxesDB, error) { return ReadMailboxesDB(ctx, "", conf) },
-		Emit:        func(rec any) { e.records = append(e.records, rec) },
+	db, err := NewMailboxesDBReader("", e.p.Master.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Executor{Pair: "test", Master: m, Replica: r, Ledger: led, MailboxesDB: db.ForUsers,
+		Emit: func(rec any) { e.records = append(e.records, rec) },
 	}
 }
 

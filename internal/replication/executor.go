@@ -19,9 +19,10 @@ type Executor struct {
 	Pair    string
 	Master  MasterReader
 	Replica ReplicaWriter
-	// MailboxesDB reads the master's mailboxes.db (nil: not available). Called once per
-	// batch, so tombstones are current.
-	MailboxesDB func(ctx context.Context) (*MailboxesDB, error)
+	// MailboxesDB reads the master's mailboxes.db records of the users' folders and of
+	// the uniqueids uids (nil: not available). Called once per batch, so tombstones are
+	// current.
+	MailboxesDB func(ctx context.Context, users, uids []string) (*MailboxesDB, error)
 	Ledger      *Ledger // nil: no ledger
 	Now         func() time.Time
 	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
@@ -233,7 +234,13 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 		in.Evidence.Ledger = ledgers
 	}
 	if x.MailboxesDB != nil {
-		db, err := x.MailboxesDB(ctx)
+		var uids []string
+		for _, fs := range [][]Folder{in.Master.Folders, in.Replica.Folders} {
+			for _, f := range fs {
+				uids = append(uids, f.UniqueID)
+			}
+		}
+		db, err := x.MailboxesDB(ctx, users, uids)
 		if err != nil {
 			return in, fmt.Errorf("master mailboxes.db: %w", err)
 		}

@@ -47,7 +47,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 	start := x.now()
 	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
 	if x.MailboxesDB != nil {
-		db, err := x.MailboxesDB(ctx)
+		db, err := x.MailboxesDB(ctx, users, nil)
 		if err != nil {
 			return res, "", fmt.Errorf("master mailboxes.db: %w", err)
 		}

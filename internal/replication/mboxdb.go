@@ -3,16 +3,11 @@ package replication
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 )
 
 // MailboxesDB is the evidence read from the master's mailboxes.db (§6): which uniqueids
@@ -26,32 +21,6 @@ type MailboxesDB struct {
 
 // DefaultCyrusBin is where Debian installs Cyrus's tools.
 const DefaultCyrusBin = "/usr/lib/cyrus/bin"
-
-// ReadMailboxesDB dumps the master's mailboxes.db with Cyrus's own cyr_dbtool (given the
-// master's imapd.conf) and parses it. It only reads.
-func ReadMailboxesDB(ctx context.Context, cyrusBin, imapdConf string) (*MailboxesDB, error) {
-	if cyrusBin == "" {
-		cyrusBin = DefaultCyrusBin
-	}
-	confPath, err := filepath.Abs(imapdConf)
-	if err != nil {
-		return nil, err
-	}
-	confDir, err := ConfigDirectory(confPath)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(cyrusBin, "cyr_dbtool"), "-C", confPath,
-		filepath.Join(confDir, "mailboxes.db"), "twoskip", "show")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("cyr_dbtool show mailboxes.db: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return ParseMailboxesDB(stdout.Bytes()), nil
-}
 
 // ConfigDirectory returns the configdirectory setting of an imapd.conf.
 func ConfigDirectory(imapdConf string) (string, error) {
@@ -84,17 +53,36 @@ type mbRecord struct {
 // ParseMailboxesDB parses a `cyr_dbtool … twoskip show` dump: one record per line,
 // key TAB value, keys N<dbname> and I<uniqueid>, values dlist kvlists.
 func ParseMailboxesDB(dump []byte) *MailboxesDB {
-	db := &MailboxesDB{Live: map[string]string{}, Tombstones: map[string]Tombstone{}, History: map[string][]string{}}
-	var ns, is []mbRecord
+	var recs []dbRecord
 	for _, line := range bytes.Split(dump, []byte{'\n'}) {
 		if len(line) == 0 {
 			continue
 		}
 		key, val, ok := bytes.Cut(line, []byte{'\t'})
-		if !ok || len(key) < 2 || (key[0] != 'N' && key[0] != 'I') {
+		if !ok {
+			continue
+		}
+		recs = append(recs, dbRecord{key: string(key), val: string(val)})
+	}
+	return buildMailboxesDB(recs)
+}
+
+// dbRecord is one mailboxes.db record as cyr_dbtool prints it.
+type dbRecord struct{ key, val string }
+
+// buildMailboxesDB turns records into evidence. The records may be a subset of the
+// database (one batch's users) as long as, for every uniqueid whose I record is there,
+// the N record at the I record's current name is there too, if it exists: otherwise a
+// folder renamed out of the subset would look deleted.
+func buildMailboxesDB(recs []dbRecord) *MailboxesDB {
+	db := &MailboxesDB{Live: map[string]string{}, Tombstones: map[string]Tombstone{}, History: map[string][]string{}}
+	var ns, is []mbRecord
+	for _, rec := range recs {
+		key, val := rec.key, rec.val
+		if len(key) < 2 || (key[0] != 'N' && key[0] != 'I') {
 			continue // version key, reverse-ACL records, …
 		}
-		kv, err := parseKVList(string(val))
+		kv, err := parseKVList(val)
 		if err != nil {
 			db.Bad = append(db.Bad, fmt.Sprintf("%q: %v", key, err))
 			continue
@@ -310,26 +298,4 @@ func (p *dlp) atom() (string, error) {
 		return "", fmt.Errorf("expected atom at offset %d", start)
 	}
 	return p.s[start:p.i], nil
-}
-
-// CachedMailboxesDB shares one read of mailboxes.db between batches for ttl. A stale
-// read is safe: it can only lack a newer tombstone (the folder is then kept, not
-// deleted), never invent one, because uniqueids are never reused.
-func CachedMailboxesDB(ttl time.Duration, read func(ctx context.Context) (*MailboxesDB, error)) func(ctx context.Context) (*MailboxesDB, error) {
-	var mu sync.Mutex
-	var db *MailboxesDB
-	var at time.Time
-	return func(ctx context.Context) (*MailboxesDB, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if db != nil && time.Since(at) < ttl {
-			return db, nil
-		}
-		fresh, err := read(ctx)
-		if err != nil {
-			return nil, err
-		}
-		db, at = fresh, time.Now()
-		return db, nil
-	}
 }

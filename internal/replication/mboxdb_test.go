@@ -1,12 +1,12 @@
 package replication
 
 import (
-	"context"
+	"bufio"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
-	"time"
 )
 
 // The dumps in testdata are real `cyr_dbtool … twoskip show` output from a Cyrus 3.6.1
@@ -96,29 +96,43 @@ func TestConfigDirectory(t *testing.T) {
 	if _, err := ConfigDirectory(p); err == nil {
 		t.Fatal("missing configdirectory accepted")
 	}
-	if _, err := ReadMailboxesDB(context.Background(), "", filepath.Join(t.TempDir(), "nope.conf")); err == nil {
+	if _, err := NewMailboxesDBReader("", filepath.Join(t.TempDir(), "nope.conf")); err == nil {
 		t.Fatal("missing imapd.conf accepted")
 	}
 }
 
-func TestCachedMailboxesDB(t *testing.T) {
-	n := 0
-	read := CachedMailboxesDB(time.Hour, func(context.Context) (*MailboxesDB, error) {
-		n++
-		return &MailboxesDB{}, nil
-	})
-	for range 3 {
-		if _, err := read(context.Background()); err != nil {
-			t.Fatal(err)
+// TestReadDBToolRecords: cyr_dbtool's batch output (astrings: atoms with 0x1F, quoted
+// names with spaces, {N} literals for values) parses; a garbled or cut output is an
+// error, never a panic or a hang.
+func TestReadDBToolRecords(t *testing.T) {
+	out := "\"Nuser\x1falice\x1fMy Folder\" {16}\r\n%(T ed I u1 M 5)\nNuser\x1falice {11}\r\n%(T e I u2)\nIu2 NIL\n"
+	var got []dbRecord
+	if err := readDBToolRecords(bufio.NewReader(strings.NewReader(out)), func(r dbRecord) { got = append(got, r) }); err != nil {
+		t.Fatal(err)
+	}
+	want := []dbRecord{{"Nuser\x1falice\x1fMy Folder", "%(T ed I u1 M 5)"}, {"Nuser\x1falice", "%(T e I u2)"}, {"Iu2", ""}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q", got)
+	}
+	for _, bad := range []string{"Nx {99}\r\nshort\n", "Nx\n", "\"Nx {3}\r\nabc\n", "Nx {3}abc\n", "Nx {-1}\r\n\n", "Nx {3}\r\nabc"} {
+		if err := readDBToolRecords(bufio.NewReader(strings.NewReader(bad)), func(dbRecord) {}); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
-	if n != 1 {
-		t.Fatalf("read %d times", n)
+}
+
+func TestInternalToDBName(t *testing.T) {
+	for _, n := range []string{"user.alice", "user.alice.Sent.2024", "example.com!user.bob.Work", "DELETED.user.al^ice.X.6B0B9E57"} {
+		db := InternalToDBName(n)
+		_, path, _ := strings.Cut(db, "\x1d")
+		if strings.Contains(path, ".") || DBNameToInternal(db) != n {
+			t.Errorf("%q → %q → %q", n, db, DBNameToInternal(db))
+		}
 	}
-	fresh := CachedMailboxesDB(0, func(context.Context) (*MailboxesDB, error) { n++; return &MailboxesDB{}, nil })
-	fresh(context.Background())
-	fresh(context.Background())
-	if n != 3 {
-		t.Fatalf("ttl 0 cached: %d", n)
+	if got := deletedRoot("bob@example.com"); got != "example.com!DELETED.user.bob" {
+		t.Errorf("deletedRoot: %q", got)
+	}
+	if got := deletedRoot("alice"); got != "DELETED.user.alice" {
+		t.Errorf("deletedRoot: %q", got)
 	}
 }

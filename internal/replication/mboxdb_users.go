@@ -1,0 +1,296 @@
+package replication
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MailboxesDBReader reads the master's mailboxes.db with Cyrus's own cyr_dbtool, one
+// batch's users at a time: memory and time follow the batch, not the server's folder
+// count, and every batch sees the tombstones as they are when it starts. It only sends
+// SHOW and GET, each outside any transaction, so it never holds a lock the master's
+// writers wait for.
+type MailboxesDBReader struct {
+	Bin    string // Cyrus's tools directory (DefaultCyrusBin when "")
+	Config string // the master's imapd.conf
+	DB     string // its mailboxes.db
+}
+
+// NewMailboxesDBReader locates mailboxes.db through the imapd.conf's configdirectory.
+func NewMailboxesDBReader(cyrusBin, imapdConf string) (*MailboxesDBReader, error) {
+	if cyrusBin == "" {
+		cyrusBin = DefaultCyrusBin
+	}
+	conf, err := filepath.Abs(imapdConf)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := ConfigDirectory(conf)
+	if err != nil {
+		return nil, err
+	}
+	return &MailboxesDBReader{Bin: cyrusBin, Config: conf, DB: filepath.Join(dir, "mailboxes.db")}, nil
+}
+
+// ForUsers returns the evidence for the users' folders: their N records (INBOX tree and
+// DELETED.* tree), the I records (name history) of every uniqueid found there and of
+// uids (e.g. the replica's folders, which may be orphans of purged DELETED.* folders),
+// and the N record wherever such an I record says the folder lives now.
+func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) (*MailboxesDB, error) {
+	var cmds []string
+	for _, u := range users {
+		root := InternalToDBName(UserRoot(u))
+		deleted := InternalToDBName(deletedRoot(u))
+		cmds = append(cmds, "GET N"+root, "SHOW N"+root+"\x1f", "SHOW N"+deleted+"\x1f")
+	}
+	recs, err := r.batch(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, u := range uids {
+		want[u] = true
+	}
+	for _, rec := range recs {
+		if uid := recordUID(rec); uid != "" {
+			want[uid] = true
+		}
+	}
+	cmds = cmds[:0]
+	for _, uid := range sortedKeys(want) {
+		cmds = append(cmds, "GET I"+uid)
+	}
+	irecs, err := r.batch(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	recs = append(recs, irecs...)
+	// Where an I record says a folder lives now, outside these users: read that name's N
+	// record too, so a folder renamed to another user is seen live, not deleted.
+	have := map[string]bool{}
+	for _, rec := range recs {
+		have[rec.key] = true
+	}
+	cmds = cmds[:0]
+	for _, rec := range irecs {
+		kv, err := parseKVList(rec.val)
+		if err != nil {
+			continue // recorded as Bad by buildMailboxesDB
+		}
+		if n := kv.str("N"); n != "" && !have["N"+n] {
+			have["N"+n] = true
+			cmds = append(cmds, "GET N"+n)
+		}
+	}
+	if len(cmds) > 0 {
+		more, err := r.batch(ctx, cmds)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, more...)
+	}
+	return buildMailboxesDB(recs), nil
+}
+
+// Users lists the users owning live folders, streaming the N records so that only the
+// user names are held.
+func (r *MailboxesDBReader) Users(ctx context.Context) ([]string, error) {
+	set := map[string]bool{}
+	err := r.run(ctx, []string{"SHOW N"}, func(rec dbRecord) {
+		if kv, err := parseKVList(rec.val); err == nil && !strings.ContainsRune(kv.str("T"), 'd') {
+			if u := UserOf(DBNameToInternal(rec.key[1:])); u != "" {
+				set[u] = true
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(set), nil
+}
+
+func (r *MailboxesDBReader) batch(ctx context.Context, cmds []string) ([]dbRecord, error) {
+	var recs []dbRecord
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	err := r.run(ctx, cmds, func(rec dbRecord) { recs = append(recs, rec) })
+	return recs, err
+}
+
+// run feeds cmds ("SHOW <prefix>" or "GET <key>") to `cyr_dbtool … batch` and hands
+// every record printed to fn.
+func (r *MailboxesDBReader) run(ctx context.Context, cmds []string, fn func(dbRecord)) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var in bytes.Buffer
+	for _, c := range cmds {
+		verb, key, _ := strings.Cut(c, " ")
+		if verb != "SHOW" && verb != "GET" {
+			return fmt.Errorf("mailboxes.db: refusing %q: only SHOW and GET are sent", verb)
+		}
+		if strings.ContainsAny(key, "\r\n\x00") {
+			return fmt.Errorf("mailboxes.db: key %q cannot be sent to cyr_dbtool", key)
+		}
+		// A quoted string (3.6.1's cyr_dbtool crashes on literals in batch mode).
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(key)
+		fmt.Fprintf(&in, "%s \"%s\"\n", verb, q)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(r.Bin, "cyr_dbtool"), "-C", r.Config, r.DB, "twoskip", "batch")
+	cmd.Stdin = &in
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cyr_dbtool: %w", err)
+	}
+	perr := readDBToolRecords(bufio.NewReaderSize(out, 64<<10), fn)
+	if perr != nil {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	werr := cmd.Wait()
+	switch {
+	case werr != nil:
+		return fmt.Errorf("cyr_dbtool batch %s: %w: %s", r.DB, werr, strings.TrimSpace(stderr.String()))
+	case strings.Contains(stderr.String(), "FAILED"):
+		// batch mode reports a failed command on stderr and still exits 0.
+		return fmt.Errorf("cyr_dbtool batch %s: %s", r.DB, strings.TrimSpace(stderr.String()))
+	case perr != nil:
+		return fmt.Errorf("cyr_dbtool batch %s: %w", r.DB, perr)
+	}
+	return nil
+}
+
+// readDBToolRecords parses batch-mode output: per record, key SP value LF, each an IMAP
+// astring (atom, "quoted" without escapes, {N} CRLF literal, or NIL).
+func readDBToolRecords(br *bufio.Reader, fn func(dbRecord)) error {
+	for {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			return nil
+		}
+		key, err := readAString(br)
+		if err != nil {
+			return fmt.Errorf("record key: %w", err)
+		}
+		if c, err := br.ReadByte(); err != nil || c != ' ' {
+			return fmt.Errorf("record %q: no space after the key", key)
+		}
+		val, err := readAString(br)
+		if err != nil {
+			return fmt.Errorf("record %q value: %w", key, err)
+		}
+		if c, err := br.ReadByte(); err != nil || c != '\n' {
+			return fmt.Errorf("record %q: no newline after the value", key)
+		}
+		fn(dbRecord{key: key, val: val})
+	}
+}
+
+// maxDBToolString bounds one key or value (a mailboxes.db record is a few KB at most).
+const maxDBToolString = 16 << 20
+
+func readAString(br *bufio.Reader) (string, error) {
+	c, err := br.ReadByte()
+	if err != nil {
+		return "", io.ErrUnexpectedEOF
+	}
+	switch c {
+	case '"':
+		s, err := br.ReadString('"')
+		if err != nil {
+			return "", errors.New("unterminated quoted string")
+		}
+		return s[:len(s)-1], nil
+	case '{':
+		n, err := br.ReadString('}')
+		if err != nil {
+			return "", errors.New("bad literal")
+		}
+		size, err := strconv.Atoi(strings.TrimSuffix(n[:len(n)-1], "+"))
+		if err != nil || size < 0 || size > maxDBToolString {
+			return "", fmt.Errorf("bad literal size %q", n)
+		}
+		var crlf [2]byte
+		if _, err := io.ReadFull(br, crlf[:]); err != nil || string(crlf[:]) != "\r\n" {
+			return "", errors.New("literal size not followed by CRLF")
+		}
+		b := make([]byte, size)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return "", fmt.Errorf("literal cut short: %w", io.ErrUnexpectedEOF)
+		}
+		return string(b), nil
+	default:
+		var b strings.Builder
+		b.WriteByte(c)
+		for {
+			p, err := br.Peek(1)
+			if err != nil || p[0] == ' ' || p[0] == '\n' {
+				break
+			}
+			if b.Len() >= maxDBToolString {
+				return "", errors.New("atom too long")
+			}
+			b.WriteByte(p[0])
+			_, _ = br.ReadByte()
+		}
+		if s := b.String(); s != "NIL" {
+			return s, nil
+		}
+		return "", nil
+	}
+}
+
+// recordUID returns the uniqueid an N record points to ("" for other records).
+func recordUID(rec dbRecord) string {
+	if !strings.HasPrefix(rec.key, "N") {
+		return ""
+	}
+	kv, err := parseKVList(rec.val)
+	if err != nil {
+		return ""
+	}
+	return kv.str("I")
+}
+
+// InternalToDBName turns an internal dotted name into its mailboxes.db form (0x1F
+// hierarchy separator, 0x1D after the domain): the inverse of DBNameToInternal.
+func InternalToDBName(internal string) string {
+	domain, rest, hasDomain := strings.Cut(internal, "!")
+	if !hasDomain {
+		return strings.ReplaceAll(internal, ".", "\x1f")
+	}
+	return domain + "\x1d" + strings.ReplaceAll(rest, ".", "\x1f")
+}
+
+// deletedRoot is the internal name under which a user's delayed-deleted folders live:
+// DELETED.user.alice (…, then .<folder>.<HEXTIME>).
+func deletedRoot(userid string) string {
+	root := UserRoot(userid)
+	if domain, rest, ok := strings.Cut(root, "!"); ok {
+		return domain + "!" + DeletedPrefix + "." + rest
+	}
+	return DeletedPrefix + "." + root
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return slices.Clip(out)
+}
