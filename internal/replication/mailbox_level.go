@@ -46,21 +46,9 @@ func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult,
 func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*BatchResult, string, error) {
 	start := x.now()
 	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
-	if x.MailboxesDB != nil {
-		db, err := x.MailboxesDB(ctx, users, nil)
-		if err != nil {
-			return res, "", fmt.Errorf("master mailboxes.db: %w", err)
-		}
-		// The names this batch touches include every former name of their folders.
-		for _, n := range slices.Clone(names) {
-			if uid := liveUID(db, n); uid != "" {
-				names = append(names, db.History[uid]...)
-			}
-		}
-	}
 	sort.Strings(names)
 	names = slices.Compact(names)
-	applied := false
+	applied, widened := false, false
 	for round := 0; round < maxRounds; round++ {
 		ms, err := x.Master.GetMailboxes(ctx, names)
 		if err != nil {
@@ -76,6 +64,28 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		}
 		for i := range rs {
 			in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
+		}
+		if x.MailboxesDB != nil && !widened && !sameFolders(in.Master.Folders, in.Replica.Folders) {
+			// Something was renamed, created or deleted: the names this batch touches
+			// include every former name of its folders, from the master's mailboxes.db.
+			widened = true
+			var uids []string
+			for _, f := range in.Master.Folders {
+				uids = append(uids, f.UniqueID)
+			}
+			db, err := x.MailboxesDB(ctx, users, uids)
+			if err != nil {
+				return res, "", fmt.Errorf("master mailboxes.db: %w", err)
+			}
+			before := len(names)
+			for _, uid := range uids {
+				names = append(names, db.History[uid]...)
+			}
+			sort.Strings(names)
+			if names = slices.Compact(names); len(names) > before {
+				round-- // read again with the former names; this was not a round
+				continue
+			}
 		}
 		// A folder on the master only: ask the replica for its uniqueid under any name.
 		onReplica := map[string]bool{}
@@ -147,11 +157,20 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 	return res, "", nil
 }
 
-func liveUID(db *MailboxesDB, name string) string {
-	for uid, n := range db.Live {
-		if n == name {
-			return uid
+// sameFolders reports whether both ends hold the same uniqueids under the same names:
+// then nothing was renamed, created or deleted, and mailboxes.db has nothing to add.
+func sameFolders(master, replica []Folder) bool {
+	if len(master) != len(replica) {
+		return false
+	}
+	at := make(map[string]string, len(master))
+	for _, f := range master {
+		at[f.UniqueID] = f.Name
+	}
+	for _, f := range replica {
+		if name, ok := at[f.UniqueID]; !ok || name != f.Name || f.UniqueID == "" {
+			return false
 		}
 	}
-	return ""
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -44,9 +45,10 @@ func NewMailboxesDBReader(cyrusBin, imapdConf string) (*MailboxesDBReader, error
 }
 
 // ForUsers returns the evidence for the users' folders: their N records (INBOX tree and
-// DELETED.* tree), the I records (name history) of every uniqueid found there and of
-// uids (e.g. the replica's folders, which may be orphans of purged DELETED.* folders),
-// and the N record wherever such an I record says the folder lives now.
+// DELETED.* tree), the I records (name history) of uids, and the N record wherever such
+// an I record says the folder lives now. Tombstones are only reported for uids: a
+// uniqueid whose I record was not read could live on under another user. One
+// cyr_dbtool run, two when a folder moved to a user outside the batch.
 func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) (*MailboxesDB, error) {
 	var cmds []string
 	for _, u := range users {
@@ -54,28 +56,17 @@ func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) 
 		deleted := InternalToDBName(deletedRoot(u))
 		cmds = append(cmds, "GET N"+root, "SHOW N"+root+"\x1f", "SHOW N"+deleted+"\x1f")
 	}
+	asked := map[string]bool{}
+	for _, uid := range uids {
+		if uid != "" && !asked[uid] {
+			asked[uid] = true
+			cmds = append(cmds, "GET I"+uid)
+		}
+	}
 	recs, err := r.batch(ctx, cmds)
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, u := range uids {
-		want[u] = true
-	}
-	for _, rec := range recs {
-		if uid := recordUID(rec); uid != "" {
-			want[uid] = true
-		}
-	}
-	cmds = cmds[:0]
-	for _, uid := range sortedKeys(want) {
-		cmds = append(cmds, "GET I"+uid)
-	}
-	irecs, err := r.batch(ctx, cmds)
-	if err != nil {
-		return nil, err
-	}
-	recs = append(recs, irecs...)
 	// Where an I record says a folder lives now, outside these users: read that name's N
 	// record too, so a folder renamed to another user is seen live, not deleted.
 	have := map[string]bool{}
@@ -83,7 +74,10 @@ func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) 
 		have[rec.key] = true
 	}
 	cmds = cmds[:0]
-	for _, rec := range irecs {
+	for _, rec := range recs {
+		if !strings.HasPrefix(rec.key, "I") {
+			continue
+		}
 		kv, err := parseKVList(rec.val)
 		if err != nil {
 			continue // recorded as Bad by buildMailboxesDB
@@ -93,14 +87,13 @@ func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) 
 			cmds = append(cmds, "GET N"+n)
 		}
 	}
-	if len(cmds) > 0 {
-		more, err := r.batch(ctx, cmds)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, more...)
+	more, err := r.batch(ctx, cmds)
+	if err != nil {
+		return nil, err
 	}
-	return buildMailboxesDB(recs), nil
+	db := buildMailboxesDB(append(recs, more...))
+	maps.DeleteFunc(db.Tombstones, func(uid string, _ Tombstone) bool { return !asked[uid] })
+	return db, nil
 }
 
 // Users lists the users owning live folders, streaming the N records so that only the
@@ -252,18 +245,6 @@ func readAString(br *bufio.Reader) (string, error) {
 		}
 		return "", nil
 	}
-}
-
-// recordUID returns the uniqueid an N record points to ("" for other records).
-func recordUID(rec dbRecord) string {
-	if !strings.HasPrefix(rec.key, "N") {
-		return ""
-	}
-	kv, err := parseKVList(rec.val)
-	if err != nil {
-		return ""
-	}
-	return kv.str("I")
 }
 
 // InternalToDBName turns an internal dotted name into its mailboxes.db form (0x1F
