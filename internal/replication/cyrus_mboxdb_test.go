@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +121,44 @@ func TestCyrusMailboxesDBForUsers(t *testing.T) {
 	if err != nil || !slices.Equal(users, []string{"alice", "alice2", "bob"}) {
 		t.Fatalf("users %v, %v", users, err)
 	}
+}
+
+// TestCyrusMailboxesDBReadOnlyOnDisagreement: a user in step at both ends is compared
+// without reading mailboxes.db (an audit of a healthy fleet spawns no cyr_dbtool); a
+// rename on the master makes the next sync read it, and the rename is still made with
+// the master's name history as evidence.
+func TestCyrusMailboxesDBReadOnlyOnDisagreement(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	e.sync(t, "alice")
+	x := *e.x
+	reads := 0
+	x.MailboxesDB = func(ctx context.Context, users, uids []string) (*MailboxesDB, error) {
+		reads++
+		return e.x.MailboxesDB(ctx, users, uids)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := x.Sync(ctx, []string{"alice"}, true)
+	if err != nil || !res.Equal {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+	if reads != 0 {
+		t.Fatalf("mailboxes.db read %d times for a user in step", reads)
+	}
+	m.Rename(t, "alice", "Sent", "Outbox")
+	res, err = x.Sync(ctx, []string{"alice"}, false)
+	if err != nil || !res.Equal {
+		t.Fatalf("sync: %+v %v", res, err)
+	}
+	if reads == 0 || !hasDecision(res, "rename", "name-history", "user.alice.Outbox") {
+		t.Fatalf("after a rename: %d reads, decisions %+v", reads, res.Decisions)
+	}
+	for _, d := range res.Decisions {
+		if d.Action == "rename" && !strings.Contains(d.Reason, "master name history has user.alice.Sent") {
+			t.Errorf("rename reason %q does not cite the name history", d.Reason)
+		}
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
 }
