@@ -19,7 +19,7 @@ const (
 	ConditionReconciling = "Reconciling"
 
 	// ConditionStalled (abnormal-true): progress needs a person (a rollout past its
-	// deadline, a failed Job).
+	// deadline, a failed Job, a missing Secret or ConfigMap).
 	ConditionStalled = "Stalled"
 
 	// ConditionInSync (positive polarity, pairs only): the replicator's last report shows
@@ -51,6 +51,11 @@ const (
 	ReasonRolloutStalled = "RolloutStalled"
 	// ReasonReconcileError: the manager failed to write an owned object; retried.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonReferenceMissing: a Secret or ConfigMap (or a key of one) that the replicator
+	// pods mount does not exist, so they cannot start (Stalled=True, Ready=False; a
+	// resync waits instead of starting its Job). The message names each missing object
+	// or key and the spec field that references it. Cleared by itself once they exist.
+	ReasonReferenceMissing = "ReferenceMissing"
 
 	// ReasonNoReport: no report from the replicator yet (InSync=Unknown).
 	ReasonNoReport = "NoReport"

@@ -29,6 +29,7 @@ func TestPairKstatus(t *testing.T) {
 		{"healthy, split-brain suspected", false, PairObservation{Deployment: available(), Report: &report.Summary{DecisionCounts: map[string]int{"keep/none": 1}}}, status.CurrentStatus},
 		{"rollout stalled", false, PairObservation{Deployment: stalled}, status.FailedStatus},
 		{"suspended", true, PairObservation{}, status.CurrentStatus},
+		{"secret missing", false, PairObservation{MissingReferences: []string{`Secret "s" not found (spec.master.passwordSecretRef)`}}, status.FailedStatus},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,9 @@ type PairObservation struct {
 	Deployment *appsv1.Deployment // nil when not created yet
 	Report     *report.Summary    // nil when none (or invalid, see ReportErr)
 	ReportErr  error              // why Report is nil, if the ConfigMap held something bad
+	// MissingReferences names the Secrets, ConfigMaps and keys the pods mount that do
+	// not exist (MissingReferences' sentences); empty when all are there.
+	MissingReferences []string
 }
 
 // PairStatus computes the whole status of a pair from an observation. It is a pure
@@ -35,18 +38,29 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 
 	// Workload.
 	st.Replicator = workload(pair, obs.Deployment)
-	switch st.Replicator.State {
-	case v1.WorkloadSuspended:
+	state := st.Replicator.State
+	// A missing Secret or ConfigMap is the cause whatever the rollout shows (a pod that
+	// waits for its volumes, later a progress deadline), so it is named instead. A
+	// suspended pair runs no pod; it is told when it resumes. (One switch, so each pass
+	// sets the conditions in the same order: no status churn.)
+	missing := len(obs.MissingReferences) > 0 && state != v1.WorkloadSuspended
+	switch {
+	case missing:
+		msg := ReferenceMessage(obs.MissingReferences)
+		clear(v1.ConditionReconciling)
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonReferenceMissing, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReferenceMissing, msg)
+	case state == v1.WorkloadSuspended:
 		clear(v1.ConditionReconciling)
 		clear(v1.ConditionStalled)
 		// Ready: the pair is what its spec asks (kstatus Current), so a suspended pair
 		// does not block `kubectl wait` or a GitOps health check forever.
 		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSuspended, "suspended as spec.suspend asks: the replicator is scaled to zero")
-	case v1.WorkloadProgressing:
+	case state == v1.WorkloadProgressing:
 		clear(v1.ConditionStalled)
 		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, "the replicator Deployment is rolling out")
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonProgressing, "the replicator is not available yet")
-	case v1.WorkloadUnavailable:
+	case state == v1.WorkloadUnavailable:
 		clear(v1.ConditionReconciling)
 		msg := "the replicator Deployment exceeded its progress deadline"
 		if c := deployCondition(obs.Deployment, appsv1.DeploymentProgressing); c != nil && c.Message != "" {
@@ -54,7 +68,7 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 		}
 		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRolloutStalled, msg)
 		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonRolloutStalled, msg)
-	case v1.WorkloadRunning:
+	case state == v1.WorkloadRunning:
 		clear(v1.ConditionReconciling)
 		clear(v1.ConditionStalled)
 		if obs.Report != nil && obs.Report.LastBatch != nil && LastBatch(obs.Report.LastBatch).Result == v1.BatchFailed {

@@ -41,6 +41,30 @@ func SetResyncPhase(rs *v1.UserResync, phase v1.ResyncPhase, reason, msg string)
 	}
 }
 
+// SetResyncStalled keeps a Pending or Running resync in its phase but marks it Stalled:
+// it cannot go on until a person fixes something outside it (a missing Secret). The
+// next SetResyncPhase of a Pending or Running phase clears Stalled again.
+func SetResyncStalled(rs *v1.UserResync, phase v1.ResyncPhase, reason, msg string) {
+	st := &rs.Status
+	st.Phase = phase
+	st.ObservedGeneration = rs.Generation
+	set := func(t string, s metav1.ConditionStatus) {
+		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: rs.Generation,
+		})
+	}
+	apimeta.RemoveStatusCondition(&st.Conditions, v1.ConditionReconciling)
+	set(v1.ConditionStalled, metav1.ConditionTrue)
+	set(v1.ConditionReady, metav1.ConditionFalse)
+}
+
+// JobPodRunning reports whether a pod of the Job is running (ready: no replicator pod
+// has a readiness probe). Its Secret and ConfigMap volumes were mounted, so a reference
+// missing now does not stop it.
+func JobPodRunning(job *batchv1.Job) bool {
+	return job.Status.Ready != nil && *job.Status.Ready > 0
+}
+
 // JobFinished reports whether the Job reached Complete or Failed, and which.
 func JobFinished(job *batchv1.Job) (finished, succeeded bool, cond *batchv1.JobCondition) {
 	for i := range job.Status.Conditions {
