@@ -21,4 +21,9 @@
 //
 // Results flow back through the report ConfigMap (see internal/operator/fold.go for the
 // contract and why a ConfigMap); the manager is the only writer of status.
+//
+// Both reconcilers check the Secrets and ConfigMaps the pods mount (references.go): a
+// missing object or key is Stalled/ReferenceMissing with one Warning Event; a pair keeps
+// its Deployment, a resync waits before creating its Job. Secret and ConfigMap events
+// reach the pairs (and their resyncs) that reference them through a field index.
 package controllers

@@ -162,6 +162,15 @@ func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string,
 	return decisions, mismatches, nil
 }
 
+// warnCondition announces a condition the reconciler has just written (see
+// operator.NewStall) as one Warning Event. Its name derives from the condition's reason,
+// message and transition time, so a retry creates no second Event while the same
+// condition stands, and a later recurrence (a new transition) gets its own.
+func (e *reportEvents) warnCondition(ctx context.Context, obj client.Object, kind, action string, c *metav1.Condition) error {
+	id := report.RecordID("condition", c.Type, c.Reason, c.Message, c.LastTransitionTime.UTC().Format(time.RFC3339))
+	return e.create(ctx, obj, kind, id, corev1.EventTypeWarning, c.Reason, action, c.Message)
+}
+
 func (e *reportEvents) create(ctx context.Context, obj client.Object, kind, id, typ, reason, action, note string) error {
 	ev := &eventsv1.Event{
 		// The kind is in the name so a pair and a resync of the same name never collide.
@@ -175,7 +184,7 @@ func (e *reportEvents) create(ctx context.Context, obj client.Object, kind, id, 
 		ReportingController: RecorderName, ReportingInstance: e.instance,
 	}
 	if err := e.client.Create(ctx, ev); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create event for record %s: %w", id, err)
+		return fmt.Errorf("create %s event %s: %w", reason, id, err)
 	}
 	return nil
 }

@@ -36,17 +36,31 @@ func newPair(ns, name string) *v1.ReplicationPair {
 	}
 }
 
+// createPair creates the pair and the Secrets newPair references.
 func createPair(t *testing.T, ctx context.Context, p *v1.ReplicationPair) {
 	t.Helper()
-	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: "cyrus-creds"},
-		StringData: map[string]string{"master-password": "m", "replica-password": "r"},
-	}
-	if err := k8s.Create(ctx, sec); err != nil && !isAlreadyExists(err) {
-		t.Fatalf("create secret: %v", err)
-	}
+	createPairSecrets(t, ctx, p.Namespace)
 	if err := k8s.Create(ctx, p); err != nil {
 		t.Fatalf("create pair: %v", err)
+	}
+}
+
+// createPairSecrets creates the Secrets newPair references (existing ones are kept).
+func createPairSecrets(t *testing.T, ctx context.Context, ns string) {
+	t.Helper()
+	for _, sec := range []*corev1.Secret{
+		{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cyrus-creds"},
+			StringData: map[string]string{"master-password": "m", "replica-password": "r"},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cyrus-ca"},
+			StringData: map[string]string{"ca.crt": "-----BEGIN CERTIFICATE-----\n"},
+		},
+	} {
+		if err := k8s.Create(ctx, sec); err != nil && !isAlreadyExists(err) {
+			t.Fatalf("create secret %s: %v", sec.Name, err)
+		}
 	}
 }
 

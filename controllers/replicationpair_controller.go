@@ -14,7 +14,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/internal/operator"
@@ -84,9 +86,20 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
 	}
+	// Announced once the condition is recorded; a lost Event is not retried (the
+	// condition stays), like the Events an EventRecorder sends.
+	if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, v1.ReasonReferenceMissing); c != nil {
+		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+			log.Error(err, "announce missing references")
+		}
+	}
 	return ctrl.Result{}, nil
 }
 
+// applyOwned applies the pair's objects. The Deployment is applied even while a Secret
+// or ConfigMap it mounts is missing (status says so): its pod then waits for its volumes
+// and the kubelet starts it as soon as they exist, with no step of the manager; and a
+// Secret deleted under a running replicator does not stop it.
 func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
 	owner := operator.PairOwner(pair)
 	objs := []client.Object{
@@ -114,6 +127,11 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
+	missing, err := missingReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(pair))
+	if err != nil {
+		return obs, err
+	}
+	obs.MissingReferences = missing
 	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
 	obs.Report, obs.ReportErr = rr.summary, rr.invalid
 	return obs, err
@@ -146,11 +164,24 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (reportRe
 	return reportRead{summary: s}, nil
 }
 
-// SetupWithManager registers the reconciler. Spec changes (generation) of the pair, and
-// any change of its Deployment or report ConfigMap, trigger a reconcile; the pair's own
-// status writes do not.
+// SetupWithManager registers the reconciler. Spec changes (generation) of the pair, any
+// change of its Deployment or report ConfigMap, and a Secret or ConfigMap it references
+// appearing, disappearing or changing its keys, trigger a reconcile; the pair's own
+// status writes do not. It needs the pairRefField index (see Setup).
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
+	referencing := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		pairs, err := pairsReferencing(ctx, r.Client, referenceKind(o), o)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "map reference to pairs")
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(pairs))
+		for i := range pairs {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pairs[i])})
+		}
+		return reqs
+	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&appsv1.Deployment{}).
@@ -158,6 +189,8 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceChanged)).
+		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceChanged)).
 		Named("replicationpair").
 		Complete(r)
 }

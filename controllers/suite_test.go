@@ -32,6 +32,7 @@ var (
 	env         *envtest.Environment
 	restCfg     *rest.Config
 	k8s         client.Client
+	mgrClient   client.Client // the manager's own (cached) client
 	testScheme  *runtime.Scheme
 	skipReason  string
 	testImage   = "example.org/cyrusrepl/replicator:test"
@@ -89,6 +90,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: manager:", err)
 		return 1
 	}
+	mgrClient = mgr.GetClient()
 	if err := Setup(mgr, operator.PodOptions{Image: testImage}); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: setup:", err)
 		return 1

@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+)
+
+// The replicator pods mount the password and CA keys the pair names; the manager reads
+// those Secrets and ConfigMaps (keys only, see CacheOptions) to say when one is missing,
+// and watches them so a pair or resync recovers by itself once it appears.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+
+// pairRefField indexes ReplicationPairs by the Secrets and ConfigMaps they reference
+// (operator.ReferenceIndexKey values).
+const pairRefField = ".spec.references"
+
+// indexPairReferences registers pairRefField; both reconcilers map Secret and ConfigMap
+// events through it, so Setup registers it once before either.
+func indexPairReferences(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &v1.ReplicationPair{}, pairRefField, func(o client.Object) []string {
+		return operator.PairReferenceIndex(o.(*v1.ReplicationPair))
+	})
+	if err != nil {
+		return fmt.Errorf("index pairs by referenced objects: %w", err)
+	}
+	return nil
+}
+
+// pairsReferencing lists the pairs of the object's namespace that mount it.
+func pairsReferencing(ctx context.Context, c client.Reader, kind string, o client.Object) ([]v1.ReplicationPair, error) {
+	var list v1.ReplicationPairList
+	if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{pairRefField: operator.ReferenceIndexKey(kind, o.GetName())}); err != nil {
+		return nil, fmt.Errorf("list pairs referencing %s %s/%s: %w", kind, o.GetNamespace(), o.GetName(), err)
+	}
+	return list.Items, nil
+}
+
+// referenceKind names the kind of a watched Secret or ConfigMap.
+func referenceKind(o client.Object) string {
+	if _, ok := o.(*corev1.ConfigMap); ok {
+		return operator.KindConfigMap
+	}
+	return operator.KindSecret
+}
+
+// missingReferences reads, through the cache, every Secret and ConfigMap of refs in
+// namespace ns, and says which objects or keys are missing (nil when none).
+func missingReferences(ctx context.Context, c client.Reader, ns string, refs []operator.Reference) ([]string, error) {
+	found := operator.ObjectKeys{}
+	for _, r := range refs {
+		k := operator.ReferenceIndexKey(r.Kind, r.Name)
+		if _, done := found[k]; done {
+			continue
+		}
+		key := types.NamespacedName{Namespace: ns, Name: r.Name}
+		var err error
+		switch r.Kind {
+		case operator.KindSecret:
+			var s corev1.Secret
+			if err = c.Get(ctx, key, &s); err == nil {
+				found[k] = operator.SecretKeys(&s)
+			}
+		case operator.KindConfigMap:
+			var cm corev1.ConfigMap
+			if err = c.Get(ctx, key, &cm); err == nil {
+				found[k] = operator.ConfigMapKeys(&cm)
+			}
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("get %s %s: %w", r.Kind, key, err)
+		}
+	}
+	return operator.MissingReferences(refs, found), nil
+}
+
+// referenceChanged lets through the Secret and ConfigMap events that can change whether
+// a reference is satisfied: creation, deletion, and an update that changes the set of
+// keys. Value changes (rotations) do not concern the manager: the kubelet refreshes the
+// mounted files.
+var referenceChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return !sameKeys(objectKeys(e.ObjectOld), objectKeys(e.ObjectNew))
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+func objectKeys(o client.Object) map[string]bool {
+	switch t := o.(type) {
+	case *corev1.Secret:
+		return operator.SecretKeys(t)
+	case *corev1.ConfigMap:
+		return operator.ConfigMapKeys(t)
+	}
+	return nil
+}
+
+func sameKeys(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
