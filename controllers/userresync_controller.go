@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -81,6 +82,11 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			resyncOutcomes.WithLabelValues(string(rs.Spec.Mode), string(rs.Status.Phase), conditionReason(&rs)).Inc()
 			r.Recorder.Eventf(&rs, nil, eventType(rs.Status.Phase), v1.EventResyncFinished, "Resync", "%s: %s", rs.Status.Phase, conditionMessage(&rs))
 		}
+		if c := operator.NewStall(base.Status.Conditions, rs.Status.Conditions, v1.ReasonReferenceMissing); c != nil {
+			if err := r.events.warnCondition(ctx, &rs, "UserResync", "Resync", c); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "announce missing references")
+			}
+		}
 	}
 	// Only once the result is recorded may the Job go.
 	if cleanup != nil {
@@ -137,6 +143,19 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 	}
 	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
 	if !done {
+		// A Job whose pod has not started waits for its volumes: say which are missing
+		// rather than "running" (the Job's activeDeadlineSeconds still bounds the wait).
+		if job != nil && !operator.JobPodRunning(job) {
+			missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
+			if err != nil {
+				return nil, err
+			}
+			if len(missing) > 0 {
+				operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
+					fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
+				return nil, nil
+			}
+		}
 		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
 		return nil, nil
 	}
@@ -146,8 +165,10 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 	return r.deleteJob(rs), nil
 }
 
-// maybeStart starts the resync's Job when the pair exists and no other resync of the
-// pair is running or older and still waiting.
+// maybeStart starts the resync's Job when the pair exists, every Secret and ConfigMap its
+// pods mount exists, and no other resync of the pair is running or older and still
+// waiting. A Job is not created while a reference is missing: its pod could not start,
+// yet the Job would hold the pair's turn and run down its deadline.
 func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync) error {
 	var pair v1.ReplicationPair
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.PairName}, &pair); err != nil {
@@ -157,6 +178,15 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 			return nil
 		}
 		return fmt.Errorf("get pair: %w", err)
+	}
+	missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PairReferences(&pair))
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		operator.SetResyncStalled(rs, v1.ResyncPending, v1.ReasonReferenceMissing,
+			fmt.Sprintf("ReplicationPair %q: %s; the Job starts once they exist", pair.Name, operator.ReferenceMessage(missing)))
+		return nil
 	}
 	blocker, err := r.blocker(ctx, rs)
 	if err != nil {
@@ -270,8 +300,9 @@ func conditionMessage(rs *v1.UserResync) string {
 }
 
 // SetupWithManager registers the reconciler: changes to a resync or its Job reconcile
-// it; a change to any resync of a pair (one finishing) or to the pair itself wakes the
-// pair's waiting resyncs.
+// it; a change to any resync of a pair (one finishing), to the pair itself, or to a
+// Secret or ConfigMap the pair references wakes the pair's waiting resyncs. It needs the
+// pairRefField index (see Setup).
 func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
 	if r.Clock == nil {
@@ -294,6 +325,18 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return reqs
 	}
+	byReference := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		pairs, err := pairsReferencing(ctx, r.Client, referenceKind(o), o)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "map reference to pairs")
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range pairs {
+			reqs = append(reqs, byPair(ctx, pairs[i].Namespace, pairs[i].Name)...)
+		}
+		return reqs
+	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.UserResync{}).
 		Owns(&batchv1.Job{}).
@@ -307,6 +350,8 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1.ReplicationPair{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return byPair(ctx, o.GetNamespace(), o.GetName())
 		})).
+		Watches(&corev1.Secret{}, byReference, builder.WithPredicates(referenceChanged)).
+		Watches(&corev1.ConfigMap{}, byReference, builder.WithPredicates(referenceChanged)).
 		Named("userresync").
 		// One worker: "whose turn is it" is decided by one reconcile at a time, so two
 		// resyncs of a pair can never both see the other as not running.
