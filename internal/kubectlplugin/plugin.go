@@ -149,7 +149,7 @@ func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode r
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.Opts.Timeout)
 	defer cancel()
-	lastPhase := replv1.ResyncPhase("")
+	lastPhase, lastStall := replv1.ResyncPhase(""), ""
 	for {
 		if err := p.Client.Get(ctx, client.ObjectKeyFromObject(ur), ur); err != nil {
 			return ExitUsage, fmt.Errorf("get userresync %s: %w", ur.Name, err)
@@ -157,6 +157,12 @@ func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode r
 		if ur.Status.Phase != lastPhase && ur.Status.Phase != "" {
 			fmt.Fprintf(p.Out, "phase: %s\n", ur.Status.Phase)
 			lastPhase = ur.Status.Phase
+		}
+		// A resync that waits for a person (e.g. a missing Secret) says why, once per cause.
+		if c := apimeta.FindStatusCondition(ur.Status.Conditions, replv1.ConditionStalled); !ur.Status.Phase.Terminal() && c != nil &&
+			c.Status == metav1.ConditionTrue && c.Reason+c.Message != lastStall {
+			fmt.Fprintf(p.Out, "stalled: %s: %s\n", c.Reason, c.Message)
+			lastStall = c.Reason + c.Message
 		}
 		if ur.Status.Phase.Terminal() {
 			break

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +191,90 @@ func TestStatusRendersPair(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// lockedBuffer lets the test read what the plugin writes from another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestResyncShowsStall: while the resync waits on something a person must fix (the
+// operator sets Stalled, e.g. ReferenceMissing), `resync` prints the reason and message
+// once, then goes on to the result.
+func TestResyncShowsStall(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	newPair(t, "default", "p3")
+	out := &lockedBuffer{}
+	p := &Plugin{Client: k8s, Out: out, Opts: Options{Namespace: "default", Wait: true, Timeout: 30 * time.Second, Poll: 20 * time.Millisecond}}
+	done := make(chan int, 1)
+	go func() {
+		code, err := p.Run(ctx, "resync", []string{"p3", "alice"})
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+		done <- code
+	}()
+	var ur *replv1.UserResync
+	deadline := time.Now().Add(20 * time.Second)
+	for ur == nil && time.Now().Before(deadline) {
+		var list replv1.UserResyncList
+		if err := k8s.List(ctx, &list, client.InNamespace("default")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			if list.Items[i].Spec.PairName == "p3" {
+				ur = &list.Items[i]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ur == nil {
+		t.Fatal("plugin created no UserResync")
+	}
+	const msg = `ReplicationPair "p3": Secret "s" not found (spec.master.passwordSecretRef, spec.replica.passwordSecretRef); the Job starts once they exist`
+	now := metav1.Now()
+	ur.Status = replv1.UserResyncStatus{Phase: replv1.ResyncPending, Conditions: []metav1.Condition{
+		{Type: replv1.ConditionReady, Status: metav1.ConditionFalse, Reason: replv1.ReasonReferenceMissing, Message: msg, LastTransitionTime: now},
+		{Type: replv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: replv1.ReasonReferenceMissing, Message: msg, LastTransitionTime: now},
+	}}
+	if err := k8s.Status().Update(ctx, ur); err != nil {
+		t.Fatalf("status update: %v", err)
+	}
+	want := "stalled: ReferenceMissing: " + msg + "\n"
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stall line in:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ur.Status = replv1.UserResyncStatus{Phase: replv1.ResyncSucceeded, StartTime: &now, CompletionTime: &now, UsersTotal: 1}
+	if err := k8s.Status().Update(ctx, ur); err != nil {
+		t.Fatalf("status update: %v", err)
+	}
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Fatalf("exit %d\n%s", code, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("plugin did not return after the resync finished")
+	}
+	if n := strings.Count(out.String(), "stalled:"); n != 1 {
+		t.Fatalf("stall printed %d times:\n%s", n, out.String())
 	}
 }
