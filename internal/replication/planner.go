@@ -158,6 +158,15 @@ func (p *planner) replicaOnly() map[string]string {
 			continue
 		}
 		ev, why := p.in.Evidence.deletion(r.UniqueID)
+		if ev != report.EvidenceNone && p.writtenSinceInStep(r) != "" {
+			// The master deleted the folder, but the replica took mail in it since the
+			// two last matched: deleting would lose that mail. Keep and say so.
+			p.out.Kept++
+			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "written on the replica after it was last in step: "+p.writtenSinceInStep(r))
+			p.decide(report.ActionKeep, report.EvidenceSplitBrain, r.UniqueID, "", r.Name,
+				"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+p.writtenSinceInStep(r)+"); kept (split-brain)")
+			continue
+		}
 		if ev != report.EvidenceNone {
 			p.deletes = append(p.deletes, r)
 			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
@@ -189,6 +198,19 @@ func (p *planner) replicaOnly() map[string]string {
 			"replica-only, no tombstone: kept (split-brain suspect)")
 	}
 	return blocked
+}
+
+// writtenSinceInStep tells how the replica folder moved past its state when it last
+// matched the master's ("" when it did not, or when that state is not known).
+func (p *planner) writtenSinceInStep(r *Folder) string {
+	if p.in.Evidence.Ledger == nil {
+		return ""
+	}
+	mark, ok := p.in.Evidence.Ledger.LastInStep(r.UniqueID)
+	if !ok || mark == markOf(r) {
+		return ""
+	}
+	return fmt.Sprintf("last_uid %d → %d, highestmodseq %d → %d", mark.LastUID, r.LastUID, mark.HighestModSeq, r.HighestModSeq)
 }
 
 // freeName returns name, or name with a numeric suffix, so that it is held by nothing
