@@ -87,6 +87,22 @@ func (p *planner) matchMaster() {
 			p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
 			continue
 		}
+		if IsDeletedName(m.Name) && !IsDeletedName(r.Name) && !r.Intermediate() {
+			// The master deleted the folder (delayed): mirror that, unless the replica
+			// took mail in it meanwhile; sync_server would refuse the master's older
+			// state, and the replica's new mail must not go.
+			written := aheadOf(m, r)
+			if written == "" {
+				written = p.writtenSinceInStep(r)
+			}
+			if written != "" {
+				p.out.Kept++
+				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
+				p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
+					"the master moved the folder to its DELETED namespace, but it was written on the replica since ("+written+"); kept under its name (split-brain)")
+				continue
+			}
+		}
 		if r.Name != m.Name {
 			p.moves = append(p.moves, move{uid: m.UniqueID, from: r.Name, to: m.Name})
 			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")

@@ -124,6 +124,15 @@ func TestDecisionTable(t *testing.T) {
 			wantFinal: []string{"u1@user.alice", "u2@DELETED.user.alice.Old.6B0B8E30"},
 		},
 		{
+			name:      "master moved it to DELETED.*, replica wrote to it meanwhile: keep under its name",
+			master:    []Folder{fo("u1", "user.alice", 5), fo("u2", "DELETED.user.alice.Old.6B0B8E30", 3)},
+			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Old", 4)},
+			wantDec:   []string{"keep/split-brain u2"},
+			wantMis:   []string{"content-differs u2"},
+			wantKept:  1,
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Old"},
+		},
+		{
 			name:      "replica-only, master tombstone: delete",
 			master:    []Folder{fo("u1", "user.alice", 5)},
 			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},

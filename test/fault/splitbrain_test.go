@@ -337,14 +337,16 @@ func TestSplitBrainWrittenAfterMasterDelete(t *testing.T) {
 			mb, rb := e.guids(t, m, "alice"), e.guids(t, r, "alice")
 			res := e.run(t, time.Minute, "sync", "--user", "alice", "--attempts", "1")
 			e.assertNoLoss(t, mb, rb)
-			if mode == "immediate" {
-				// A tombstone: the folder is kept where it is, with the reason.
-				if !hasRecord(res.stdout, "decision", "action", "keep", "evidence", "split-brain", "replicaName", "user.alice.Old") {
-					t.Errorf("no keep/split-brain decision for Old\n%s", res)
-				}
-				if st := r.Status(t, "alice", "Old"); st.Messages != 2 {
-					t.Errorf("replica Old: %+v, want its 2 messages", st)
-				}
+			// The folder is kept where it is, with the reason (a tombstone when the
+			// delete was immediate, a DELETED.* copy on the master when delayed).
+			if !hasRecord(res.stdout, "decision", "action", "keep", "evidence", "split-brain", "replicaName", "user.alice.Old") {
+				t.Errorf("no keep/split-brain decision for Old\n%s", res)
+			}
+			if st := r.Status(t, "alice", "Old"); st.Messages != 2 {
+				t.Errorf("replica Old: %+v, want its 2 messages", st)
+			}
+			if res.code != 0 {
+				t.Errorf("sync failed instead of keeping the folder and going on\n%s", res)
 			}
 			e.inStepOrNamed(t, res)
 			// Again: nothing changes, nothing is lost.
