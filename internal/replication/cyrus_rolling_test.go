@@ -2,6 +2,9 @@ package replication
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,19 +12,31 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
-// makeFailing gives bob a folder whose replica copy is ahead of the master's (mail
-// appended on the replica alone) while the master deleted it (delayed delete). A
-// diverged folder the master still holds is moved aside and converges; one the master
-// moved to DELETED.* is mirrored, not moved aside, so every update of it fails with
-// IMAP_SYNC_CHECKSUM.
+// makeFailing damages bob's INBOX on the replica's disk (its cyrus.index overwritten
+// with garbage, as a failing disk would) and gives him new mail on the master: every
+// sync of bob fails on the replica until a person repairs it.
 func makeFailing(t *testing.T, e *env) {
 	t.Helper()
-	e.p.Master.CreateFolder(t, "bob", "Old")
-	e.p.Master.Append(t, "bob", "Old", cyruspair.Message("old", "o"))
-	e.sync(t, "bob")
-	e.p.Replica.Append(t, "bob", "Old", cyruspair.Message("replica only", "ahead"))
-	e.p.Replica.Append(t, "bob", "Old", cyruspair.Message("replica only 2", "ahead"))
-	e.p.Master.Delete(t, "bob", "Old")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ms, err := e.x.Replica.GetMailboxes(ctx, []string{"user.bob"})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("bob's INBOX on the replica: %v %v", ms, err)
+	}
+	// 3.6 keeps mailboxes by uniqueid: spool/uuid/<a>/<b>/<uniqueid>/cyrus.index.
+	var index string
+	err = filepath.WalkDir(e.p.Replica.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "cyrus.index" && filepath.Base(filepath.Dir(path)) == ms[0].UniqueID {
+			index = path
+		}
+		return err
+	})
+	if err != nil || index == "" {
+		t.Fatalf("bob's INBOX index on the replica not found under %s: %v", e.p.Replica.Dir, err)
+	}
+	if err := os.WriteFile(index, []byte(strings.Repeat("not an index ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e.p.Master.Deliver(t, "bob", cyruspair.Message("master new", "x"))
 }
 
@@ -59,8 +74,8 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 	if err := roll.Cycle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e := retry.Entry("bob"); e == nil || e.Attempts != 1 || !strings.Contains(e.LastError, "CHECKSUM") {
-		t.Fatalf("bob not parked after failing with a checksum error: %+v", e)
+	if e := retry.Entry("bob"); e == nil || e.Attempts != 1 || !strings.Contains(e.LastError, "bob") {
+		t.Fatalf("bob not parked after failing on the replica: %+v", e)
 	}
 	// New mail for both arrives.
 	m.Deliver(t, "alice", cyruspair.Message("urgent", "for alice"))

@@ -15,6 +15,8 @@ type Tombstone struct {
 // LedgerView answers whether the replicator has ever seen a uniqueid live on the master.
 type LedgerView interface {
 	SeenOnMaster(uniqueid string) (name string, ok bool)
+	// LastInStep is the replica folder's state when it last matched the master's.
+	LastInStep(uniqueid string) (FolderMark, bool)
 }
 
 // Evidence is everything the planner may use to decide about folders the two ends

@@ -222,7 +222,8 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 			if err != nil {
 				return in, err
 			}
-			if l.Record(ms.folders, in.Now) {
+			recorded := l.Record(ms.folders, in.Now)
+			if l.MarkInStep(ms.folders, rs.folders) || recorded {
 				if err := x.Ledger.Save(l); err != nil {
 					return in, fmt.Errorf("save ledger: %w", err)
 				}

@@ -23,6 +23,22 @@ type LedgerEntry struct {
 	Name      string    `json:"name"`
 	FirstSeen time.Time `json:"firstSeen"`
 	LastSeen  time.Time `json:"lastSeen"`
+	// InStep is the replica folder's state the last time it matched the master's. A
+	// replica folder past it was written on the replica since (a split-brain): a
+	// tombstone then proves the master deleted the folder, not the replica's new mail.
+	InStep *FolderMark `json:"inStep,omitempty"`
+}
+
+// FolderMark is what tells one state of a folder from a later one.
+type FolderMark struct {
+	LastUID       uint32 `json:"lastUid"`
+	HighestModSeq uint64 `json:"highestModseq"`
+	SyncCRC       uint32 `json:"syncCrc"`
+}
+
+// markOf is a folder's mark.
+func markOf(f *Folder) FolderMark {
+	return FolderMark{LastUID: f.LastUID, HighestModSeq: f.HighestModSeq, SyncCRC: f.SyncCRC}
 }
 
 // UserLedger is one user's part of the ledger.
@@ -92,6 +108,38 @@ func (u *UserLedger) Record(folders []Folder, now time.Time) bool {
 	return changed
 }
 
+// MarkInStep notes the state of every replica folder of the user that matches the
+// master's folder with the same uniqueid; it reports whether anything changed.
+func (u *UserLedger) MarkInStep(master, replica []Folder) bool {
+	byUID := make(map[string]*Folder, len(master))
+	for i := range master {
+		byUID[master[i].UniqueID] = &master[i]
+	}
+	changed := false
+	for i := range replica {
+		r := &replica[i]
+		m := byUID[r.UniqueID]
+		e, seen := u.Entries[r.UniqueID]
+		if m == nil || !seen || contentDiff(m, r) != "" {
+			continue
+		}
+		if mark := markOf(r); e.InStep == nil || *e.InStep != mark {
+			e.InStep = &mark
+			u.Entries[r.UniqueID] = e
+			changed = true
+		}
+	}
+	return changed
+}
+
+// LastInStep implements LedgerView.
+func (u *UserLedger) LastInStep(uid string) (FolderMark, bool) {
+	if e, ok := u.Entries[uid]; ok && e.InStep != nil {
+		return *e.InStep, true
+	}
+	return FolderMark{}, false
+}
+
 // SeenOnMaster implements LedgerView.
 func (u *UserLedger) SeenOnMaster(uid string) (string, bool) {
 	e, ok := u.Entries[uid]
@@ -109,4 +157,14 @@ func (ls Ledgers) SeenOnMaster(uid string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// LastInStep implements LedgerView.
+func (ls Ledgers) LastInStep(uid string) (FolderMark, bool) {
+	for _, u := range ls {
+		if m, ok := u.LastInStep(uid); ok {
+			return m, true
+		}
+	}
+	return FolderMark{}, false
 }

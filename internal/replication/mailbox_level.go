@@ -130,6 +130,9 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		}
 		if p.Empty() {
 			res.Equal = p.Blocked == 0
+			if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
+				return res, "", err
+			}
 			break
 		}
 		if round == maxRounds-1 {
@@ -173,4 +176,26 @@ func sameFolders(master, replica []Folder) bool {
 		}
 	}
 	return true
+}
+
+// markInStep records in the users' ledgers the state of the folders found in step
+// (see LedgerEntry.InStep), so that a later delete can tell whether the replica was
+// written since.
+func (x *Executor) markInStep(users []string, master, replica []Folder) error {
+	if x.Ledger == nil {
+		return nil
+	}
+	for _, u := range users {
+		l, err := x.Ledger.Load(u)
+		if err != nil {
+			return err
+		}
+		recorded := l.Record(master, x.now())
+		if l.MarkInStep(master, replica) || recorded {
+			if err := x.Ledger.Save(l); err != nil {
+				return fmt.Errorf("save ledger: %w", err)
+			}
+		}
+	}
+	return nil
 }

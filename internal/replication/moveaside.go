@@ -25,6 +25,18 @@ func (p *planner) diverged(m, r *Folder) string {
 	if m.Intermediate() || r.Intermediate() || m.Type != r.Type || IsDeletedName(m.Name) {
 		return "" // nothing to rescue, or not a live folder on the master
 	}
+	if ahead := aheadOf(m, r); ahead != "" {
+		return ahead
+	}
+	if why := p.in.Diverged[m.UniqueID]; why != "" {
+		return "replica refused the master's state: " + why
+	}
+	return ""
+}
+
+// aheadOf describes how the replica's copy r got past the master's m ("" if it did
+// not): only writes on the replica itself do that.
+func aheadOf(m, r *Folder) string {
 	var ahead []string
 	if r.LastUID > m.LastUID {
 		ahead = append(ahead, fmt.Sprintf("last_uid %d > %d", r.LastUID, m.LastUID))
@@ -37,9 +49,6 @@ func (p *planner) diverged(m, r *Folder) string {
 	}
 	if len(ahead) > 0 {
 		return "replica ahead of the master (" + strings.Join(ahead, ", ") + ")"
-	}
-	if why := p.in.Diverged[m.UniqueID]; why != "" {
-		return "replica refused the master's state: " + why
 	}
 	return ""
 }

@@ -87,6 +87,22 @@ func (p *planner) matchMaster() {
 			p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
 			continue
 		}
+		if IsDeletedName(m.Name) && !IsDeletedName(r.Name) && !r.Intermediate() {
+			// The master deleted the folder (delayed): mirror that, unless the replica
+			// took mail in it meanwhile; sync_server would refuse the master's older
+			// state, and the replica's new mail must not go.
+			written := aheadOf(m, r)
+			if written == "" {
+				written = p.writtenSinceInStep(r)
+			}
+			if written != "" {
+				p.out.Kept++
+				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
+				p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
+					"the master moved the folder to its DELETED namespace, but it was written on the replica since ("+written+"); kept under its name (split-brain)")
+				continue
+			}
+		}
 		if r.Name != m.Name {
 			p.moves = append(p.moves, move{uid: m.UniqueID, from: r.Name, to: m.Name})
 			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
@@ -158,6 +174,15 @@ func (p *planner) replicaOnly() map[string]string {
 			continue
 		}
 		ev, why := p.in.Evidence.deletion(r.UniqueID)
+		if ev != report.EvidenceNone && p.writtenSinceInStep(r) != "" {
+			// The master deleted the folder, but the replica took mail in it since the
+			// two last matched: deleting would lose that mail. Keep and say so.
+			p.out.Kept++
+			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "written on the replica after it was last in step: "+p.writtenSinceInStep(r))
+			p.decide(report.ActionKeep, report.EvidenceSplitBrain, r.UniqueID, "", r.Name,
+				"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+p.writtenSinceInStep(r)+"); kept (split-brain)")
+			continue
+		}
 		if ev != report.EvidenceNone {
 			p.deletes = append(p.deletes, r)
 			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
@@ -189,6 +214,19 @@ func (p *planner) replicaOnly() map[string]string {
 			"replica-only, no tombstone: kept (split-brain suspect)")
 	}
 	return blocked
+}
+
+// writtenSinceInStep tells how the replica folder moved past its state when it last
+// matched the master's ("" when it did not, or when that state is not known).
+func (p *planner) writtenSinceInStep(r *Folder) string {
+	if p.in.Evidence.Ledger == nil {
+		return ""
+	}
+	mark, ok := p.in.Evidence.Ledger.LastInStep(r.UniqueID)
+	if !ok || mark == markOf(r) {
+		return ""
+	}
+	return fmt.Sprintf("last_uid %d → %d, highestmodseq %d → %d", mark.LastUID, r.LastUID, mark.HighestModSeq, r.HighestModSeq)
 }
 
 // freeName returns name, or name with a numeric suffix, so that it is held by nothing

@@ -17,6 +17,8 @@ type ledger map[string]string
 
 func (l ledger) SeenOnMaster(uid string) (string, bool) { n, ok := l[uid]; return n, ok }
 
+func (l ledger) LastInStep(string) (FolderMark, bool) { return FolderMark{}, false }
+
 // ops renders a plan's actions compactly for comparison.
 func ops(p Plan) []string {
 	var out []string
@@ -122,10 +124,41 @@ func TestDecisionTable(t *testing.T) {
 			wantFinal: []string{"u1@user.alice", "u2@DELETED.user.alice.Old.6B0B8E30"},
 		},
 		{
+			name:      "master moved it to DELETED.*, replica wrote to it meanwhile: keep under its name",
+			master:    []Folder{fo("u1", "user.alice", 5), fo("u2", "DELETED.user.alice.Old.6B0B8E30", 3)},
+			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Old", 4)},
+			wantDec:   []string{"keep/split-brain u2"},
+			wantMis:   []string{"content-differs u2"},
+			wantKept:  1,
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Old"},
+		},
+		{
 			name:      "replica-only, master tombstone: delete",
 			master:    []Folder{fo("u1", "user.alice", 5)},
 			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},
 			ev:        Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}}},
+			wantOps:   []string{"delete user.alice.Gone"},
+			wantDec:   []string{"delete/tombstone u2"},
+			wantMis:   []string{"replica-only u2"},
+			wantFinal: []string{"u1@user.alice"},
+		},
+		{
+			name:    "replica-only, master tombstone, written on the replica since last in step: keep",
+			master:  []Folder{fo("u1", "user.alice", 5)},
+			replica: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 5)},
+			ev: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}},
+				Ledger: &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Gone", InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}},
+			wantDec:   []string{"keep/split-brain u2"},
+			wantMis:   []string{"replica-only u2"},
+			wantKept:  1,
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Gone"},
+		},
+		{
+			name:    "replica-only, master tombstone, replica as it was when last in step: delete",
+			master:  []Folder{fo("u1", "user.alice", 5)},
+			replica: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},
+			ev: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}},
+				Ledger: &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Gone", InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}},
 			wantOps:   []string{"delete user.alice.Gone"},
 			wantDec:   []string{"delete/tombstone u2"},
 			wantMis:   []string{"replica-only u2"},

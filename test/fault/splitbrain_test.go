@@ -320,3 +320,38 @@ func TestSplitBrainUserCreatedAtBothEnds(t *testing.T) {
 		t.Errorf("verify reports carol equal although the INBOXes differ\n%s", v)
 	}
 }
+
+// TestSplitBrainWrittenAfterMasterDelete: the master deletes a folder while the replica,
+// used as the master, receives mail in it. The tombstone (or DELETED.* copy) is evidence
+// that the master deleted the folder, not that it deleted mail it never had: the
+// replica's new messages must survive, and the outcome must be said.
+func TestSplitBrainWrittenAfterMasterDelete(t *testing.T) {
+	for _, mode := range []string{"delayed", "immediate"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode)
+			m, r := e.p.Master, e.p.Replica
+			e.seedAlice(t)
+			m.Delete(t, "alice", "Old")
+			r.Append(t, "alice", "Old", cyruspair.Message("old-r", "written on the replica after the master deleted Old"))
+
+			mb, rb := e.guids(t, m, "alice"), e.guids(t, r, "alice")
+			res := e.run(t, time.Minute, "sync", "--user", "alice", "--attempts", "1")
+			e.assertNoLoss(t, mb, rb)
+			// The folder is kept where it is, with the reason (a tombstone when the
+			// delete was immediate, a DELETED.* copy on the master when delayed).
+			if !hasRecord(res.stdout, "decision", "action", "keep", "evidence", "split-brain", "replicaName", "user.alice.Old") {
+				t.Errorf("no keep/split-brain decision for Old\n%s", res)
+			}
+			if st := r.Status(t, "alice", "Old"); st.Messages != 2 {
+				t.Errorf("replica Old: %+v, want its 2 messages", st)
+			}
+			if res.code != 0 {
+				t.Errorf("sync failed instead of keeping the folder and going on\n%s", res)
+			}
+			e.inStepOrNamed(t, res)
+			// Again: nothing changes, nothing is lost.
+			e.run(t, time.Minute, "sync", "--user", "alice", "--attempts", "1")
+			e.assertNoLoss(t, mb, rb)
+		})
+	}
+}
