@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -17,18 +18,29 @@ import (
 	"time"
 )
 
-// MailboxesDBReader reads the master's mailboxes.db with Cyrus's own cyr_dbtool, one
-// batch's users at a time: memory and time follow the batch, not the server's folder
-// count, and every batch sees the tombstones as they are when it starts. It only sends
-// SHOW and GET, each outside any transaction, so it never holds a lock the master's
-// writers wait for.
+// MailboxesDBReader reads the master's mailboxes.db one batch's users at a time: memory
+// and time follow the batch, not the server's folder count, and every batch sees the
+// tombstones as they are when it starts. It reads with Cyrus's own cyr_dbtool when
+// that is installed, otherwise with the Go twoskip reader (a replicator image carries
+// no Cyrus tools). Either way it only looks records up (SHOW and GET), outside any
+// transaction, so it never holds a lock the master's writers wait for.
 type MailboxesDBReader struct {
 	Bin    string // Cyrus's tools directory (DefaultCyrusBin when "")
 	Config string // the master's imapd.conf
 	DB     string // its mailboxes.db
+	// Backend is BackendCyrDBTool or BackendGo; NewMailboxesDBReader picks
+	// cyr_dbtool when Bin holds it.
+	Backend string
 }
 
-// NewMailboxesDBReader locates mailboxes.db through the imapd.conf's configdirectory.
+// The ways MailboxesDBReader reads mailboxes.db.
+const (
+	BackendCyrDBTool = "cyr_dbtool" // Cyrus's tool, `cyr_dbtool … twoskip batch`
+	BackendGo        = "go"         // internal/twoskip, no Cyrus tools needed
+)
+
+// NewMailboxesDBReader locates mailboxes.db through the imapd.conf's configdirectory
+// and picks the backend: cyr_dbtool if cyrusBin has it (Cyrus's own code), else Go.
 func NewMailboxesDBReader(cyrusBin, imapdConf string) (*MailboxesDBReader, error) {
 	if cyrusBin == "" {
 		cyrusBin = DefaultCyrusBin
@@ -41,7 +53,11 @@ func NewMailboxesDBReader(cyrusBin, imapdConf string) (*MailboxesDBReader, error
 	if err != nil {
 		return nil, err
 	}
-	return &MailboxesDBReader{Bin: cyrusBin, Config: conf, DB: filepath.Join(dir, "mailboxes.db")}, nil
+	r := &MailboxesDBReader{Bin: cyrusBin, Config: conf, DB: filepath.Join(dir, "mailboxes.db"), Backend: BackendGo}
+	if st, err := os.Stat(filepath.Join(cyrusBin, "cyr_dbtool")); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		r.Backend = BackendCyrDBTool
+	}
+	return r, nil
 }
 
 // ForUsers returns the evidence for the users' folders: their N records (INBOX tree and
@@ -100,7 +116,8 @@ func (r *MailboxesDBReader) ForUsers(ctx context.Context, users, uids []string) 
 // user names are held.
 func (r *MailboxesDBReader) Users(ctx context.Context) ([]string, error) {
 	set := map[string]bool{}
-	err := r.run(ctx, []string{"SHOW N"}, func(rec dbRecord) {
+	restart := func() { clear(set) }
+	err := r.run(ctx, []string{"SHOW N"}, restart, func(rec dbRecord) {
 		if kv, err := parseKVList(rec.val); err == nil && !strings.ContainsRune(kv.str("T"), 'd') {
 			if u := UserOf(DBNameToInternal(rec.key[1:])); u != "" {
 				set[u] = true
@@ -118,15 +135,29 @@ func (r *MailboxesDBReader) batch(ctx context.Context, cmds []string) ([]dbRecor
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	err := r.run(ctx, cmds, func(rec dbRecord) { recs = append(recs, rec) })
+	restart := func() { recs = recs[:0] }
+	err := r.run(ctx, cmds, restart, func(rec dbRecord) { recs = append(recs, rec) })
 	return recs, err
 }
 
-// run feeds cmds ("SHOW <prefix>" or "GET <key>") to `cyr_dbtool … batch` and hands
-// every record printed to fn.
-func (r *MailboxesDBReader) run(ctx context.Context, cmds []string, fn func(dbRecord)) error {
+// run answers cmds ("SHOW <prefix>" or "GET <key>") in order with the reader's backend
+// and hands every record to fn. The Go backend may start over when it catches the
+// file mid-change: restart is called first, and fn sees the records again.
+func (r *MailboxesDBReader) run(ctx context.Context, cmds []string, restart func(), fn func(dbRecord)) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	switch r.Backend {
+	case BackendGo:
+		return r.runGo(ctx, cmds, restart, fn)
+	case BackendCyrDBTool, "":
+		return r.runDBTool(ctx, cmds, fn)
+	default:
+		return fmt.Errorf("mailboxes.db: unknown backend %q", r.Backend)
+	}
+}
+
+// runDBTool feeds cmds to `cyr_dbtool … batch` and hands every record printed to fn.
+func (r *MailboxesDBReader) runDBTool(ctx context.Context, cmds []string, fn func(dbRecord)) error {
 	var in bytes.Buffer
 	for _, c := range cmds {
 		verb, key, _ := strings.Cut(c, " ")
