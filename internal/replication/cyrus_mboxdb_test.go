@@ -163,9 +163,20 @@ func forUsersAgrees(t *testing.T, r *MailboxesDBReader, full *MailboxesDB, alice
 // TestCyrusMailboxesDBReadOnlyOnDisagreement: a user in step at both ends is compared
 // without reading mailboxes.db (an audit of a healthy fleet spawns no cyr_dbtool); a
 // rename on the master makes the next sync read it, and the rename is still made with
-// the master's name history as evidence.
+// the master's name history as evidence: with cyr_dbtool and with the Go reader.
 func TestCyrusMailboxesDBReadOnlyOnDisagreement(t *testing.T) {
+	for _, backend := range []string{BackendCyrDBTool, BackendGo} {
+		t.Run(backend, func(t *testing.T) { readOnlyOnDisagreement(t, backend) })
+	}
+}
+
+func readOnlyOnDisagreement(t *testing.T, backend string) {
 	e := startEnv(t, "delayed", false)
+	db, err := NewMailboxesDBReader("", e.p.Master.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Backend = backend
 	m := e.p.Master
 	seedAlice(t, m)
 	e.sync(t, "alice")
@@ -173,7 +184,7 @@ func TestCyrusMailboxesDBReadOnlyOnDisagreement(t *testing.T) {
 	reads := 0
 	x.MailboxesDB = func(ctx context.Context, users, uids []string) (*MailboxesDB, error) {
 		reads++
-		return e.x.MailboxesDB(ctx, users, uids)
+		return db.ForUsers(ctx, users, uids)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

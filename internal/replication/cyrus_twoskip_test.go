@@ -107,11 +107,13 @@ func TestCyrusTwoskipMatchesDBTool(t *testing.T) {
 	path := mailboxesDBPath(t, m)
 	check := func(when string) {
 		t.Helper()
-		want := m.MailboxesDB(t)
 		start := time.Now()
+		want := m.MailboxesDB(t)
+		toolTook := time.Since(start)
+		start = time.Now()
 		got := goDump(t, path)
 		st, _ := os.Stat(path)
-		t.Logf("%s: Go reader read %d records of %s (%d bytes) in %v", when, strings.Count(got, "\n"), filepath.Base(path), st.Size(), time.Since(start))
+		t.Logf("%s: Go reader read %d records of %s (%d bytes) in %v (cyr_dbtool show: %v)", when, strings.Count(got, "\n"), filepath.Base(path), st.Size(), time.Since(start), toolTook)
 		if got != want {
 			t.Fatalf("%s: Go reader and cyr_dbtool show differ:\n%s", when, firstDiff(got, want))
 		}
