@@ -51,6 +51,21 @@ func replicatorClient(t *testing.T, ns, owner string) kubernetes.Interface {
 	return cs
 }
 
+// replicatorSink is the replicator's report sink, authenticated as its ServiceAccount.
+func replicatorSink(t *testing.T, ns, owner, name string) *reportkube.ConfigMapSink {
+	t.Helper()
+	cfg := rest.CopyConfig(restCfg)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, operator.ReplicatorName(owner)),
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reportkube.NewConfigMapSink(hc, cfg.Host, ns, name)
+}
+
 // markAvailable plays the Deployment controller (there is none in envtest).
 func markAvailable(t *testing.T, ctx context.Context, ns, pair string) {
 	t.Helper()
@@ -152,7 +167,7 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 	const n = 2500
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	sum := bigReport("fold", n, t0)
-	sink := reportkube.NewConfigMapSink(rc, ns, operator.ReportConfigMapName("fold"))
+	sink := replicatorSink(t, ns, "fold", operator.ReportConfigMapName("fold"))
 	if err := sink.Publish(ctx, sum); err != nil {
 		t.Fatalf("publish as the replicator: %v", err)
 	}

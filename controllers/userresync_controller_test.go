@@ -24,7 +24,6 @@ import (
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
-	reportkube "github.com/cyrusrepl/cyrusrepl/internal/report/kube"
 )
 
 func getResync(ctx context.Context, ns, name string) (*v1.UserResync, error) {
@@ -146,7 +145,7 @@ func TestResyncLifecycle(t *testing.T) {
 		UsersTotal: 2, Users: []report.UserResult{{User: "alice", Outcome: report.OutcomeSynced, Actions: 3}, {User: "bob", Outcome: report.OutcomeEqual}},
 		DecisionCounts: map[string]int{"create/none": 3}}
 	eventually(t, "publish r1 report", func() error {
-		return reportkube.NewConfigMapSink(replicatorClient(t, ns, "r1"), ns, "r1-report").Publish(ctx, sum)
+		return replicatorSink(t, ns, "r1", "r1-report").Publish(ctx, sum)
 	})
 	finishJob(t, ctx, ns, "r1", true)
 	done1 := waitPhase(t, ctx, ns, "r1", v1.ResyncSucceeded)
@@ -174,7 +173,7 @@ func TestResyncLifecycle(t *testing.T) {
 		Mismatches: []report.Mismatch{{ID: report.RecordID("carol", "u1"), Time: fin, User: "carol", Kind: report.MismatchContentDiffers,
 			UniqueID: "u1", MasterName: "user.carol", ReplicaName: "user.carol", Detail: "CRC differs"}}}
 	eventually(t, "publish r2 report", func() error {
-		return reportkube.NewConfigMapSink(replicatorClient(t, ns, "r2"), ns, "r2-report").Publish(ctx, vs)
+		return replicatorSink(t, ns, "r2", "r2-report").Publish(ctx, vs)
 	})
 	finishJob(t, ctx, ns, "r2", false)
 	failed := waitPhase(t, ctx, ns, "r2", v1.ResyncFailed)

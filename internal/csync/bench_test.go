@@ -137,3 +137,57 @@ func benchRelay(b *testing.B, p *cyruspair.Pair, n int, compress bool) {
 	b.ReportMetric(vmHWM(b)/1024, "peakRSS-MB")
 	b.ReportMetric(float64(total)/1e6, "MB-per-round")
 }
+
+// BenchmarkRealGetFullMailbox: GET FULLMAILBOX of one folder on the real master, by
+// record count (CYRUSREPL_BENCH_RECORDS, default "100,1000,5000"). csync has no
+// incremental read of a folder's records, so the replicator pays this for every update
+// of a folder (sync_client reads its own index instead). Reports ms per call and µs per
+// record; the server's time dominates (decode alone: BenchmarkDecodeFullMailbox).
+func BenchmarkRealGetFullMailbox(b *testing.B) {
+	p := cyruspair.Start(b, cyruspair.Options{})
+	m := p.Master
+	ctx := context.Background()
+	conn, err := csync.DialMaster(ctx, m.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	have := 0
+	m.CreateUser(b, "big")
+	for _, f := range strings.Split(envOr("CYRUSREPL_BENCH_RECORDS", "100,1000,5000"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= have {
+			continue
+		}
+		var msgs [][]byte
+		for i := have; i < n; i++ {
+			msgs = append(msgs, cyruspair.Message(fmt.Sprintf("big %d", i), "a small body\n"))
+		}
+		m.DeliverMany(b, "big", msgs)
+		have = n
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			var got int
+			start := time.Now()
+			for b.Loop() {
+				mb, err := conn.GetFullMailbox(ctx, "user.big")
+				if err != nil {
+					b.Fatal(err)
+				}
+				got = len(mb.Records)
+			}
+			if got != n {
+				b.Fatalf("%d records, want %d", got, n)
+			}
+			per := time.Since(start) / time.Duration(b.N)
+			b.ReportMetric(float64(per.Microseconds())/1000, "ms/call")
+			b.ReportMetric(float64(per.Nanoseconds())/1000/float64(n), "µs/record")
+		})
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -109,23 +109,7 @@ func TestResyncCreatesAndFollows(t *testing.T) {
 			done <- code
 		}()
 		// play the operator: find the new resync and finish it
-		var ur *replv1.UserResync
-		deadline := time.Now().Add(20 * time.Second)
-		for ur == nil && time.Now().Before(deadline) {
-			var list replv1.UserResyncList
-			if err := k8s.List(ctx, &list, client.InNamespace("default")); err != nil {
-				t.Fatal(err)
-			}
-			for i := range list.Items {
-				if list.Items[i].Status.Phase == "" {
-					ur = &list.Items[i]
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if ur == nil {
-			t.Fatal("plugin created no UserResync")
-		}
+		ur := waitForResync(ctx, t, func(u *replv1.UserResync) bool { return u.Status.Phase == "" })
 		if ur.Spec.Mode != replv1.ResyncVerify || strings.Join(ur.Spec.Users, ",") != "alice,bob" || ur.Spec.PairName != "p1" {
 			t.Fatalf("spec = %+v", ur.Spec)
 		}
@@ -229,23 +213,7 @@ func TestResyncShowsStall(t *testing.T) {
 		}
 		done <- code
 	}()
-	var ur *replv1.UserResync
-	deadline := time.Now().Add(20 * time.Second)
-	for ur == nil && time.Now().Before(deadline) {
-		var list replv1.UserResyncList
-		if err := k8s.List(ctx, &list, client.InNamespace("default")); err != nil {
-			t.Fatal(err)
-		}
-		for i := range list.Items {
-			if list.Items[i].Spec.PairName == "p3" {
-				ur = &list.Items[i]
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if ur == nil {
-		t.Fatal("plugin created no UserResync")
-	}
+	ur := waitForResync(ctx, t, func(u *replv1.UserResync) bool { return u.Spec.PairName == "p3" })
 	const msg = `ReplicationPair "p3": Secret "s" not found (spec.master.passwordSecretRef, spec.replica.passwordSecretRef); the Job starts once they exist`
 	now := metav1.Now()
 	ur.Status = replv1.UserResyncStatus{Phase: replv1.ResyncPending, Conditions: []metav1.Condition{
@@ -256,6 +224,7 @@ func TestResyncShowsStall(t *testing.T) {
 		t.Fatalf("status update: %v", err)
 	}
 	want := "stalled: ReferenceMissing: " + msg + "\n"
+	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no stall line in:\n%s", out.String())
@@ -277,4 +246,25 @@ func TestResyncShowsStall(t *testing.T) {
 	if n := strings.Count(out.String(), "stalled:"); n != 1 {
 		t.Fatalf("stall printed %d times:\n%s", n, out.String())
 	}
+}
+
+// waitForResync polls for the UserResync the plugin created (the first one match
+// accepts) and fails the test when none shows up in 20 s.
+func waitForResync(ctx context.Context, t *testing.T, match func(*replv1.UserResync) bool) *replv1.UserResync {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var list replv1.UserResyncList
+		if err := k8s.List(ctx, &list, client.InNamespace("default")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			if match(&list.Items[i]) {
+				return &list.Items[i]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("plugin created no UserResync")
+	return nil
 }

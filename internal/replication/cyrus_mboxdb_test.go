@@ -210,3 +210,67 @@ func readOnlyOnDisagreement(t *testing.T, backend string) {
 	}
 	assertEqual(t, e.p, e.p.Replica, "alice")
 }
+
+// TestCyrusLedgerMarksFollowOurWrites: after a full sync and after a mailbox-level update,
+// the ledger's in-step mark of every folder equals the replica's actual state, so the
+// replicator's own writes are never taken for writes on the replica (which would keep a
+// folder the master deleted). The mark is taken from what APPLY MAILBOX carried, even
+// when no verification pass follows.
+func TestCyrusLedgerMarksFollowOurWrites(t *testing.T) {
+	e := startEnv(t, "immediate", false)
+	m := e.p.Master
+	seedAlice(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	check := func(when string) {
+		t.Helper()
+		ru, err := e.x.Replica.GetUser(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := e.x.Ledger.Load("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ru.Mailboxes {
+			f := FolderFromMailbox(&ru.Mailboxes[i])
+			got, ok := l.LastInStep(f.UniqueID)
+			if !ok || got != markOf(&f) {
+				t.Errorf("%s: %s marked %+v (known %v), replica is at %+v", when, f.Name, got, ok, markOf(&f))
+			}
+		}
+	}
+	e.sync(t, "alice")
+	check("after the full sync")
+
+	// Applies with no verification pass after them (as when a later action of the batch
+	// fails): the marks of the changed folders come from what the applies carried.
+	m.Deliver(t, "alice", cyruspair.Message("more", "mail"))
+	m.Store(t, "alice", "Sent", "1", "+FLAGS", `\Flagged`)
+	in, err := e.x.gather(ctx, []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Compute(in)
+	if len(p.Actions) != 2 {
+		t.Fatalf("plan %v, want the updates of INBOX and Sent", p.Actions)
+	}
+	if _, err := e.x.execute(ctx, &p, in); err != nil {
+		t.Fatal(err)
+	}
+	check("after applies without a verification pass")
+
+	m.Deliver(t, "alice", cyruspair.Message("again", "mail"))
+	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
+	if err != nil || !res.MailboxLevel || !res.Equal {
+		t.Fatalf("mailbox level: %+v %v", res, err)
+	}
+	check("after a mailbox-level update")
+
+	// A folder the master deletes is then deleted on the replica (the marks match).
+	m.Delete(t, "alice", "Sent")
+	res = e.sync(t, "alice")
+	if !hasDecision(res, "delete", "tombstone", "user.alice.Sent") {
+		t.Fatalf("folder deleted on the master not deleted on the replica: %+v", res.Decisions)
+	}
+}

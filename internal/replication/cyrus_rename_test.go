@@ -83,20 +83,7 @@ func TestCyrusRollingRenameMailboxLevel(t *testing.T) {
 			x := e.x
 			x.Master = countingMaster{MasterReader: x.Master, c: &mc}
 			x.Replica = countingReplica{ReplicaWriter: x.Replica, c: &rc}
-			var records []any
-			var mu sync.Mutex
-			rec := NewRecorder("rolling", "test", time.Now())
-			retry, err := OpenRetryQueue(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Runner: &Runner{
-				Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1, Rec: rec,
-				Emit: func(v any) { mu.Lock(); records = append(records, v); mu.Unlock() },
-			}}
-			if err := roll.Cycle(ctx); err != nil {
-				t.Fatal(err)
-			}
+			records, rec := rollOnce(ctx, t, x, logDir)
 			for _, r := range records {
 				if er, ok := r.(escalationRecord); ok {
 					t.Fatalf("escalated: %+v", er)

@@ -7,13 +7,22 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
 
 // execute carries out a plan's actions in order. It returns the number of message
 // bodies uploaded.
-func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) {
+func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, err error) {
+	// Every folder brought to the master's state is, right then, in step: note it even
+	// if a later action fails, so the ledger's marks never lag our own writes.
+	x.applied = map[string]appliedMark{}
+	defer func() {
+		if lerr := x.saveApplied(in.Now); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+	}()
 	replicaByName := map[string]*Folder{}
 	for i := range in.Replica.Folders {
 		f := &in.Replica.Folders[i]
@@ -22,7 +31,6 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (int, error) 
 	// known: the replica folders RESERVE may link bodies from. Folders created earlier in
 	// this batch join it, so a body copied into many new folders is uploaded once.
 	known := slices.Clone(in.Replica.Folders)
-	sent := 0
 	var folderErrs []error
 	for _, a := range p.Actions {
 		var err error
@@ -171,6 +179,7 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 		err = x.Replica.ApplyMailbox(ctx, &out)
 		switch {
 		case err == nil:
+			x.noteApplied(master)
 			return sent, nil
 		case errors.Is(err, csync.ErrSyncChanged) && try < attempts:
 			continue // the replica moved between our read and the apply: re-read, retry
@@ -187,6 +196,7 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 				}
 				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
 			}
+			x.noteApplied(master)
 			return sent, nil
 		default:
 			return sent, fmt.Errorf("APPLY MAILBOX: %w", err)
@@ -333,4 +343,53 @@ func (x *Executor) noteDiverged(uid string, err error) {
 		x.newDiverged++
 	}
 	x.diverged[uid] = err.Error()
+}
+
+// appliedMark is a folder the batch brought to the master's state, and that state.
+type appliedMark struct {
+	name string
+	mark FolderMark
+}
+
+// noteApplied records that the replica's copy of m now equals it (APPLY MAILBOX carried
+// m's SYNC_CRC, which the replica verified).
+func (x *Executor) noteApplied(m *csync.Mailbox) {
+	if x.applied != nil && m.UniqueID != "" {
+		x.applied[m.UniqueID] = appliedMark{name: m.Name, mark: FolderMark{LastUID: m.LastUID, HighestModSeq: m.HighestModSeq, SyncCRC: m.SyncCRC}}
+	}
+}
+
+// saveApplied writes the noted marks to the ledgers of their users.
+func (x *Executor) saveApplied(now time.Time) error {
+	applied := x.applied
+	x.applied = nil
+	if x.Ledger == nil || len(applied) == 0 {
+		return nil
+	}
+	byUser := map[string][]string{}
+	for uid, a := range applied {
+		if u := UserOf(a.name); u != "" {
+			byUser[u] = append(byUser[u], uid)
+		}
+	}
+	for u, uids := range byUser {
+		l, err := x.Ledger.Load(u)
+		if err != nil {
+			return err
+		}
+		for _, uid := range uids {
+			a := applied[uid]
+			e, ok := l.Entries[uid]
+			if !ok {
+				e.FirstSeen = now
+			}
+			mark := a.mark
+			e.Name, e.LastSeen, e.InStep = a.name, now, &mark
+			l.Entries[uid] = e
+		}
+		if err := x.Ledger.Save(l); err != nil {
+			return fmt.Errorf("save ledger: %w", err)
+		}
+	}
+	return nil
 }

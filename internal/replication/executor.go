@@ -34,6 +34,8 @@ type Executor struct {
 	// uniqueid); newDiverged counts the ones found since the last plan.
 	diverged    map[string]string
 	newDiverged int
+	// applied: folders brought to the master's state by the current execute, by uniqueid.
+	applied map[string]appliedMark
 }
 
 // BatchResult is the outcome of one batch.

@@ -13,7 +13,8 @@ package bench
 // Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "50,200"),
 // CYRUSREPL_FLEET_FOLDERS (20 per user besides INBOX), CYRUSREPL_FLEET_MSGS (20 INBOX
 // messages per user), CYRUSREPL_FLEET_PERFOLDER (3 messages copied into each folder),
-// CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines).
+// CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines),
+// CYRUSREPL_BENCH_COMPRESS=1 (the replicator with --compress, like stock's DEFLATE).
 // Run: go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./test/bench/
 
 import (
@@ -124,6 +125,9 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 		"--master", masterProxy.Addr(), "--replica", replicaProxy.Addr(),
 		"--master-password-file", pwFile, "--replica-password-file", pwFile,
 		"--workers", strconv.Itoa(envInt("CYRUSREPL_BENCH_WORKERS", 4)), "--state-dir", state,
+	}
+	if os.Getenv("CYRUSREPL_BENCH_COMPRESS") == "1" {
+		common = append(common, "--compress") // COMPRESS=DEFLATE, as stock uses
 	}
 	syncClient := filepath.Join(cyruspair.CyrusBin, "sync_client")
 	stock := func(args ...string) fleetRun {
