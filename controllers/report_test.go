@@ -39,26 +39,27 @@ import (
 // for owner, impersonated, so the test exercises the least-privilege Role for real.
 func replicatorClient(t *testing.T, ns, owner string) kubernetes.Interface {
 	t.Helper()
-	cfg := rest.CopyConfig(restCfg)
-	cfg.Impersonate = rest.ImpersonationConfig{
-		UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, operator.ReplicatorName(owner)),
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(replicatorConfig(ns, owner))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cs
 }
 
-// replicatorSink is the replicator's report sink, authenticated as its ServiceAccount.
-func replicatorSink(t *testing.T, ns, owner, name string) *reportkube.ConfigMapSink {
-	t.Helper()
+// replicatorConfig is the API server config of the replicator's ServiceAccount.
+func replicatorConfig(ns, owner string) *rest.Config {
 	cfg := rest.CopyConfig(restCfg)
 	cfg.Impersonate = rest.ImpersonationConfig{
 		UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, operator.ReplicatorName(owner)),
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 	}
+	return cfg
+}
+
+// replicatorSink is the replicator's report sink, authenticated as its ServiceAccount.
+func replicatorSink(t *testing.T, ns, owner, name string) *reportkube.ConfigMapSink {
+	t.Helper()
+	cfg := replicatorConfig(ns, owner)
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
