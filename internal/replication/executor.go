@@ -110,15 +110,7 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 		if !applied {
 			// The records of what was found and decided come from the first plan; later
 			// rounds only confirm the result.
-			for _, d := range p.Decisions {
-				res.Decisions = append(res.Decisions, d)
-				res.Actions[string(d.Action)]++
-				x.emit(decisionLine{Type: "decision", Decision: d})
-			}
-			for _, m := range p.Mismatches {
-				res.Mismatches = append(res.Mismatches, m)
-				x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
-			}
+			x.recordPlan(res, &p)
 		}
 		if verify || p.Empty() || round == maxRounds-1 {
 			break
@@ -153,6 +145,19 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, nil
+}
+
+// recordPlan adds a plan's decisions and mismatches to the batch result and emits them.
+func (x *Executor) recordPlan(res *BatchResult, p *Plan) {
+	for _, d := range p.Decisions {
+		res.Decisions = append(res.Decisions, d)
+		res.Actions[string(d.Action)]++
+		x.emit(decisionLine{Type: "decision", Decision: d})
+	}
+	for _, m := range p.Mismatches {
+		res.Mismatches = append(res.Mismatches, m)
+		x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
+	}
 }
 
 // userResults fills one UserResult per user of the batch.

@@ -118,15 +118,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			return res, "split-brain: a replica folder is ahead of the master's", nil
 		}
 		if !applied {
-			for _, d := range p.Decisions {
-				res.Decisions = append(res.Decisions, d)
-				res.Actions[string(d.Action)]++
-				x.emit(decisionLine{Type: "decision", Decision: d})
-			}
-			for _, m := range p.Mismatches {
-				res.Mismatches = append(res.Mismatches, m)
-				x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
-			}
+			x.recordPlan(res, &p)
 		}
 		if p.Empty() {
 			res.Equal = p.Blocked == 0
