@@ -115,23 +115,6 @@ func (r *kvReader) list(key string, required bool) ([]Value, bool) {
 	return items, true
 }
 
-func (r *kvReader) strs(key string, required bool) []string {
-	items, ok := r.list(key, required)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(items))
-	for _, it := range items {
-		s, err := it.Str()
-		if err != nil {
-			r.fail(key, err)
-			return nil
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 // listStrings converts a list of strings.
 func listStrings(v Value) ([]string, error) {
 	items, err := v.List()
