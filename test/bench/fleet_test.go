@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/loadavg"
 )
 
 type fleetSize struct {
@@ -110,7 +111,7 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 	start := time.Now()
 	parallel(b, names, seeders, func(u int, name string) error { return seedUser(b, p, u, name, size) })
 	b.Logf("seeded %d users × (%d folders, %d INBOX + %d per folder) = %d messages in %s (load %s)",
-		size.users, size.folders, size.inbox, size.perFolder, size.messages(), time.Since(start).Round(time.Millisecond), loadAvg())
+		size.users, size.folders, size.inbox, size.perFolder, size.messages(), time.Since(start).Round(time.Millisecond), loadavg.String())
 
 	replicaProxy := startProxy(b, p.Replica.SyncAddr)
 	masterProxy := startProxy(b, m.SyncAddr)
@@ -173,7 +174,7 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 		mu.Unlock()
 		return err
 	})
-	b.Logf("day of traffic on the master in %s: %d deliveries (load %s)", time.Since(start).Round(time.Millisecond), delivered, loadAvg())
+	b.Logf("day of traffic on the master in %s: %d deliveries (load %s)", time.Since(start).Round(time.Millisecond), delivered, loadavg.String())
 	s = stock("-r", "-1", "-o")
 	o = ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once")
 	fleetReport(b, size, "day", delivered, s, o, delivered)
@@ -394,18 +395,6 @@ func firstN(s []string, n int) []string {
 	return s
 }
 
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o fleetRun, wantBodies int) {
 	b.ReportMetric(s.wall.Seconds(), phase+"-stock-s")
 	b.ReportMetric(o.wall.Seconds(), phase+"-ours-s")
@@ -421,7 +410,7 @@ func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o flee
 		size.users, size.folders, phase, msgs,
 		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB,
 		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users), o.retried, o.failed,
-		o.wall.Seconds()/s.wall.Seconds(), loadAvg())
+		o.wall.Seconds()/s.wall.Seconds(), loadavg.String())
 	if len(o.csync) > 0 {
 		// Where the replicator's time went, command by command (summed over workers).
 		stats := slices.Clone(o.csync)

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/loadavg"
 )
 
 func envInt(name string, def int) int {
@@ -149,7 +150,7 @@ func operatorScaleOnce(b *testing.B, pairs, nss int, quiet time.Duration) {
 		b.Fatalf("create pair: %v", createErr)
 	}
 	created := time.Since(start)
-	b.Logf("created %d pairs in %d namespaces in %s (load %s)", pairs, nss, created.Round(time.Millisecond), loadAvg())
+	b.Logf("created %d pairs in %d namespaces in %s (load %s)", pairs, nss, created.Round(time.Millisecond), loadavg.String())
 
 	// steady state: every pair observed at its generation, with a Ready condition, and
 	// its Deployment present.
@@ -175,7 +176,7 @@ func operatorScaleOnce(b *testing.B, pairs, nss int, quiet time.Duration) {
 		time.Sleep(time.Second)
 	}
 	settleRSS := procStatus(mgr.Process.Pid)
-	b.Logf("steady state after %s: %d pairs settled with Deployments (load %s)", steady.Round(time.Millisecond), pairs, loadAvg())
+	b.Logf("steady state after %s: %d pairs settled with Deployments (load %s)", steady.Round(time.Millisecond), pairs, loadavg.String())
 
 	// quiet window: nothing changes; count the manager's API writes and the objects whose
 	// resourceVersion moved.
@@ -211,7 +212,7 @@ func operatorScaleOnce(b *testing.B, pairs, nss int, quiet time.Duration) {
 	fmt.Printf("operator pairs=%d namespaces=%d | created in %.1fs | steady state after %.1fs (%.1f pairs/s) | quiet %s: %g API writes by the manager (%.4f per pair) %v, %g requests in all, %d objects changed resourceVersion | manager RSS %s kB (peak %s kB), heap in use %.1f MB, goroutines %g | load %s\n",
 		pairs, nss, created.Seconds(), steady.Seconds(), float64(pairs)/steady.Seconds(), quiet,
 		totalWrites, totalWrites/float64(pairs), writes, totalReqs, changed,
-		rss["VmRSS"], rss["VmHWM"], after.gauge["go_memstats_heap_inuse_bytes"]/1e6, after.gauge["go_goroutines"], loadAvg())
+		rss["VmRSS"], rss["VmHWM"], after.gauge["go_memstats_heap_inuse_bytes"]/1e6, after.gauge["go_goroutines"], loadavg.String())
 	b.Logf("manager RSS at steady state %s kB", settleRSS["VmRSS"])
 	b.ReportMetric(steady.Seconds(), "steady-s")
 	b.ReportMetric(totalWrites/float64(pairs), "quiet-writes/pair")
@@ -350,16 +351,4 @@ func freeAddr(b *testing.B) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
