@@ -229,11 +229,8 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 			if err != nil {
 				return in, err
 			}
-			recorded := l.Record(ms.folders, in.Now)
-			if l.MarkInStep(ms.folders, rs.folders) || recorded {
-				if err := x.Ledger.Save(l); err != nil {
-					return in, fmt.Errorf("save ledger: %w", err)
-				}
+			if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
+				return in, err
 			}
 			ledgers = append(ledgers, l)
 		}
@@ -264,27 +261,38 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 		in.Diverged = maps.Clone(x.diverged)
 	}
 	// Look up one-end-only uniqueids at the other end, by uniqueid.
-	mUID, _ := byUID(in.Master.Folders)
-	rUID, _ := byUID(in.Replica.Folders)
-	var replicaOnly, masterOnly []string
-	for uid := range rUID {
-		if _, ok := mUID[uid]; !ok {
-			replicaOnly = append(replicaOnly, uid)
-		}
-	}
-	for uid := range mUID {
-		if _, ok := rUID[uid]; !ok {
-			masterOnly = append(masterOnly, uid)
-		}
-	}
 	var err error
-	if in.Evidence.MasterLookup, err = lookupUIDs(ctx, x.Master.GetUniqueIDs, replicaOnly); err != nil {
+	if in.Evidence.MasterLookup, err = lookupUIDs(ctx, x.Master.GetUniqueIDs, missingFrom(in.Replica.Folders, in.Master.Folders)); err != nil {
 		return in, fmt.Errorf("master GET UNIQUEIDS: %w", err)
 	}
-	if in.Evidence.ReplicaLookup, err = lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly); err != nil {
+	if in.Evidence.ReplicaLookup, err = lookupUIDs(ctx, x.Replica.GetUniqueIDs, missingFrom(in.Master.Folders, in.Replica.Folders)); err != nil {
 		return in, fmt.Errorf("replica GET UNIQUEIDS: %w", err)
 	}
 	return in, nil
+}
+
+// missingFrom lists the uniqueids of fs that no folder of other holds.
+func missingFrom(fs, other []Folder) []string {
+	held, _ := byUID(other)
+	var out []string
+	for _, f := range fs {
+		if _, ok := held[f.UniqueID]; !ok && f.UniqueID != "" && !slices.Contains(out, f.UniqueID) {
+			out = append(out, f.UniqueID)
+		}
+	}
+	return out
+}
+
+// noteInLedger records the user's live master folders and the in-step state of the
+// replica's (see LedgerEntry.InStep) in l, saving it when anything changed.
+func (x *Executor) noteInLedger(l *UserLedger, master, replica []Folder, now time.Time) error {
+	recorded := l.Record(master, now)
+	if l.MarkInStep(master, replica) || recorded {
+		if err := x.Ledger.Save(l); err != nil {
+			return fmt.Errorf("save ledger: %w", err)
+		}
+	}
+	return nil
 }
 
 func lookupUIDs(ctx context.Context, get func(context.Context, []string) ([]csync.Mailbox, error), uids []string) (map[string]string, error) {

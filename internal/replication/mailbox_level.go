@@ -88,16 +88,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			}
 		}
 		// A folder on the master only: ask the replica for its uniqueid under any name.
-		onReplica := map[string]bool{}
-		for _, f := range in.Replica.Folders {
-			onReplica[f.UniqueID] = true
-		}
-		var masterOnly []string
-		for _, f := range in.Master.Folders {
-			if f.UniqueID != "" && !onReplica[f.UniqueID] {
-				masterOnly = append(masterOnly, f.UniqueID)
-			}
-		}
+		masterOnly := missingFrom(in.Master.Folders, in.Replica.Folders)
 		absent := map[string]bool{}
 		if len(masterOnly) > 0 {
 			found, err := lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly)
@@ -182,11 +173,8 @@ func (x *Executor) markInStep(users []string, master, replica []Folder) error {
 		if err != nil {
 			return err
 		}
-		recorded := l.Record(master, x.now())
-		if l.MarkInStep(master, replica) || recorded {
-			if err := x.Ledger.Save(l); err != nil {
-				return fmt.Errorf("save ledger: %w", err)
-			}
+		if err := x.noteInLedger(l, master, replica, x.now()); err != nil {
+			return err
 		}
 	}
 	return nil
