@@ -284,14 +284,17 @@ func missingFrom(fs, other []Folder) []string {
 }
 
 // noteInLedger records the user's live master folders and the in-step state of the
-// replica's (see LedgerEntry.InStep) in l, saving it when anything changed.
+// replica's (see LedgerEntry.InStep) in the ledger of l's user, under its lock, and
+// leaves l as written (with what other writers noted meanwhile).
 func (x *Executor) noteInLedger(l *UserLedger, master, replica []Folder, now time.Time) error {
-	recorded := l.Record(master, now)
-	if l.MarkInStep(master, replica) || recorded {
-		if err := x.Ledger.Save(l); err != nil {
-			return fmt.Errorf("save ledger: %w", err)
-		}
+	fresh, err := x.Ledger.Update(l.User, func(u *UserLedger) bool {
+		recorded := u.Record(master, now)
+		return u.MarkInStep(master, replica) || recorded
+	})
+	if err != nil {
+		return err
 	}
+	*l = *fresh
 	return nil
 }
 
