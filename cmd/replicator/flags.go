@@ -38,6 +38,9 @@ type commonFlags struct {
 	masterCAFile, replicaCAFile         string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
+	// writerWait is how long a batch waits for another writer of one of its users; a
+	// mode sets its default before bind.
+	writerWait time.Duration
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -71,6 +74,10 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "upper bound for one batch attempt, so a stuck user cannot hold a worker")
+	if c.writerWait == 0 {
+		c.writerWait = 30 * time.Second
+	}
+	fs.DurationVar(&c.writerWait, "writer-lock-wait", c.writerWait, "how long a batch waits for another replicator writing one of its users (one sharing --state-dir, e.g. a resync beside the rolling replicator) before the batch fails and is retried")
 	for _, h := range sinkFlagHooks {
 		c.sinkFactories = append(c.sinkFactories, h(fs))
 	}
@@ -162,6 +169,10 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
+	writers, err := replication.OpenUserLocks(c.stateDir, c.writerWait)
+	if err != nil {
+		return nil, usageErrorf("--state-dir: %v", err)
+	}
 	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
 	if c.masterConfig != "" {
 		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
@@ -181,7 +192,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
 		return &replication.Executor{
-			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, MailboxesDB: mboxdb,
+			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, MailboxesDB: mboxdb,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

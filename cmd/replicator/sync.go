@@ -26,6 +26,8 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	var c commonFlags
 	var users userList
+	// A resync waits for the rolling replicator's batch of a user rather than fail it.
+	c.writerWait = 10 * time.Minute
 	c.bind(fs)
 	fs.Var(&users, "user", "user to "+mode+" (repeatable, or comma-separated)")
 	attempts := fs.Int("attempts", 3, "attempts per user before it is reported failed")

@@ -24,6 +24,9 @@ type Executor struct {
 	// current.
 	MailboxesDB func(ctx context.Context, users, uids []string) (*MailboxesDB, error)
 	Ledger      *Ledger // nil: no ledger
+	// Writers, when set, keep one writer per user on the replica: a batch that writes
+	// holds its users' locks from its first read to its last write.
+	Writers *UserLocks
 	Now         func() time.Time
 	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
 	Emit func(rec any)
@@ -36,6 +39,9 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
+	// writersHeld: the users whose writer locks this executor holds.
+	writersHeld    []string
+	writersRelease func()
 }
 
 // BatchResult is the outcome of one batch.
@@ -72,6 +78,7 @@ func (x *Executor) emit(rec any) {
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
 	x.diverged, x.newDiverged = nil, 0
+	defer x.releaseWriters()
 	return x.sync(ctx, users, verify)
 }
 
@@ -83,6 +90,11 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 	var lastPlan Plan
 	applied, recordAsides := false, false
 	for round := 0; round < maxRounds; round++ {
+		if !verify {
+			if err := x.holdWriters(ctx, users); err != nil {
+				return res, err
+			}
+		}
 		in, err := x.gather(ctx, users)
 		if err != nil {
 			return res, err

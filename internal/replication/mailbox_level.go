@@ -33,6 +33,10 @@ func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult,
 		return x.Sync(ctx, users, false)
 	}
 	x.diverged, x.newDiverged = nil, 0
+	defer x.releaseWriters()
+	if err := x.holdWriters(ctx, users); err != nil {
+		return nil, err
+	}
 	res, escalate, err := x.syncMailboxes(ctx, users, names)
 	if err != nil || escalate == "" {
 		return res, err
