@@ -27,7 +27,7 @@ type Executor struct {
 	// Writers, when set, keep one writer per user on the replica: a batch that writes
 	// holds its users' locks from its first read to its last write.
 	Writers *UserLocks
-	Now         func() time.Time
+	Now     func() time.Time
 	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
 	Emit func(rec any)
 	// Close releases the connections (nil: nothing to release).
