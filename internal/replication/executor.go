@@ -24,14 +24,15 @@ type Executor struct {
 	// current.
 	MailboxesDB func(ctx context.Context, users, uids []string) (*MailboxesDB, error)
 	Ledger      *Ledger // nil: no ledger
-	// Writers, when set, keep one writer per user on the replica: a batch that writes
-	// holds its users' locks from its first read to its last write.
-	Writers *UserLocks
-	Now     func() time.Time
+	Now         func() time.Time
 	// Emit receives every decision and mismatch as it is made (e.g. JSON lines on stdout).
 	Emit func(rec any)
 	// Close releases the connections (nil: nothing to release).
 	Close func()
+
+	// Writers, when set, keep one writer per user on the replica: a batch that writes
+	// holds its users' locks from its first read to its last write.
+	Writers *UserLocks
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
