@@ -41,6 +41,12 @@ type commonFlags struct {
 	// writerWait is how long a batch waits for another writer of one of its users; a
 	// mode sets its default before bind.
 	writerWait time.Duration
+	// holdUnmarked: keep replica folders the master deleted whose in-step mark is
+	// unknown (the automatic modes); a resync a person asked for decides on the
+	// tombstone.
+	holdUnmarked bool
+	// state identifies the state directory (set by open).
+	state report.State
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -192,7 +198,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
 		return &replication.Executor{
-			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, MailboxesDB: mboxdb,
+			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -226,6 +232,12 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
+	// Before the ledger is opened: an empty directory is a new state.
+	st, err := replication.OpenStateID(c.stateDir, time.Now())
+	if err != nil {
+		return nil, nil, usageErrorf("--state-dir: %v", err)
+	}
+	c.state = st
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
@@ -302,4 +314,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return usageErrorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// stateLine is the JSON line that says which state directory a run uses, and whether
+// it began empty (new, or lost since the last run).
+type stateLine struct {
+	Type string `json:"type"` // "state"
+	report.State
+}
+
+// recorder starts the run's report with the state directory's identity, and says it.
+func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorder {
+	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
+	rec.SetState(c.state)
+	out.emit(stateLine{Type: "state", State: c.state})
+	return rec
 }

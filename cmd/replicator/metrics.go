@@ -50,6 +50,14 @@ func writeMetrics(w interface{ Write([]byte) (int, error) }, s *report.Summary) 
 		p("# TYPE cyrusrepl_sync_log_backlog_bytes gauge")
 		p("cyrusrepl_sync_log_backlog_bytes %d", *s.Backlog)
 	}
+	if s.State != nil {
+		// A state that began empty (new, or lost: a wiped or replaced volume) means
+		// users parked for retry and the in-step marks are gone; alert on it.
+		p("# TYPE cyrusrepl_state_created_timestamp_seconds gauge")
+		p("cyrusrepl_state_created_timestamp_seconds %d", s.State.Created.Unix())
+		p("# TYPE cyrusrepl_state_new gauge")
+		p("cyrusrepl_state_new %d", boolInt(s.State.New))
+	}
 	if s.LastBatch != nil {
 		p("# TYPE cyrusrepl_last_batch_timestamp_seconds gauge")
 		p("cyrusrepl_last_batch_timestamp_seconds %d", s.LastBatch.Time.Unix())
@@ -90,4 +98,11 @@ func writeCsyncMetrics(w interface{ Write([]byte) (int, error) }, stats []csyncS
 			fmt.Fprintf(w, "%s{end=%q,command=%q} %s\n", m.name, s.End, s.Command, m.value(s))
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

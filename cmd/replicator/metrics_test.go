@@ -15,7 +15,8 @@ func TestWriteMetrics(t *testing.T) {
 	s := &report.Summary{UsersTotal: 3, UsersFailed: 1, Backlog: &backlog,
 		LastBatch:      &report.Batch{Time: time.Unix(100, 0), DurationMS: 1500},
 		DecisionCounts: map[string]int{"delete/tombstone": 2, "keep/none": 1},
-		MismatchCounts: map[string]int{"replica-only": 3}}
+		MismatchCounts: map[string]int{"replica-only": 3},
+		State:          &report.State{ID: "abc", Created: time.Unix(200, 0), New: true}}
 	var b bytes.Buffer
 	writeMetrics(&b, s)
 	for _, want := range []string{
@@ -24,6 +25,7 @@ func TestWriteMetrics(t *testing.T) {
 		`cyrusrepl_decisions_total{action="delete",evidence="tombstone"} 2`,
 		`cyrusrepl_decisions_total{action="keep",evidence="none"} 1`,
 		`cyrusrepl_mismatches_total{kind="replica-only"} 3`,
+		"cyrusrepl_state_created_timestamp_seconds 200\n", "cyrusrepl_state_new 1\n",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())

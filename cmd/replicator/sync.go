@@ -45,7 +45,7 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 		return exitUsage, err
 	}
 	out := &jsonLines{w: stdout}
-	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
+	rec := c.recorder(mode, out)
 	r := &replication.Runner{
 		Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 		Attempts: *attempts, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit,

@@ -33,6 +33,9 @@ type Executor struct {
 	// Writers, when set, keep one writer per user on the replica: a batch that writes
 	// holds its users' locks from its first read to its last write.
 	Writers *UserLocks
+	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
+	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
+	HoldUnmarked bool
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
@@ -251,6 +254,7 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 	if x.Ledger != nil {
 		in.Evidence.Ledger = ledgers
 	}
+	in.HoldUnmarked = x.HoldUnmarked
 	if x.MailboxesDB != nil && !sameFolders(in.Master.Folders, in.Replica.Folders) {
 		// Evidence is only needed where the ends disagree: an audit of users in step
 		// reads nothing.

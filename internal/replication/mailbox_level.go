@@ -63,6 +63,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
 		}
 		in := Input{Pair: x.Pair, Now: x.now(), Users: users}
+		in.HoldUnmarked = x.HoldUnmarked
 		for i := range ms {
 			in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
 		}

@@ -1,0 +1,49 @@
+package replication
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestHoldUnmarked: with Input.HoldUnmarked, a tombstone or the ledger alone no longer
+// deletes a replica folder whose in-step mark is unknown: it is kept and reported
+// (keep/no-mark); with the mark, and the replica as it was then, it is deleted as before.
+func TestHoldUnmarked(t *testing.T) {
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	tomb := map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}}
+	marked := &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Gone", InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}
+	seenOnly := &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Gone"}}}
+	cases := []struct {
+		name    string
+		hold    bool
+		ev      Evidence
+		wantOps []string
+		wantDec []string
+		kept    int
+	}{
+		{"tombstone, no ledger", true, Evidence{Tombstones: tomb}, nil, []string{"keep/no-mark u2"}, 1},
+		{"tombstone, ledger without mark", true, Evidence{Tombstones: tomb, Ledger: seenOnly}, nil, []string{"keep/no-mark u2"}, 1},
+		{"ledger evidence, no mark", true, Evidence{Ledger: seenOnly, MasterLookup: map[string]string{"u2": ""}}, nil, []string{"keep/no-mark u2"}, 1},
+		{"tombstone, mark equal to the replica", true, Evidence{Tombstones: tomb, Ledger: marked}, []string{"delete user.alice.Gone"}, []string{"delete/tombstone u2"}, 0},
+		{"not held: tombstone alone decides", false, Evidence{Tombstones: tomb}, []string{"delete user.alice.Gone"}, []string{"delete/tombstone u2"}, 0},
+		{"held, no evidence at all: kept as before", true, Evidence{MasterLookup: map[string]string{"u2": ""}}, nil, []string{"keep/none u2"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := Input{Pair: "p", Now: now, Users: []string{"alice"}, HoldUnmarked: c.hold, Evidence: c.ev,
+				Master:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 5)}},
+				Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)}}}
+			p := Compute(in)
+			if got := ops(p); !slices.Equal(got, c.wantOps) {
+				t.Errorf("actions: got %q want %q", got, c.wantOps)
+			}
+			if got := decisions(p); !slices.Equal(got, c.wantDec) {
+				t.Errorf("decisions: got %q want %q", got, c.wantDec)
+			}
+			if p.Kept != c.kept {
+				t.Errorf("kept: got %d want %d", p.Kept, c.kept)
+			}
+		})
+	}
+}
