@@ -54,7 +54,7 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if !pair.DeletionTimestamp.IsZero() {
 		r.events.seen.forget(pair.UID)
-		return ctrl.Result{}, nil // owned objects go with it (owner references)
+		return ctrl.Result{}, nil // owned objects go with it (owner references); a retained state claim stays
 	}
 	base := pair.DeepCopy()
 
@@ -101,6 +101,9 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // and the kubelet starts it as soon as they exist, with no step of the manager; and a
 // Secret deleted under a running replicator does not stop it.
 func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
+	if err := ensureStateClaim(ctx, r.Client, pair); err != nil {
+		return err
+	}
 	owner := operator.PairOwner(pair)
 	objs := []client.Object{
 		operator.ServiceAccount(owner),
@@ -189,6 +192,7 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(claimToPair)).
 		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceChanged)).
 		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceChanged)).
 		Named("replicationpair").

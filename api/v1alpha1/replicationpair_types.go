@@ -74,6 +74,11 @@ type ReplicationPairSpec struct {
 	// replicator tunes the replicator pods (image, resources, scheduling, user).
 	// +optional
 	Replicator ReplicatorPodSpec `json:"replicator,omitempty,omitzero"`
+
+	// state is the replicator's durable state claim (size, storage class, what happens
+	// to it when the pair is deleted).
+	// +optional
+	State StateSpec `json:"state,omitempty,omitzero"`
 }
 
 // WorkloadState summarises the replicator Deployment.
@@ -161,6 +166,10 @@ type ReplicationPairStatus struct {
 	// report holds the decision and mismatch counts and the most recent records.
 	// +optional
 	Report ReportStatus `json:"report,omitempty,omitzero"`
+
+	// state identifies the replicator state the pair runs on.
+	// +optional
+	State *StateStatus `json:"state,omitempty"`
 }
 
 // +kubebuilder:object:root=true
