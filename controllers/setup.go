@@ -44,6 +44,8 @@ func CacheOptions(namespace string) cache.Options {
 		&batchv1.Job{}:           {Label: own},
 		&rbacv1.Role{}:           {Label: own},
 		&rbacv1.RoleBinding{}:    {Label: own},
+		// State claims the manager created; a retained one keeps its labels.
+		&corev1.PersistentVolumeClaim{}: {Label: own},
 	}}
 	if namespace != "" {
 		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
