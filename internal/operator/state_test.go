@@ -88,7 +88,9 @@ func TestStateFold(t *testing.T) {
 	p := pair()
 	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	obs := PairObservation{Report: &report.Summary{State: &report.State{ID: "a", Created: t0, New: true}}}
-	cond := func() *metav1.Condition { return apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionStateLost) }
+	cond := func() *metav1.Condition {
+		return apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionStateLost)
+	}
 	p.Status = PairStatus(p, obs)
 	if c := cond(); c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonStateNew || p.Status.State.ID != "a" {
 		t.Fatalf("first state: %+v %+v", c, p.Status.State)
