@@ -37,6 +37,7 @@ type pairStatus struct {
 		Conditions         []struct{ Type, Status, Reason, Message string }
 		Backlog            *int64
 		Replicator         struct{ State string }
+		State              *struct{ ID, ReplacedID string }
 		Report             struct {
 			DecisionCounts  map[string]int64
 			MismatchCounts  map[string]int64
@@ -45,6 +46,15 @@ type pairStatus struct {
 			}
 		}
 	}
+}
+
+func (s *pairStatus) conditionReason(typ string) string {
+	for _, c := range s.Status.Conditions {
+		if c.Type == typ {
+			return c.Reason
+		}
+	}
+	return ""
 }
 
 func (s *pairStatus) condition(typ string) string {
@@ -112,6 +122,15 @@ func TestReplication(t *testing.T) {
 		}
 	}
 	t.Logf("cyrus runs as %s:%s (%d:%d); sync log %s", cy.Username, cyGroup.Name, uid, gid, syncLog)
+	// The pair's state claim: the local cluster has no provisioner, so a hostPath
+	// volume bound to the claim in advance, in a directory the replicator's user owns.
+	stateDir := filepath.Join(p.Dir, "replicator-state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(stateDir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
 
 	c := upCluster(t, ctx, repo, dir)
 	t.Cleanup(func() {
@@ -171,6 +190,16 @@ spec:
 	p.Master.Append(t, "alice", "Work", cyruspair.Message("work", "a work message"))
 	p.Master.Deliver(t, "bob", cyruspair.Message("bob", "for bob"))
 
+	c.apply(t, ctx, fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: %[1]s-%[2]s-state}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  claimRef: {namespace: %[1]s, name: %[2]s-state}
+  hostPath: {path: %[3]s, type: Directory}
+`, e2eNS, pairName, stateDir))
 	c.apply(t, ctx, manifests)
 
 	t.Run("new mail reaches the replica", func(t *testing.T) {
@@ -337,6 +366,7 @@ spec:
 			t.Fatalf("want one running replicator pod, got %q (%v)", oldPods, err)
 		}
 		oldPod := strings.SplitN(oldPods, "=", 2)[0]
+		before := waitPair(t, ctx, c, "the replicator's state reported", func(s *pairStatus) bool { return s.Status.State != nil })
 		for i := 0; i < total; i++ {
 			p.Master.Deliver(t, "carol", cyruspair.Message(fmt.Sprintf("stream %d", i), "body"))
 			if i == total/3 {
@@ -361,6 +391,13 @@ spec:
 		waitPair(t, ctx, c, "Ready again with no backlog", func(s *pairStatus) bool {
 			return s.condition("Ready") == "True" && s.Status.Backlog != nil && *s.Status.Backlog == 0
 		})
+		// The new pod found the old pod's state on the claim: nothing was lost.
+		after := waitPair(t, ctx, c, "the new pod's report on the same state", func(s *pairStatus) bool {
+			return s.conditionReason("StateLost") == "StateKept"
+		})
+		if after.Status.State.ID != before.Status.State.ID || after.Status.State.ReplacedID != "" || after.condition("StateLost") != "False" {
+			t.Errorf("state after the pod was replaced: %+v, want %+v kept", after.Status.State, before.Status.State)
+		}
 	})
 
 	t.Run("re-applying the manifests changes nothing", func(t *testing.T) {
