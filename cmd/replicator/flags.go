@@ -69,7 +69,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", replication.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
-	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids and the retry queue; back it with a volume so it survives restarts")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids, the retry queue, the per-user writer locks and state.json; back it with a volume so it survives restarts (replicators sharing it never write one user at once)")
 	fs.StringVar(&c.pair, "pair", "", "pair name recorded in every decision and report")
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
