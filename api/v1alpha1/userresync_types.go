@@ -40,6 +40,14 @@ type UserResyncSpec struct {
 	// mode is Sync (full sync of each user) or Verify (compare and report only).
 	// +required
 	Mode ResyncMode `json:"mode"`
+
+	// deleteUnmarked, when true, lets the master's tombstone (or the replicator's
+	// ledger) alone decide about replica folders whose in-step state is unknown (the
+	// replicator's state is new or was lost): they are deleted instead of kept (decision
+	// keep, evidence no-mark). Mail written on the replica in such a folder since it was
+	// last in step is then lost; run a Verify with it first to see what would go.
+	// +optional
+	DeleteUnmarked bool `json:"deleteUnmarked,omitempty"`
 }
 
 // ResyncPhase is where a UserResync is in its life.

@@ -22,7 +22,7 @@ func init() {
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	var c commonFlags
-	c.holdUnmarked = true
+	c.holdUnmarked = true // never a tombstone alone on an unmarked folder (no-mark)
 	var users userList
 	c.bind(fs)
 	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config) or its IMAP service (--master-imap)")

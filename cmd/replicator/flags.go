@@ -42,8 +42,7 @@ type commonFlags struct {
 	// mode sets its default before bind.
 	writerWait time.Duration
 	// holdUnmarked: keep replica folders the master deleted whose in-step mark is
-	// unknown (the automatic modes); a resync a person asked for decides on the
-	// tombstone.
+	// unknown; every mode but sync/verify --delete-unmarked.
 	holdUnmarked bool
 	// state identifies the state directory (set by open).
 	state report.State

@@ -26,9 +26,10 @@ func (c *cli) withStateDir(dir string) *cli {
 // and marked in step; the replicator's state is then lost (a new, empty state
 // directory) and the master deletes the folder (immediate delete: a tombstone). The
 // audit on the fresh state must keep the replica's folder and report keep/no-mark: it
-// cannot know whether mail was written there since. A resync, which a person asks for,
-// decides on the tombstone. And once a folder has been compared in step on the fresh
-// state, its delete goes through as before.
+// cannot know whether mail was written there since; so must a plain resync. Only a
+// resync with --delete-unmarked (a person's explicit choice) deletes it on the
+// tombstone. And once a folder has been compared in step on the fresh state, its
+// delete goes through as before.
 func TestCLIFreshStateKeepsTombstonedFolder(t *testing.T) {
 	c := newCLI(t, "immediate")
 	m, r := c.p.Master, c.p.Replica
@@ -63,10 +64,20 @@ func TestCLIFreshStateKeepsTombstonedFolder(t *testing.T) {
 		t.Fatal("second audit deleted the unmarked folder")
 	}
 
-	// A resync is a person's decision: the tombstone decides, as it always did.
-	code, out, errs = fresh.run(t, "sync", "--user", "alice")
+	// A plain resync keeps it too; verify --delete-unmarked shows what a resync that a
+	// person allowed to would delete, and sync --delete-unmarked deletes it on the
+	// tombstone.
+	code, out, _ = fresh.run(t, "sync", "--user", "alice")
+	if code != exitOK || !hasDecision(t, out, "keep", "no-mark", "user.alice.Old") || !slices.Contains(r.List(t, "alice"), "Old") {
+		t.Fatalf("plain resync: exit %d, replica %v\n%s", code, r.List(t, "alice"), out)
+	}
+	code, out, _ = fresh.run(t, "verify", "--user", "alice", "--delete-unmarked")
+	if !hasDecision(t, out, "delete", "tombstone", "user.alice.Old") || !slices.Contains(r.List(t, "alice"), "Old") {
+		t.Fatalf("verify --delete-unmarked: exit %d, replica %v\n%s", code, r.List(t, "alice"), out)
+	}
+	code, out, errs = fresh.run(t, "sync", "--user", "alice", "--delete-unmarked")
 	if code != exitOK || !hasDecision(t, out, "delete", "tombstone", "user.alice.Old") || slices.Contains(r.List(t, "alice"), "Old") {
-		t.Fatalf("resync: exit %d, replica %v\n%s\n%s", code, r.List(t, "alice"), errs, out)
+		t.Fatalf("resync --delete-unmarked: exit %d, replica %v\n%s\n%s", code, r.List(t, "alice"), errs, out)
 	}
 
 	// A folder compared in step on the fresh state has its mark: its delete goes through.

@@ -31,6 +31,7 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	c.bind(fs)
 	fs.Var(&users, "user", "user to "+mode+" (repeatable, or comma-separated)")
 	attempts := fs.Int("attempts", 3, "attempts per user before it is reported failed")
+	deleteUnmarked := fs.Bool("delete-unmarked", false, "let a tombstone (or the ledger) alone decide about replica folders whose in-step state is unknown (state new or lost): delete them instead of keeping them (keep/no-mark); mail written on the replica in them since is lost")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -40,6 +41,7 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	if len(users) == 0 {
 		return exitUsage, usageErrorf("no --user given")
 	}
+	c.holdUnmarked = !*deleteUnmarked
 	connect, sink, err := c.open(ctx)
 	if err != nil {
 		return exitUsage, err

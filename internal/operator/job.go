@@ -47,6 +47,9 @@ func resyncParts(rs *v1.UserResync, pair *v1.ReplicationPair) ([]string, *podPar
 	for _, u := range rs.Spec.Users {
 		args = append(args, "--user", u)
 	}
+	if rs.Spec.DeleteUnmarked {
+		args = append(args, "--delete-unmarked")
+	}
 	return append(args, p.args...), p
 }
 

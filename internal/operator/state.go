@@ -91,7 +91,7 @@ func foldState(prev *v1.StateStatus, rep *report.State) (*v1.StateStatus, metav1
 	case cur.ReplacedID != "":
 		return cur, metav1.ConditionTrue, v1.ReasonStateLost,
 			"the replicator's state began empty at " + since + " (id " + rep.ID + "), replacing state " + cur.ReplacedID +
-				": users parked for retry and the in-step marks were lost. Folders the master deleted whose mark is unknown are kept (decisions keep/no-mark) until a resync of their users"
+				": users parked for retry and the in-step marks were lost. Folders the master deleted whose mark is unknown are kept (decisions keep/no-mark) until a resync with deleteUnmarked"
 	case rep.New:
 		return cur, metav1.ConditionFalse, v1.ReasonStateNew, "the pair's first state, begun at " + since + " (id " + rep.ID + ")"
 	default:

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,13 @@ func TestStateMounts(t *testing.T) {
 	rs := &v1.UserResync{ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "r", UID: "uid-r"},
 		Spec: v1.UserResyncSpec{PairName: "p", Users: []string{"a"}}}
 	j := Job(rs, p, PodOptions{Image: "img"})
+	if slices.Contains(j.Spec.Template.Spec.Containers[0].Args, "--delete-unmarked") {
+		t.Fatal("--delete-unmarked without spec.deleteUnmarked")
+	}
+	rs.Spec.DeleteUnmarked = true
+	if !slices.Contains(Job(rs, p, PodOptions{Image: "img"}).Spec.Template.Spec.Containers[0].Args, "--delete-unmarked") {
+		t.Fatal("spec.deleteUnmarked not passed to the resync")
+	}
 	ps := j.Spec.Template.Spec
 	if got := claimOf(ps); got != "p-state" {
 		t.Fatalf("job state claim %q", got)
