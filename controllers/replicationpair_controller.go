@@ -83,7 +83,10 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
 		return ctrl.Result{}, nil
 	}
-	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
+	// Optimistic lock: status.state carries the state's history (which id replaced
+	// which), so a status folded from a stale read of the pair must not be written; a
+	// conflict is retried (with backoff) on a fresh read.
+	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
 	}
 	// Announced once the condition is recorded; a lost Event is not retried (the
@@ -91,6 +94,11 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, v1.ReasonReferenceMissing); c != nil {
 		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
 			log.Error(err, "announce missing references")
+		}
+	}
+	if c := operator.NewStateLoss(base.Status.Conditions, pair.Status.Conditions); c != nil {
+		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Replicate", c); err != nil {
+			log.Error(err, "announce state loss")
 		}
 	}
 	return ctrl.Result{}, nil

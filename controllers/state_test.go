@@ -3,8 +3,12 @@ package controllers
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -13,6 +17,7 @@ import (
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 // stateClaimOf returns the claim a pod spec mounts at the state directory.
@@ -118,4 +123,68 @@ func TestPairStateClaim(t *testing.T) {
 	eventually(t, "claim owned by the pair", owned(true))
 	updatePair(t, ctx, client.ObjectKeyFromObject(pair), func(p *v1.ReplicationPair) { p.Spec.State.ReclaimPolicy = v1.StateRetain })
 	eventually(t, "claim released", owned(false))
+}
+
+// TestPairStateLost: the replicator's reports through its ConfigMap, against the real
+// apiserver: the first state is StateNew; a report on another state id (the claim was
+// replaced) turns StateLost True, names the lost state in status.state.replacedID and
+// is announced once as a Warning Event.
+func TestPairStateLost(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createPair(t, ctx, newPair(ns, "sl"))
+	markAvailable(t, ctx, ns, "sl")
+	eventually(t, "role bound", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sl-replicator"}, &rbacv1.RoleBinding{})
+	})
+	sink := replicatorSink(t, ns, "sl", operator.ReportConfigMapName("sl"))
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	publish := func(id string, created time.Time) {
+		t.Helper()
+		s := &report.Summary{Kind: report.SummaryKind, Mode: "rolling", Pair: "sl", Started: created, Updated: created,
+			State: &report.State{ID: id, Created: created, New: true}}
+		if err := sink.Publish(ctx, s); err != nil {
+			t.Fatalf("publish as the replicator: %v", err)
+		}
+	}
+	waitState := func(what, status, reason string) *v1.ReplicationPair {
+		var p *v1.ReplicationPair
+		eventually(t, what, func() (err error) {
+			if p, err = getPair(ctx, ns, "sl"); err != nil {
+				return err
+			}
+			c := apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionStateLost)
+			if c == nil || string(c.Status) != status || c.Reason != reason {
+				return fmt.Errorf("StateLost %+v, status.state %+v", c, p.Status.State)
+			}
+			return nil
+		})
+		return p
+	}
+	publish("aaa", t0)
+	p := waitState("first state", "False", v1.ReasonStateNew)
+	if p.Status.State == nil || p.Status.State.ID != "aaa" || p.Status.State.ReplacedID != "" {
+		t.Fatalf("status.state %+v", p.Status.State)
+	}
+	publish("bbb", t0.Add(time.Hour))
+	p = waitState("state replaced", "True", v1.ReasonStateLost)
+	if p.Status.State.ID != "bbb" || p.Status.State.ReplacedID != "aaa" {
+		t.Fatalf("status.state after the loss %+v", p.Status.State)
+	}
+	eventually(t, "StateLost Warning Event", func() error {
+		var list eventsv1.EventList
+		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		n := 0
+		for _, e := range list.Items {
+			if e.Regarding.UID == p.UID && e.Reason == v1.ReasonStateLost && e.Type == corev1.EventTypeWarning {
+				n++
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%d StateLost events", n)
+		}
+		return nil
+	})
 }
