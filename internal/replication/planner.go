@@ -187,6 +187,9 @@ func (p *planner) replicaOnly() map[string]string {
 				"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+p.writtenSinceInStep(r)+"); kept (split-brain)")
 			continue
 		}
+		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) && collide {
+			ev = report.EvidenceNone // not enough to delete: moved aside below, freeing the name
+		}
 		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) {
 			p.out.Kept++
 			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "in-step mark unknown")

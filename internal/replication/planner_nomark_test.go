@@ -47,3 +47,20 @@ func TestHoldUnmarked(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldUnmarkedNameWanted: a tombstoned, unmarked replica folder on a name the
+// master's folder needs is moved aside (kept, the name freed), not deleted.
+func TestHoldUnmarkedNameWanted(t *testing.T) {
+	in := Input{Pair: "p", Now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), Users: []string{"alice"}, HoldUnmarked: true,
+		Evidence: Evidence{Tombstones: map[string]Tombstone{"r2": {UniqueID: "r2", Name: "user.alice.X"}}},
+		Master:   Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), fo("m2", "user.alice.X", 4)}},
+		Replica:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), fo("r2", "user.alice.X", 9)}}}
+	p := Compute(in)
+	if got, want := ops(p), []string{"rename user.alice.X>user.alice.X-replica-r2", "create user.alice.X"}; !slices.Equal(got, want) {
+		t.Fatalf("actions: got %q want %q", got, want)
+	}
+	in.HoldUnmarked = false
+	if got := ops(Compute(in)); !slices.Equal(got, []string{"delete user.alice.X", "create user.alice.X"}) {
+		t.Fatalf("without the hold the tombstone decides: %q", got)
+	}
+}
