@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -262,5 +265,52 @@ func TestCLIRollingAndResyncOneWriterPerUser(t *testing.T) {
 	}
 	if code, out, _ := c.run(t, "verify", "--user", "alice,bob,carol"); code != exitOK {
 		t.Fatalf("verify: %s", out)
+	}
+}
+
+// TestCLIRollingWaitsForTheUsersWriter: while another writer (here the test, as a
+// resync would) holds bob's writer lock on the shared state directory, the rolling
+// replicator writes nothing of bob — his new mail stays off the replica and he is parked
+// for retry with his log entries — while alice, not held, goes through; once the lock
+// is released the next cycle brings bob's mail over.
+func TestCLIRollingWaitsForTheUsersWriter(t *testing.T) {
+	c := newCLI(t, "delayed")
+	m, r := c.p.Master, c.p.Replica
+	for _, u := range []string{"alice", "bob"} {
+		m.CreateUser(t, u)
+	}
+	if code, out, _ := c.run(t, "sync", "--user", "alice,bob"); code != exitOK {
+		t.Fatalf("first sync: %s", out)
+	}
+	stateDir := c.common[slices.Index(c.common, "--state-dir")+1]
+	locks, err := replication.OpenUserLocks(stateDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := locks.Lock(context.Background(), []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Deliver(t, "alice", cyruspair.Message("a", "for alice"))
+	m.Deliver(t, "bob", cyruspair.Message("b", "for bob"))
+	logDir := m.SyncLogDir(c.p.Channel)
+	code, out, errs := c.run(t, "rolling", "--sync-log", logDir, "--once", "--writer-lock-wait", "300ms", "--retry-base", "1ms")
+	if st := r.Status(t, "bob", "INBOX"); st.Messages != 0 {
+		t.Fatalf("bob written on the replica while another writer held him: %+v\n%s", st, out)
+	}
+	if st := r.Status(t, "alice", "INBOX"); st.Messages != 1 {
+		t.Fatalf("alice (not held) not replicated: %+v (exit %d)\n%s\n%s", st, code, errs, out)
+	}
+	rq, err := os.ReadFile(filepath.Join(stateDir, "retry.json"))
+	if err != nil || !strings.Contains(string(rq), `"bob"`) {
+		t.Fatalf("bob not parked for retry: %s %v", rq, err)
+	}
+	release()
+	time.Sleep(10 * time.Millisecond) // bob's backoff (1ms) runs out
+	if code, out, errs := c.run(t, "rolling", "--sync-log", logDir, "--once", "--retry-base", "1ms"); code != exitOK {
+		t.Fatalf("rolling after release: exit %d\n%s\n%s", code, errs, out)
+	}
+	if st := r.Status(t, "bob", "INBOX"); st.Messages != 1 {
+		t.Fatalf("bob after the lock was released: %+v", st)
 	}
 }
