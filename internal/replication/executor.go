@@ -36,6 +36,9 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
+	// beforeRecheck, when set (tests only), runs right before the replica folder at name
+	// is re-read ahead of a destructive action: the seam where a test injects a write.
+	beforeRecheck func(name string)
 }
 
 // BatchResult is the outcome of one batch.
@@ -323,6 +326,9 @@ var ErrChangedUnderUs = errors.New("replica changed under us")
 // expectAt re-checks, immediately before a delete or rename is sent, that the replica
 // still holds uid at name.
 func (x *Executor) expectAt(ctx context.Context, name, uid string) error {
+	if x.beforeRecheck != nil {
+		x.beforeRecheck(name)
+	}
 	ms, err := x.Replica.GetMailboxes(ctx, []string{name})
 	if err != nil {
 		return fmt.Errorf("replica GET MAILBOXES %s: %w", name, err)

@@ -1,0 +1,248 @@
+package replication
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// Tests of the evidence a destructive action needs, against a real Cyrus pair.
+
+// liveGUIDs maps every live GUID of the user's folders at one end to the folders
+// holding it (read over a fresh read-only csync session).
+func liveGUIDs(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user string) map[string][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	us, err := c.GetUser(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, mb := range us.Mailboxes {
+		if strings.ContainsAny(mb.Type, "di") {
+			continue
+		}
+		full, err := c.GetFullMailbox(ctx, mb.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range full.Records {
+			if !r.Expunged() {
+				out[r.GUID] = append(out[r.GUID], mb.Name)
+			}
+		}
+	}
+	return out
+}
+
+// assertKept fails when a GUID of before is in no folder of the user on the replica.
+func assertKept(t *testing.T, p *cyruspair.Pair, user string, before map[string][]string) {
+	t.Helper()
+	after := liveGUIDs(t, p, p.Replica, user)
+	var lost []string
+	for g, fs := range before {
+		if len(after[g]) == 0 {
+			lost = append(lost, g[:12]+"@"+strings.Join(fs, ","))
+		}
+	}
+	sort.Strings(lost)
+	if len(lost) > 0 {
+		t.Fatalf("mail on the replica lost: %v", lost)
+	}
+}
+
+func deleteUser(t *testing.T, in *cyruspair.Instance, admin, user string) {
+	t.Helper()
+	c := in.IMAPAs(t, admin)
+	for _, cmd := range []string{"SETACL user." + user + " " + admin + " lrswipkxtecda", "DELETE user." + user} {
+		if _, err := c.Cmd("%s", cmd); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+}
+
+// onceAt returns a beforeRecheck hook that runs fn the first time name is re-checked.
+func onceAt(name string, fn func()) func(string) {
+	done := false
+	return func(n string) {
+		if n == name && !done {
+			done = true
+			fn()
+		}
+	}
+}
+
+// TestCyrusCompareAndDeleteDelivery: the master deletes a user (tombstone); between the
+// plan and the replica's UNMAILBOX, mail is delivered over LMTP to the replica's INBOX.
+// The delete must not go ahead on the plan's stale view: the delivered mail stays and
+// the folder is kept and reported as a split-brain.
+func TestCyrusCompareAndDeleteDelivery(t *testing.T) {
+	e := startEnv(t, "immediate", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.Deliver(t, "alice", cyruspair.Message("first", "one"))
+	e.sync(t, "alice")
+	deleteUser(t, m, e.p.AdminUser, "alice")
+	var before map[string][]string
+	e.x.beforeRecheck = onceAt("user.alice", func() {
+		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica after the plan"))
+		before = liveGUIDs(t, e.p, r, "alice")
+	})
+	res := e.sync(t, "alice")
+	if before == nil {
+		t.Fatalf("the delete of user.alice was never re-checked: %v", decisionsOf(res))
+	}
+	assertKept(t, e.p, "alice", before)
+	if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
+		t.Fatalf("no keep/split-brain decision: %v", decisionsOf(res))
+	}
+}
+
+// TestCyrusCompareAndDeleteMoveAside: a split-brained folder is moved aside (the
+// replica's extra mail rescued, the copy deleted and recreated from the master); a
+// message appended on the replica after the rescue was read and before the delete must
+// not be lost.
+func TestCyrusCompareAndDeleteMoveAside(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
+	e.sync(t, "alice")
+	r.Append(t, "alice", "Work", cyruspair.Message("r1", "replica one"))
+	r.Append(t, "alice", "Work", cyruspair.Message("r2", "replica two"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	var before map[string][]string
+	e.x.beforeRecheck = onceAt("user.alice.Work", func() {
+		r.Append(t, "alice", "Work", cyruspair.Message("late", "appended on the replica after the rescue"))
+		before = liveGUIDs(t, e.p, r, "alice")
+	})
+	res := e.sync(t, "alice")
+	if before == nil {
+		t.Fatalf("the move-aside of Work was never re-checked: %v", decisionsOf(res))
+	}
+	assertKept(t, e.p, "alice", before)
+	if !hasDecision(res, report.ActionMoveAside, report.EvidenceSplitBrain, "user.alice.Work") {
+		t.Fatalf("no move-aside decision: %v", decisionsOf(res))
+	}
+}
+
+// TestCyrusCompareAndDeleteResyncBeside: a user resync (a second executor with the same
+// state) runs between the rolling executor's plan and its delete, after mail reached the
+// replica. Neither may delete the replica's INBOX.
+func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
+	e := startEnv(t, "immediate", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.Deliver(t, "alice", cyruspair.Message("first", "one"))
+	e.sync(t, "alice")
+	resync := e.executor(t, r)
+	resync.Ledger = e.x.Ledger
+	deleteUser(t, m, e.p.AdminUser, "alice")
+	var before map[string][]string
+	var resyncRes *BatchResult
+	e.x.beforeRecheck = onceAt("user.alice", func() {
+		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica"))
+		before = liveGUIDs(t, e.p, r, "alice")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var err error
+		if resyncRes, err = resync.Sync(ctx, []string{"alice"}, false); err != nil {
+			t.Fatalf("resync beside: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Full: true}})
+	if err != nil {
+		t.Fatalf("rolling batch: %v", err)
+	}
+	if before == nil {
+		t.Fatalf("the delete of user.alice was never re-checked: %v", decisionsOf(res))
+	}
+	assertKept(t, e.p, "alice", before)
+	for _, x := range []*BatchResult{res, resyncRes} {
+		if !hasDecision(x, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
+			t.Fatalf("no keep/split-brain decision: %v", decisionsOf(x))
+		}
+	}
+}
+
+// TestCyrusMasterIntermediateSplitBrain: in immediate delete mode the master deletes a
+// folder with a child, keeping its uniqueid as an intermediate; the replica's copy took
+// mail first. The replica's folder is past its in-step mark: kept and reported, like a
+// tombstone's folder, not deleted for the intermediate.
+func TestCyrusMasterIntermediateSplitBrain(t *testing.T) {
+	e := startEnv(t, "immediate", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.CreateFolder(t, "alice", "Work.Old")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	m.Append(t, "alice", "Work.Old", cyruspair.Message("o", "old"))
+	e.sync(t, "alice")
+	r.Append(t, "alice", "Work", cyruspair.Message("r", "written on the replica"))
+	before := liveGUIDs(t, e.p, r, "alice")
+	m.Delete(t, "alice", "Work")
+	res := e.sync(t, "alice")
+	assertKept(t, e.p, "alice", before)
+	if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "user.alice.Work") {
+		t.Fatalf("no keep/split-brain decision: %v", decisionsOf(res))
+	}
+	// Still a split-brain on the next pass (nothing resolved it), still kept.
+	res = e.sync(t, "alice")
+	assertKept(t, e.p, "alice", before)
+	if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "user.alice.Work") {
+		t.Fatalf("second pass: no keep/split-brain decision: %v", decisionsOf(res))
+	}
+}
+
+// TestCyrusMasterIntermediateInStep: the same delete with no write on the replica: the
+// replica's folder becomes the master's intermediate, and later passes neither act on
+// it nor report it as a split-brain, also after the master drops the intermediate.
+func TestCyrusMasterIntermediateInStep(t *testing.T) {
+	e := startEnv(t, "immediate", false)
+	m := e.p.Master
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.CreateFolder(t, "alice", "Work.Old")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	m.Append(t, "alice", "Work.Old", cyruspair.Message("o", "old"))
+	e.sync(t, "alice")
+	m.Delete(t, "alice", "Work")
+	res := e.sync(t, "alice")
+	if !hasDecision(res, report.ActionDelete, report.EvidenceIntermediate, "user.alice.Work") {
+		t.Fatalf("no delete/master-intermediate decision: %v", decisionsOf(res))
+	}
+	for pass := 1; pass <= 2; pass++ {
+		res = e.sync(t, "alice")
+		for _, d := range res.Decisions {
+			if d.Evidence == report.EvidenceSplitBrain {
+				t.Fatalf("pass %d: intermediate reported as a split-brain: %v", pass, decisionsOf(res))
+			}
+		}
+		if !res.Equal {
+			t.Fatalf("pass %d: not equal: %v", pass, decisionsOf(res))
+		}
+	}
+	m.Delete(t, "alice", "Work.Old")
+	res = e.sync(t, "alice")
+	for _, d := range res.Decisions {
+		if d.Evidence == report.EvidenceSplitBrain {
+			t.Fatalf("after the master dropped the intermediate: reported as a split-brain: %v", decisionsOf(res))
+		}
+	}
+	assertEqual(t, e.p, e.p.Replica, "alice")
+}
