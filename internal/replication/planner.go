@@ -24,9 +24,11 @@ type Input struct {
 	Diverged map[string]string
 }
 
-// move is a pending rename of a replica folder.
+// move is a pending rename of a replica folder; expect is set when the rename drops
+// the folder's mail (into DELETED.*).
 type move struct {
 	uid, from, to string
+	expect        *FolderMark
 }
 
 // planner holds the working state of one Plan call.
@@ -96,15 +98,16 @@ func (p *planner) matchMaster() {
 				written = p.writtenSinceInStep(r)
 			}
 			if written != "" {
-				p.out.Kept++
-				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
-				p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
-					"the master moved the folder to its DELETED namespace, but it was written on the replica since ("+written+"); kept under its name (split-brain)")
+				p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", written)
 				continue
 			}
 		}
 		if r.Name != m.Name {
-			p.moves = append(p.moves, move{uid: m.UniqueID, from: r.Name, to: m.Name})
+			mv := move{uid: m.UniqueID, from: r.Name, to: m.Name}
+			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
+				mv.expect = mark(r)
+			}
+			p.moves = append(p.moves, mv)
 			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
 			action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
 			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
@@ -120,14 +123,7 @@ func (p *planner) matchMaster() {
 			}
 			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
 			if m.Intermediate() && !r.Intermediate() && m.Name == r.Name {
-				// The master deleted the folder and kept the name for its children. A
-				// 3.6 replica does not turn a live folder into an intermediate through
-				// APPLY MAILBOX, so: delete (uniqueid re-checked), then create the
-				// intermediate. The master's own GET USER is the evidence.
-				p.deletes = append(p.deletes, r)
-				p.creates = append(p.creates, m)
-				p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
-					"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
+				p.masterIntermediate(m, r)
 				continue
 			}
 			if split != "" {
@@ -138,6 +134,31 @@ func (p *planner) matchMaster() {
 			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
 		}
 	}
+}
+
+// masterIntermediate decides about a live replica folder whose uniqueid the master
+// holds as an intermediate (the folder deleted, its name kept for its children). A 3.6
+// replica does not turn a live folder into an intermediate through APPLY MAILBOX, so:
+// delete (state re-checked), then create the intermediate; the master's own GET USER is
+// the evidence. Unless the replica took mail in it since the two last matched: kept.
+func (p *planner) masterIntermediate(m, r *Folder) {
+	if written := p.writtenSinceInStep(r); written != "" {
+		p.keepWritten(m, r, "the master deleted the folder and holds its uniqueid as an intermediate", written)
+		return
+	}
+	p.deletes = append(p.deletes, r)
+	p.creates = append(p.creates, m)
+	p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
+		"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
+}
+
+// keepWritten keeps a replica folder the master deleted (how: deleted) because it was
+// written on the replica since (written), and reports the split-brain.
+func (p *planner) keepWritten(m, r *Folder, deleted, written string) {
+	p.out.Kept++
+	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
+	p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
+		deleted+", but it was written on the replica since ("+written+"); kept under its name (split-brain)")
 }
 
 func (p *planner) renameReason(m, r *Folder) string {
@@ -219,8 +240,8 @@ func (p *planner) replicaOnly() map[string]string {
 // writtenSinceInStep tells how the replica folder moved past its state when it last
 // matched the master's ("" when it did not, or when that state is not known).
 func (p *planner) writtenSinceInStep(r *Folder) string {
-	if p.in.Evidence.Ledger == nil {
-		return ""
+	if p.in.Evidence.Ledger == nil || r.Intermediate() {
+		return "" // an intermediate holds no mail: nothing written on it can be lost
 	}
 	mark, ok := p.in.Evidence.Ledger.LastInStep(r.UniqueID)
 	if !ok || mark == markOf(r) {
@@ -264,7 +285,7 @@ func (p *planner) orderRenames() {
 	// Children before parents, so a user's INBOX goes last.
 	sort.Slice(p.deletes, func(i, j int) bool { return p.deletes[i].Name > p.deletes[j].Name })
 	for _, d := range p.deletes {
-		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name})
+		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name, Expect: mark(d)})
 		delete(occupied, d.Name)
 	}
 	pending := slices.Clone(p.moves)
@@ -314,7 +335,7 @@ func (p *planner) orderRenames() {
 }
 
 func (p *planner) rename(occupied map[string]string, mv move, transit bool) {
-	p.out.Actions = append(p.out.Actions, Action{Op: OpRename, User: UserOf(mv.to), UniqueID: mv.uid, Name: mv.from, NewName: mv.to, Transit: transit})
+	p.out.Actions = append(p.out.Actions, Action{Op: OpRename, User: UserOf(mv.to), UniqueID: mv.uid, Name: mv.from, NewName: mv.to, Transit: transit, Expect: mv.expect})
 	delete(occupied, mv.from)
 	occupied[mv.to] = mv.uid
 }
