@@ -242,3 +242,51 @@ func TestCyrusMasterIntermediateInStep(t *testing.T) {
 		}
 	}
 }
+
+// TestCyrusMailboxLevelSplitBrainDeleted: the master deletes a folder (delayed: renamed
+// into DELETED.*) that took mail on the replica since it was last in step, the master
+// having taken more meanwhile (the replica's counters are not ahead, only the ledger's
+// in-step mark tells). Replayed from the real sync log, the mailbox-level path must keep
+// the folder under its name and report it, like the full path, not rename it into
+// DELETED.* and then fail on checksum errors.
+func TestCyrusMailboxLevelSplitBrainDeleted(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	e.sync(t, "alice")
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
+	r.Append(t, "alice", "Work", cyruspair.Message("r", "written on the replica"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m2", "master two"))
+	m.Delete(t, "alice", "Work")
+	before := liveGUIDs(t, e.p, r, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for pass := 1; pass <= 2; pass++ {
+		records, rec := rollOnce(ctx, t, e.x, logDir)
+		if u := rec.Outcomes()["alice"]; pass == 1 && (u.Outcome == "" || u.Outcome == "failed") {
+			t.Fatalf("pass %d: alice %+v\n%v", pass, u, records)
+		}
+		assertKept(t, e.p, "alice", before)
+		if got := replicaUIDs(ctx, t, e.x, "user.alice.Work"); got["user.alice.Work"] == "" {
+			t.Fatalf("pass %d: the split-brained Work is no longer under its name on the replica\n%v", pass, records)
+		}
+		if pass == 1 && !recordsHave(records, report.ActionKeep, report.EvidenceSplitBrain, "user.alice.Work") {
+			t.Fatalf("no keep/split-brain decision for Work: %v", records)
+		}
+		m.Deliver(t, "alice", cyruspair.Message("more", "so that the log has a line"))
+	}
+}
+
+// recordsHave reports whether the emitted records hold a decision on replica name rname.
+func recordsHave(records []any, a report.Action, ev report.Evidence, rname string) bool {
+	for _, r := range records {
+		if d, ok := r.(decisionLine); ok && d.Action == a && d.Evidence == ev && d.ReplicaName == rname {
+			return true
+		}
+	}
+	return false
+}

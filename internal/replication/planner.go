@@ -130,6 +130,12 @@ func (p *planner) matchMaster() {
 				p.moveAside(m, r, split)
 				continue
 			}
+			if why := p.in.Diverged[m.UniqueID]; why != "" && IsDeletedName(m.Name) {
+				// Deleted on the master, and the replica refuses its state: the copy was
+				// written on the replica; nothing is rescued for a deleted folder.
+				p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", "the replica refused the master's state: "+why)
+				continue
+			}
 			p.updates = append(p.updates, m)
 			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
 		}
