@@ -236,9 +236,12 @@ func (p *planner) replicaOnly() map[string]string {
 			continue
 		}
 		p.out.Kept++
-		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "no tombstone, no ledger entry")
-		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name,
-			"replica-only, no tombstone: kept (split-brain suspect)")
+		detail, reason := "no tombstone, no ledger entry", "replica-only, no tombstone: kept (split-brain suspect)"
+		if why := p.in.Evidence.overruledLedger(r.UniqueID); why != "" {
+			detail, reason = why, "replica-only: "+why+"; kept (split-brain suspect)"
+		}
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, detail)
+		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name, reason)
 	}
 	return blocked
 }

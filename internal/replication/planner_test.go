@@ -195,6 +195,16 @@ func TestDecisionTable(t *testing.T) {
 			wantFinal: []string{"u1@user.alice"},
 		},
 		{
+			name:      "replica-only, ledger saw it on the master, but mailboxes.db read without a tombstone: keep",
+			master:    []Folder{fo("u1", "user.alice", 5)},
+			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},
+			ev:        Evidence{Ledger: ledger{"u2": "user.alice.Gone"}, MasterLookup: map[string]string{"u2": ""}, MailboxesDBRead: true},
+			wantDec:   []string{"keep/none u2"},
+			wantMis:   []string{"replica-only u2"},
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Gone"},
+			wantKept:  1,
+		},
+		{
 			name:      "replica-only, ledger entry but master not looked up: keep",
 			master:    []Folder{fo("u1", "user.alice", 5)},
 			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},
