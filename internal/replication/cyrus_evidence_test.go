@@ -1,7 +1,11 @@
 package replication
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -289,4 +293,109 @@ func recordsHave(records []any, a report.Action, ev report.Evidence, rname strin
 		}
 	}
 	return false
+}
+
+// manageSieve runs ManageSieve commands (each answered OK) for user on an instance,
+// authenticating as the admin on the user's behalf.
+func manageSieve(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user string, cmds ...string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", in.SieveAddr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	expectOK := func(what string) {
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("managesieve %s: %v", what, err)
+			}
+			if strings.HasPrefix(line, "OK") {
+				return
+			}
+			if strings.HasPrefix(line, "NO") || strings.HasPrefix(line, "BYE") {
+				t.Fatalf("managesieve %s: %s", what, line)
+			}
+		}
+	}
+	expectOK("greeting")
+	auth := base64.StdEncoding.EncodeToString([]byte(user + "\x00" + p.AdminUser + "\x00" + p.AdminPassword))
+	fmt.Fprintf(c, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", auth)
+	expectOK("authenticate")
+	for _, cmd := range cmds {
+		fmt.Fprintf(c, "%s\r\n", cmd)
+		expectOK(cmd)
+	}
+	fmt.Fprintf(c, "LOGOUT\r\n")
+}
+
+func putScript(name, script string) string {
+	return fmt.Sprintf("PUTSCRIPT \"%s\" {%d+}\r\n%s", name, len(script), script)
+}
+
+// sieveNames lists the user's sieve scripts (NAME.script) at one end.
+func sieveNames(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u, err := c.GetUser(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range u.Sieve {
+		if strings.HasSuffix(s.Filename, ".script") {
+			out = append(out, s.Filename)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestCyrusMetaSplitBrain: after a split-brain, a Sieve script and a subscription exist
+// only on the replica. The replica-only script is kept (the master never had it) and
+// reported; the subscription the master lacks is removed with a decision record. A
+// script the master had and deleted, unchanged on the replica, is deleted there too.
+func TestCyrusMetaSplitBrain(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	manageSieve(t, e.p, m, "alice", putScript("main", "keep;\r\n"), putScript("old", "discard;\r\n"), `SETACTIVE "main"`)
+	e.sync(t, "alice")
+	if got := sieveNames(t, e.p, r, "alice"); strings.Join(got, ",") != "main.script,old.script" {
+		t.Fatalf("sieve not replicated: %v", got)
+	}
+	manageSieve(t, e.p, r, "alice", putScript("vacation", "require \"vacation\";\r\nvacation \"away\";\r\n"))
+	r.Subscribe(t, "alice", "Work")
+	manageSieve(t, e.p, m, "alice", `DELETESCRIPT "old"`)
+
+	res := e.sync(t, "alice")
+	if got := sieveNames(t, e.p, r, "alice"); strings.Join(got, ",") != "main.script,vacation.script" {
+		t.Fatalf("replica's sieve scripts after the split-brain: %v (want main and the replica-only vacation; old deleted on the master)", got)
+	}
+	has := func(a report.Action, subject string) bool {
+		for _, d := range res.Decisions {
+			if d.Action == a && d.User == "alice" && strings.Contains(d.ReplicaName, subject) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		a       report.Action
+		subject string
+	}{{report.ActionKeep, "vacation.script"}, {report.ActionDelete, "old.script"}, {report.ActionDelete, "user.alice.Work"}} {
+		if !has(c.a, c.subject) {
+			t.Errorf("no %s decision naming %s: %+v", c.a, c.subject, res.Decisions)
+		}
+	}
 }

@@ -392,14 +392,30 @@ func TestMetaPlanning(t *testing.T) {
 		Quotas: []Quota{{Root: "user.alice", Limits: map[string]uint64{"STORAGE": 500}}},
 		Seen:   []Seen{{UniqueID: "u1", LastUID: 2, SeenUIDs: "1:2"}},
 		Subs:   []string{"user.alice.Sent", "user.alice.Old"},
-		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 10, Active: true}, {Name: "old.script", LastUpdate: 1}},
+		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 10, Active: true}, {Name: "old.script", LastUpdate: 1, Digest: "d-old"}},
 	}
-	p := Compute(Input{Users: []string{"alice"},
+	in := Input{Users: []string{"alice"},
 		Master:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": mm}},
-		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": rm}}})
-	want := []string{"quota user.alice", "seen u1", "sub user.alice.Work", "unsub user.alice.Old", "sieve main.script", "unsieve old.script"}
+		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": rm}}}
+	// No evidence the master ever had old.script: kept and reported.
+	p := Compute(in)
+	want := []string{"quota user.alice", "seen u1", "sub user.alice.Work", "unsub user.alice.Old", "sieve main.script"}
 	if got := ops(p); !slices.Equal(got, want) {
 		t.Fatalf("got %q want %q", got, want)
+	}
+	if d := decisions(p); !slices.Contains(d, "keep/none ") || p.Kept != 1 {
+		t.Fatalf("no keep decision for the replica-only script: %q kept=%d", d, p.Kept)
+	}
+	// The ledger saw it on the master with this content: the master deleted it.
+	in.Evidence.Ledger = Ledgers{{User: "alice", Sieve: map[string]string{"old.script": "d-old"}}}
+	want = append(want, "unsieve old.script")
+	if got := ops(Compute(in)); !slices.Equal(got, want) {
+		t.Fatalf("with the ledger: got %q want %q", got, want)
+	}
+	// Seen on the master with other content: written on the replica since, kept.
+	in.Evidence.Ledger = Ledgers{{User: "alice", Sieve: map[string]string{"old.script": "d-other"}}}
+	if got := ops(Compute(in)); slices.Contains(got, "unsieve old.script") {
+		t.Fatalf("replica-changed script deleted: %q", got)
 	}
 	// Equal meta: nothing. Unknown master user: nothing, even with replica meta.
 	p = Compute(Input{Users: []string{"alice"},
