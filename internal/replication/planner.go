@@ -98,6 +98,7 @@ func (p *planner) matchMaster() {
 				written = p.writtenSinceInStep(r)
 			}
 			if written != "" {
+				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
 				p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", written)
 				continue
 			}
@@ -159,10 +160,9 @@ func (p *planner) masterIntermediate(m, r *Folder) {
 }
 
 // keepWritten keeps a replica folder the master deleted (how: deleted) because it was
-// written on the replica since (written), and reports the split-brain.
+// written on the replica since (written), and records the decision.
 func (p *planner) keepWritten(m, r *Folder, deleted, written string) {
 	p.out.Kept++
-	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
 	p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
 		deleted+", but it was written on the replica since ("+written+"); kept under its name (split-brain)")
 }
