@@ -399,3 +399,29 @@ func TestCyrusMetaSplitBrain(t *testing.T) {
 		}
 	}
 }
+
+// TestCyrusDeletedFolderRefusedKept: without in-step marks (no ledger: state lost), a
+// folder the master deleted (delayed) is mirrored into DELETED.* although the replica
+// took mail in it; the replica then refuses the master's state for it. The batch must
+// keep the copy and report it, not fail on the checksum error on every run.
+func TestCyrusDeletedFolderRefusedKept(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	e.x.Ledger = nil
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	e.sync(t, "alice")
+	r.Append(t, "alice", "Work", cyruspair.Message("r", "written on the replica"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m2", "master two"))
+	m.Delete(t, "alice", "Work")
+	before := liveGUIDs(t, e.p, r, "alice")
+	for pass := 1; pass <= 2; pass++ {
+		res := e.sync(t, "alice")
+		assertKept(t, e.p, "alice", before)
+		if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "") {
+			t.Fatalf("pass %d: no keep/split-brain decision: %v", pass, decisionsOf(res))
+		}
+	}
+}
