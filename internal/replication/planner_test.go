@@ -490,3 +490,31 @@ func TestNames(t *testing.T) {
 	}
 	_ = report.ActionNone
 }
+
+// TestDestructiveActionsCarryExpect: every action that drops a replica folder's mail
+// carries the folder's state the plan saw (the executor's compare-and-delete); a plain
+// rename carries none.
+func TestDestructiveActionsCarryExpect(t *testing.T) {
+	gone := fo("u2", "user.alice.Gone", 3)
+	mirrored := fo("u3", "user.alice.Old", 4)
+	renamed := fo("u4", "user.alice.A", 2)
+	p := Compute(Input{Users: []string{"alice"},
+		Master: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5),
+			fo("u3", "DELETED.user.alice.Old.6B0B0001", 4), fo("u4", "user.alice.B", 2)}},
+		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), gone, mirrored, renamed}},
+		Evidence: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}}}})
+	want := map[string]*FolderMark{"u2": mark(&gone), "u3": mark(&mirrored), "u4": nil}
+	for _, a := range p.Actions {
+		w, ok := want[a.UniqueID]
+		if !ok {
+			continue
+		}
+		delete(want, a.UniqueID)
+		if (w == nil) != (a.Expect == nil) || w != nil && *w != *a.Expect {
+			t.Errorf("%s: Expect %+v, want %+v", a, a.Expect, w)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("actions missing for %v: %q", want, ops(p))
+	}
+}
