@@ -501,7 +501,7 @@ func TestDestructiveActionsCarryExpect(t *testing.T) {
 	p := Compute(Input{Users: []string{"alice"},
 		Master: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5),
 			fo("u3", "DELETED.user.alice.Old.6B0B0001", 4), fo("u4", "user.alice.B", 2)}},
-		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), gone, mirrored, renamed}},
+		Replica:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), gone, mirrored, renamed}},
 		Evidence: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}}}})
 	want := map[string]*FolderMark{"u2": mark(&gone), "u3": mark(&mirrored), "u4": nil}
 	for _, a := range p.Actions {
