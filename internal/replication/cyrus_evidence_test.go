@@ -143,15 +143,18 @@ func TestCyrusCompareAndDeleteMoveAside(t *testing.T) {
 	}
 }
 
-// TestCyrusCompareAndDeleteResyncBeside: a user resync (a second executor with the same
-// state) runs between the rolling executor's plan and its delete, after mail reached the
-// replica. Neither may delete the replica's INBOX.
+// TestCyrusCompareAndDeleteResyncBeside: a rolling cycle replays the master's real sync
+// log after the master deleted a user; between its plan and its delete, mail reaches the
+// replica and a user resync (a second executor with the same state) runs the user. Neither
+// may delete the replica's INBOX, and both report the kept folder.
 func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	e := startEnv(t, "immediate", false)
 	m, r := e.p.Master, e.p.Replica
 	m.CreateUser(t, "alice")
 	m.Deliver(t, "alice", cyruspair.Message("first", "one"))
 	e.sync(t, "alice")
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
 	resync := e.executor(t, r)
 	resync.Ledger = e.x.Ledger
 	deleteUser(t, m, e.p.AdminUser, "alice")
@@ -169,18 +172,19 @@ func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Full: true}})
-	if err != nil {
-		t.Fatalf("rolling batch: %v", err)
+	records, rec := rollOnce(ctx, t, e.x, logDir)
+	if u := rec.Outcomes()["alice"]; u.Outcome == "" || u.Outcome == "failed" {
+		t.Fatalf("rolling: alice %+v\n%v", u, records)
 	}
 	if before == nil {
-		t.Fatalf("the delete of user.alice was never re-checked: %v", decisionsOf(res))
+		t.Fatalf("the delete of user.alice was never re-checked: %v", records)
 	}
 	assertKept(t, e.p, "alice", before)
-	for _, x := range []*BatchResult{res, resyncRes} {
-		if !hasDecision(x, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
-			t.Fatalf("no keep/split-brain decision: %v", decisionsOf(x))
-		}
+	if !recordsHave(records, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
+		t.Fatalf("rolling: no keep/split-brain decision: %v", records)
+	}
+	if !hasDecision(resyncRes, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
+		t.Fatalf("resync: no keep/split-brain decision: %v", decisionsOf(resyncRes))
 	}
 }
 
@@ -424,4 +428,27 @@ func TestCyrusDeletedFolderRefusedKept(t *testing.T) {
 			t.Fatalf("pass %d: no keep/split-brain decision: %v", pass, decisionsOf(res))
 		}
 	}
+}
+
+// TestCyrusMetaFlagsAndAnnotationOnReplica: after a split-brain, a flag and a folder
+// annotation changed only on the replica. The folder is past the master's (its
+// highestmodseq): it is moved aside and recreated from the master, and the decision
+// record says that the replica's flag and annotation changes become the master's.
+func TestCyrusMetaFlagsAndAnnotationOnReplica(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	e.sync(t, "alice")
+	r.SetAnnotation(t, "alice", "Work", "/comment", "replica note")
+	r.Store(t, "alice", "Work", "1", "+FLAGS", `\Flagged`)
+	res := e.sync(t, "alice")
+	for _, d := range res.Decisions {
+		if d.Action == report.ActionMoveAside && d.MasterName == "user.alice.Work" && strings.Contains(d.Reason, "flags and annotations changed on the replica") {
+			assertEqual(t, e.p, r, "alice")
+			return
+		}
+	}
+	t.Fatalf("no decision records that the replica's flag and annotation changes are replaced: %+v", res.Decisions)
 }
