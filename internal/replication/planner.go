@@ -79,67 +79,87 @@ func (p *planner) matchMaster() {
 	for _, m := range sortedFolders(p.m) {
 		r, ok := p.r[m.UniqueID]
 		if !ok {
-			if name := p.in.Evidence.ReplicaLookup[m.UniqueID]; name != "" {
-				// The replica holds it under a user outside the batch: that user must join.
-				p.need[UserOf(name)] = true
-				p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, name, "held by another user on the replica; both users join the batch")
-				continue
-			}
-			p.creates = append(p.creates, m)
-			p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
+			p.masterOnly(m)
 			continue
 		}
-		if IsDeletedName(m.Name) && !IsDeletedName(r.Name) && !r.Intermediate() {
-			// The master deleted the folder (delayed): mirror that, unless the replica
-			// took mail in it meanwhile; sync_server would refuse the master's older
-			// state, and the replica's new mail must not go.
-			written := aheadOf(m, r)
-			if written == "" {
-				written = p.writtenSinceInStep(r)
-			}
-			if written != "" {
-				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
-				p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", written)
-				continue
-			}
+		if p.keptFromDeletedNamespace(m, r) {
+			continue
 		}
 		if r.Name != m.Name {
-			mv := move{uid: m.UniqueID, from: r.Name, to: m.Name}
-			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
-				mv.expect = mark(r)
-			}
-			p.moves = append(p.moves, mv)
-			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
-			action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
-			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
-				action, ev = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
-				reason = "master moved the folder to its DELETED namespace (delayed delete); " + reason
-			}
-			p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
+			p.renameTo(m, r)
 		}
 		if d := contentDiff(m, r); d != "" {
-			split := p.diverged(m, r)
-			if split != "" {
-				d = "split-brain: " + split + "; " + d
-			}
-			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
-			if m.Intermediate() && !r.Intermediate() && m.Name == r.Name {
-				p.masterIntermediate(m, r)
-				continue
-			}
-			if split != "" {
-				p.moveAside(m, r, split)
-				continue
-			}
-			if why := p.in.Diverged[m.UniqueID]; why != "" && IsDeletedName(m.Name) {
-				// Deleted on the master, and the replica refuses its state: the copy was
-				// written on the replica; nothing is rescued for a deleted folder.
-				p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", "the replica refused the master's state: "+why)
-				continue
-			}
-			p.updates = append(p.updates, m)
-			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
+			p.matchContent(m, r, d)
 		}
+	}
+}
+
+// masterOnly plans a master folder the replica snapshot lacks.
+func (p *planner) masterOnly(m *Folder) {
+	if name := p.in.Evidence.ReplicaLookup[m.UniqueID]; name != "" {
+		// The replica holds it under a user outside the batch: that user must join.
+		p.need[UserOf(name)] = true
+		p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, name, "held by another user on the replica; both users join the batch")
+		return
+	}
+	p.creates = append(p.creates, m)
+	p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
+}
+
+// keptFromDeletedNamespace reports whether the replica's live copy of a folder the master
+// deleted (delayed: moved to DELETED.*) is kept because the replica took mail in it
+// meanwhile: sync_server would refuse the master's older state, and the new mail must
+// not go.
+func (p *planner) keptFromDeletedNamespace(m, r *Folder) bool {
+	if !IsDeletedName(m.Name) || IsDeletedName(r.Name) || r.Intermediate() {
+		return false
+	}
+	written := aheadOf(m, r)
+	if written == "" {
+		written = p.writtenSinceInStep(r)
+	}
+	if written == "" {
+		return false
+	}
+	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
+	p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", written)
+	return true
+}
+
+// renameTo plans the rename of the replica's folder to the master's name; a rename into
+// DELETED.* (a mirrored delayed delete) carries the folder's state for compare-and-delete.
+func (p *planner) renameTo(m, r *Folder) {
+	mv := move{uid: m.UniqueID, from: r.Name, to: m.Name}
+	action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
+	if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
+		mv.expect = mark(r)
+		action, ev = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
+		reason = "master moved the folder to its DELETED namespace (delayed delete); " + reason
+	}
+	p.moves = append(p.moves, mv)
+	p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
+	p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
+}
+
+// matchContent plans a folder both ends hold whose contents differ (d says how).
+func (p *planner) matchContent(m, r *Folder, d string) {
+	split := p.diverged(m, r)
+	if split != "" {
+		d = "split-brain: " + split + "; " + d
+	}
+	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
+	switch why := p.in.Diverged[m.UniqueID]; {
+	case m.Intermediate() && !r.Intermediate() && m.Name == r.Name:
+		p.masterIntermediate(m, r)
+	case split != "":
+		p.moveAside(m, r, split)
+	case why != "" && IsDeletedName(m.Name):
+		// Deleted on the master, and the replica refuses its state: the copy was
+		// written on the replica; nothing is rescued for a deleted folder.
+		p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", "the replica refused the master's state: "+why)
+	default:
+		p.updates = append(p.updates, m)
+		p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
 	}
 }
 
