@@ -143,6 +143,40 @@ func TestCyrusCompareAndDeleteMoveAside(t *testing.T) {
 	}
 }
 
+// TestCyrusCompareAndDeleteMirroredDelete: the master deletes a folder in delayed mode
+// (moves it to DELETED.*); between the plan and the replica's rename into DELETED.*, a
+// message is appended to the replica's folder. The rename must not go ahead on the
+// plan's view: the folder stays under its name, kept and reported.
+func TestCyrusCompareAndDeleteMirroredDelete(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m, r := e.p.Master, e.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	e.sync(t, "alice")
+	m.Delete(t, "alice", "Work")
+	hooked := false
+	e.x.beforeRecheck = onceAt("user.alice.Work", func() {
+		hooked = true
+		r.Append(t, "alice", "Work", cyruspair.Message("late", "appended on the replica after the plan"))
+	})
+	res := e.sync(t, "alice")
+	if !hooked {
+		t.Fatalf("the rename of Work into DELETED.* was never re-checked: %v", decisionsOf(res))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if got := replicaUIDs(ctx, t, e.x, "user.alice.Work"); got["user.alice.Work"] == "" {
+		t.Fatalf("the folder written after the plan was mirrored into DELETED.*: %v", decisionsOf(res))
+	}
+	if st := r.Status(t, "alice", "Work"); st.Messages != 2 {
+		t.Fatalf("replica's Work: %+v, want 2 messages", st)
+	}
+	if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "user.alice.Work") {
+		t.Fatalf("no keep/split-brain decision: %v", decisionsOf(res))
+	}
+}
+
 // TestCyrusCompareAndDeleteResyncBeside: a rolling cycle replays the master's real sync
 // log after the master deleted a user; between its plan and its delete, mail reaches the
 // replica and a user resync (a second executor with the same state) runs the user. Neither
