@@ -254,10 +254,8 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 			if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
 				return in, err
 			}
-			if l.RecordSieve(ms.meta) {
-				if err := x.Ledger.Save(l); err != nil {
-					return in, fmt.Errorf("save ledger: %w", err)
-				}
+			if err := x.noteSieve(l, ms.meta); err != nil {
+				return in, err
 			}
 			ledgers = append(ledgers, l)
 		}

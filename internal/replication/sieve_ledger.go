@@ -1,5 +1,7 @@
 package replication
 
+import "fmt"
+
 // The ledger's Sieve part: the evidence that the master deleted a Sieve script. A script
 // the replica holds and the master does not is deleted on the replica only when the
 // ledger saw it on the master with the very content the replica still has; otherwise it
@@ -59,4 +61,16 @@ func (e *Evidence) sieveOnMaster(user, name string) (string, bool) {
 		return sl.SieveOnMaster(user, name)
 	}
 	return "", false
+}
+
+// noteSieve records the master's Sieve scripts of l's user in l, saving it when anything
+// changed (like noteInLedger for folders).
+func (x *Executor) noteSieve(l *UserLedger, master *Meta) error {
+	if !l.RecordSieve(master) {
+		return nil
+	}
+	if err := x.Ledger.Save(l); err != nil {
+		return fmt.Errorf("save ledger: %w", err)
+	}
+	return nil
 }
