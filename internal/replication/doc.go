@@ -8,7 +8,8 @@
 // Files: state.go, names.go (model); evidence.go, mboxdb.go, ledger.go (evidence);
 // planner.go, meta.go, action.go, moveaside.go (pure planning); executor.go, execute.go,
 // moveaside_exec.go, snapshot.go, mailbox_level.go (I/O over csync); synclog.go, logdir.go, batch.go (sync log);
-// runner.go, rolling.go, retry.go, recorder.go (scheduling and reporting).
+// runner.go, rolling.go, retry.go, recorder.go (scheduling and reporting); stateid.go,
+// writers.go, filelock.go (the state directory's identity, one writer per user, locks).
 //
 // State kept by the replicator (the --state-dir of cmd/replicator, back it with a
 // volume): ledger/user-<userid>.json, the uniqueids seen live on the master per user
