@@ -105,6 +105,11 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 		b := int64(*r.Backlog)
 		st.Backlog = &b
 	}
+	st.PendingSince = nil
+	if r.PendingSince != nil {
+		t := metav1.NewTime(*r.PendingSince)
+		st.PendingSince = &t
+	}
 	switch {
 	case r.Backlog != nil && *r.Backlog > 0:
 		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonBacklog, fmt.Sprintf("%d sync-log entries wait", *r.Backlog))
