@@ -96,8 +96,9 @@ func keysOnly(in any) (any, error) {
 // Owner references with blockOwnerDeletion need update on the owner's finalizers.
 // +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs/finalizers;userresyncs/finalizers,verbs=update
 
-// Leader election holds a Lease and records Events about it.
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// Events on pairs and resyncs. (Leader election's Lease lives in the manager's own
+// namespace: its Role is config/rbac/leader_election_role.yaml and the chart's
+// leader-election Role, not these cluster-wide rules.)
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup registers both reconcilers and the manager metrics.

@@ -55,6 +55,7 @@ func serveMetrics(ctx context.Context, addr string, rec *replication.Recorder, s
 // metricHelp is the HELP text of every replicator metric (docs/operations.md lists
 // them; TestMetricsDocumented checks both).
 var metricHelp = map[string]string{
+	"cyrusrepl_started_timestamp_seconds":      "When this replicator process started, Unix time.",
 	"cyrusrepl_users":                          "Users seen in this run (their latest result).",
 	"cyrusrepl_users_failed":                   "Users whose latest attempt failed; rolling mode retries them with backoff.",
 	"cyrusrepl_sync_log_backlog_entries":       "Sync-log entries (lines of log and log-run) not replicated yet (rolling mode).",
@@ -82,6 +83,7 @@ func writeMetrics(w writer, s *report.Summary, lastSuccess, now time.Time) {
 		header(w, name, "gauge")
 		fmt.Fprintf(w, "%s %v\n", name, v)
 	}
+	gauge("cyrusrepl_started_timestamp_seconds", s.Started.Unix())
 	gauge("cyrusrepl_users", s.UsersTotal)
 	gauge("cyrusrepl_users_failed", s.UsersFailed)
 	if s.Backlog != nil {

@@ -119,8 +119,10 @@ func TestReplication(t *testing.T) {
 			c.diagnose(t, e2eNS)
 		}
 	})
-	// The operator as users get it: the chart, with the local-cluster values.
-	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait"); err != nil {
+	// The operator as users get it: the chart, with the local-cluster values. The pair
+	// below mounts the master's sync log as a hostPath, which the manager refuses unless
+	// allowed (the local-cluster values allow it too; said here so the test shows it).
+	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait", "--set", "replicator.allowHostPath=true"); err != nil {
 		t.Fatal(err)
 	}
 	pluginBin := filepath.Join(t.TempDir(), "kubectl-cyrusrepl")
