@@ -2,15 +2,20 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 // TestHostPathNeedsPermission: the suite's manager runs without --allow-host-path, so a
@@ -121,5 +126,46 @@ func TestPodOverridesAccepted(t *testing.T) {
 	bad.Spec.Replicator.ImagePullPolicy = "Sometimes"
 	if err := k8s.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), "imagePullPolicy") {
 		t.Errorf("an unknown pull policy was accepted: %v", err)
+	}
+}
+
+// TestLagFoldedIntoStatus: a report with a backlog of entries and the date of the
+// oldest one gives status.backlog (entries), status.pendingSince and the Lag column; the
+// InSync message counts entries.
+func TestLagFoldedIntoStatus(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createPair(t, ctx, newPair(ns, "lag"))
+	markAvailable(t, ctx, ns, "lag")
+	eventually(t, "role bound", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "lag-replicator"}, &rbacRoleBinding)
+	})
+	since := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+	backlog := 3
+	sum := &report.Summary{Kind: report.SummaryKind, Mode: "rolling", Pair: "lag", Started: since, Updated: since,
+		Backlog: &backlog, PendingSince: &since}
+	if err := replicatorSink(t, ns, "lag", operator.ReportConfigMapName("lag")).Publish(ctx, sum); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lag folded", func() error {
+		p, err := getPair(ctx, ns, "lag")
+		if err != nil {
+			return err
+		}
+		if p.Status.Backlog == nil || *p.Status.Backlog != 3 || p.Status.PendingSince == nil || !p.Status.PendingSince.Time.Equal(since) {
+			return fmt.Errorf("backlog %v pendingSince %v", p.Status.Backlog, p.Status.PendingSince)
+		}
+		if c := cond(p.Status.Conditions, v1.ConditionInSync); c.Message != "3 sync-log entries wait" {
+			return fmt.Errorf("InSync %+v", c)
+		}
+		return nil
+	})
+	cols, row := tableRow(t, ctx, "/apis/replication.cyrusrepl.io/v1alpha1/namespaces/"+ns+"/replicationpairs/lag")
+	i := slices.Index(cols, "Lag")
+	if i < 0 || fmt.Sprint(row[i]) != "10m" {
+		t.Errorf("Lag column: columns %v row %v, want 10m", cols, row)
+	}
+	if i := slices.Index(cols, "Backlog"); i < 0 || fmt.Sprint(row[i]) != "3" {
+		t.Errorf("Backlog column: %v %v", cols, row)
 	}
 }
