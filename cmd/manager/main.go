@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -165,6 +166,9 @@ func metricsOptions(addr string, secure bool) metricsserver.Options {
 	if secure {
 		o.SecureServing = true
 		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+		// HTTP/1.1 only: the metrics endpoint gains nothing from HTTP/2, and its stream
+		// handling has been a denial-of-service vector (CVE-2023-44487).
+		o.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
 	return o
 }
