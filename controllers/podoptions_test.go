@@ -49,7 +49,7 @@ func TestHostPathNeedsPermission(t *testing.T) {
 	}
 
 	rs := &v1.UserResync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hp-now"},
-		Spec: v1.UserResyncSpec{PairName: "hp", Users: []string{"alice"}}}
+		Spec: v1.UserResyncSpec{PairName: "hp", Users: []string{"alice"}, Mode: v1.ResyncSync}}
 	if err := k8s.Create(ctx, rs); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, cfg *rest.Config) error {
 		// Release the lease on a clean shutdown so a rolling update hands over at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(f.namespaces...),
+		Controller:                    controllerOptions,
 	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
@@ -99,6 +101,10 @@ func run(ctx context.Context, args []string, cfg *rest.Config) error {
 	}
 	return nil
 }
+
+// controllerOptions are the controllers' defaults; the tests, which start several
+// managers in one process, turn off the check that controller names are unique.
+var controllerOptions config.Controller
 
 // managerFlags are the manager's command line.
 type managerFlags struct {

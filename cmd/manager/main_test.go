@@ -64,6 +64,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	controllerOptions.SkipNameValidation = ptrTo(true) // several managers in one process
 	code := m.Run()
 	if testEnv != nil {
 		_ = testEnv.Stop()
