@@ -191,3 +191,29 @@ func portFree(port int) bool {
 	l.Close()
 	return true
 }
+
+// tableCells splits one row of `kubectl get` output into its cells by the header's
+// column offsets (kubectl aligns every cell under its header), so an empty cell is ""
+// rather than shifting the ones after it.
+func tableCells(header, row string) map[string]string {
+	cells := map[string]string{}
+	var starts []int
+	for i := 0; i < len(header); i++ {
+		if header[i] != ' ' && (i == 0 || header[i-1] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	for k, start := range starts {
+		end := len(row)
+		if k+1 < len(starts) && starts[k+1] < end {
+			end = starts[k+1]
+		}
+		name := strings.Fields(header[start:])[0]
+		if start < len(row) {
+			cells[name] = strings.TrimSpace(row[start:end])
+		} else {
+			cells[name] = ""
+		}
+	}
+	return cells
+}
