@@ -223,6 +223,29 @@ spec:
 		}
 	})
 
+	// What the chart's PodMonitor scrapes: the replicator pod's metrics port. On this
+	// cluster the pod shares the node's network, so the port listens on 127.0.0.1. The
+	// pod became Ready above, so its readiness probe (/readyz) answered the kubelet.
+	t.Run("the replicator pod serves its metrics and probes", func(t *testing.T) {
+		waitFor(t, ctx, time.Minute, "replicator /metrics", func(ctx context.Context) (bool, string, error) {
+			body, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090/metrics")
+			if err != nil || code != 200 {
+				return false, fmt.Sprintf("%d %v", code, err), nil
+			}
+			for _, want := range []string{"# HELP cyrusrepl_replication_lag_seconds ", "cyrusrepl_sync_log_backlog_entries ", "cyrusrepl_last_success_timestamp_seconds "} {
+				if !strings.Contains(body, want) {
+					return false, "no " + want, nil
+				}
+			}
+			return true, "", nil
+		})
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if _, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090"+path); err != nil || code != 200 {
+				t.Errorf("%s: %d %v", path, code, err)
+			}
+		}
+	})
+
 	t.Run("a folder rename arrives as a rename", func(t *testing.T) {
 		// Uniqueids from each instance's mailboxes.db (Cyrus 3.6's IMAP STATUS MAILBOXID
 		// returns garbage bytes, so it cannot be used).
