@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// appendLog writes one entry the way Cyrus's sync_log_base does: open O_APPEND, flock,
-// check the inode is still "log", one write, fsync.
+// appendLog writes one entry the way Cyrus's sync_log_base does: open O_APPEND, take a
+// POSIX record lock (fcntl), check the inode is still "log", one write, fsync, unlock.
 func appendLog(t testing.TB, dir, line string) {
 	t.Helper()
 	path := filepath.Join(dir, "log")
@@ -23,7 +23,7 @@ func appendLog(t testing.TB, dir, line string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		if err := fcntlLock(f, syscall.F_WRLCK); err != nil {
 			t.Fatal(err)
 		}
 		fst, _ := f.Stat()
@@ -45,13 +45,14 @@ func appendLog(t testing.TB, dir, line string) {
 func TestLogDirCycle(t *testing.T) {
 	dir := t.TempDir()
 	l := LogDir{Dir: dir}
-	if err := l.ConsumeOnce(func([]LogEntry, []BadLine, bool) error { return nil }); !errors.Is(err, ErrNoLog) {
+	if err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error { collect(sc); return nil }); !errors.Is(err, ErrNoLog) {
 		t.Fatalf("empty dir: %v", err)
 	}
 	appendLog(t, dir, "MAILBOX user.a")
 	appendLog(t, dir, "garbage(")
 	boom := errors.New("replica down")
-	err := l.ConsumeOnce(func(e []LogEntry, bad []BadLine, re bool) error {
+	err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
+		e, bad := collect(sc)
 		if len(e) != 1 || len(bad) != 1 || re {
 			t.Fatalf("first pass: %v %v %v", e, bad, re)
 		}
@@ -63,7 +64,8 @@ func TestLogDirCycle(t *testing.T) {
 	// New entries arrive in a fresh log while log-run waits.
 	appendLog(t, dir, "MAILBOX user.b")
 	var seen []string
-	if err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, re bool) error {
+	if err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
+		e, _ := collect(sc)
 		if !re {
 			t.Fatal("leftover log-run not marked reprocessed")
 		}
@@ -74,7 +76,8 @@ func TestLogDirCycle(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, re bool) error {
+	if err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
+		e, _ := collect(sc)
 		for _, x := range e {
 			seen = append(seen, x.Args[0])
 		}
@@ -168,7 +171,8 @@ func TestLogDirChild(t *testing.T) {
 	}
 	l := LogDir{Dir: dir}
 	for {
-		err := l.ConsumeOnce(func(e []LogEntry, _ []BadLine, _ bool) error {
+		err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error {
+			e, _ := collect(sc)
 			for _, x := range e {
 				fmt.Fprintln(out, x.Args[0])
 				time.Sleep(50 * time.Microsecond)
@@ -184,6 +188,128 @@ func TestLogDirChild(t *testing.T) {
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// fcntlLock takes (or, with F_UNLCK, releases) a POSIX write lock on the whole of f the
+// way Cyrus's lock_blocking does (lib/lock_fcntl.c: F_SETLKW, F_WRLCK, offset 0, length 0).
+func fcntlLock(f *os.File, typ int16) error {
+	lk := syscall.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
+	for {
+		err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLKW, &lk)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// TestLogDirWaitsForCyrusWriter: a Cyrus writer (sync_log_base) that opened "log" and took
+// its POSIX record lock before our rename appends after it. Begin must wait for that lock
+// so the line is in what the cycle reads; it must never be unlinked with log-run. The
+// writer is another process, since POSIX locks never exclude their own process.
+func TestLogDirWaitsForCyrusWriter(t *testing.T) {
+	dir := t.TempDir()
+	appendLog(t, dir, "MAILBOX user.before")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogDirFcntlWriterChild$")
+	cmd.Env = append(os.Environ(), "CYRUSREPL_FCNTL_WRITER="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	locked := false
+	for !locked && sc.Scan() {
+		locked = sc.Text() == "locked"
+	}
+	if !locked {
+		t.Fatal("writer child did not report its lock")
+	}
+	var seen []string
+	done := make(chan error, 1)
+	go func() {
+		done <- LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
+			e, _ := collect(sc)
+			for _, x := range e {
+				seen = append(seen, x.Args[0])
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // hang guard
+		t.Fatal("ConsumeOnce hung")
+	}
+	if fmt.Sprint(seen) != "[user.before user.locked]" {
+		t.Fatalf("the cycle read %v; the line appended under the writer's lock across the rename was lost (log-run unlinked)", seen)
+	}
+}
+
+// TestLogDirFcntlWriterChild is the writer of TestLogDirWaitsForCyrusWriter: it does what
+// sync_log_base does (open O_APPEND, lock, check the inode is still "log"), reports the
+// lock, waits until the consumer has renamed the log and either removed log-run or kept
+// waiting for a second, then appends, fsyncs and unlocks.
+func TestLogDirFcntlWriterChild(t *testing.T) {
+	dir := os.Getenv("CYRUSREPL_FCNTL_WRITER")
+	if dir == "" {
+		t.Skip("helper for TestLogDirWaitsForCyrusWriter")
+	}
+	path := filepath.Join(dir, "log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fcntlLock(f, syscall.F_WRLCK); err != nil {
+		t.Fatal(err)
+	}
+	fst, _ := f.Stat()
+	if st, err := os.Stat(path); err != nil || !os.SameFile(fst, st) {
+		t.Fatal("log moved before the lock")
+	}
+	fmt.Println("locked")
+	for { // the consumer renames log → log-run
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	run := filepath.Join(dir, "log-run")
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(run); errors.Is(err, os.ErrNotExist) {
+			break // the consumer did not wait for us
+		}
+	}
+	if _, err := f.WriteString("MAILBOX user.locked\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Sync()
+	if err := fcntlLock(f, syscall.F_UNLCK); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// collect reads a scanner to its end.
+func collect(sc *LogScanner) (entries []LogEntry, bad []BadLine) {
+	for {
+		e, b, ok := sc.Next()
+		switch {
+		case !ok:
+			return entries, bad
+		case b != nil:
+			bad = append(bad, *b)
+		default:
+			entries = append(entries, e)
 		}
 	}
 }

@@ -49,16 +49,10 @@ type skippedRecord struct {
 func (r *Rolling) Cycle(ctx context.Context) error {
 	start := r.now()
 	var jobs []Job
-	logErr := r.Log.ConsumeOnce(func(entries []LogEntry, bad []BadLine, reprocessed bool) error {
-		if !reprocessed {
-			r.Runner.Rec.AddBadLogLines(len(bad))
-		}
-		for _, b := range bad {
-			r.emit(badLineRecord{Type: "bad-log-line", File: "log-run", Line: b.Line, Text: b.Text, Error: b.Err})
-		}
-		g := GroupEntries(entries)
-		for _, s := range g.Skipped {
-			r.emit(skippedRecord{Type: "skipped-log-entry", Entry: s.String(), Why: "not a user's mailbox (shared folders and server annotations are not replicated)"})
+	logErr := r.Log.ConsumeOnce(func(sc *LogScanner, reprocessed bool) error {
+		g, err := r.group(sc, reprocessed)
+		if err != nil {
+			return err
 		}
 		jobs = r.plan(g.Batches, start)
 		// Settled one by one as they end, so that a long log does not hold every
@@ -108,6 +102,27 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 		r.Publish(ctx)
 	}
 	return logErr
+}
+
+// group streams the log into per-user work: memory grows with the distinct users and
+// folders named, not with the number of lines. Malformed lines and entries the
+// replicator does not act on are recorded as they are met.
+func (r *Rolling) group(sc *LogScanner, reprocessed bool) (Grouped, error) {
+	gr := NewGrouper()
+	for {
+		e, bad, ok := sc.Next()
+		switch {
+		case !ok:
+			return gr.Batches(), sc.Err()
+		case bad != nil:
+			if !reprocessed {
+				r.Runner.Rec.AddBadLogLines(1)
+			}
+			r.emit(badLineRecord{Type: "bad-log-line", File: "log-run", Line: bad.Line, Text: bad.Text, Error: bad.Err})
+		case !gr.Add(e):
+			r.emit(skippedRecord{Type: "skipped-log-entry", Entry: e.String(), Why: "not a user's mailbox (shared folders and server annotations are not replicated)"})
+		}
+	}
 }
 
 // plan turns batches into jobs: users backing off are deferred to the retry queue (their
