@@ -93,9 +93,11 @@ func TestLogDirCycle(t *testing.T) {
 	}
 }
 
-// TestLogDirSIGKILL runs a consumer in a child process, kills it with SIGKILL at
-// arbitrary moments while a writer keeps appending, restarts it, and checks that every
-// written entry was processed at least once.
+// TestLogDirSIGKILL runs a consumer in a child process while a writer keeps appending,
+// and kills it with SIGKILL mid-batch: the child says "mid" once it has renamed the log
+// and handled (fsynced) its k-th entry, and then waits inside the cycle, so every kill
+// lands after the rename and at least one handled entry and before log-run is removed
+// (the test checks log-run is there at each kill). Restarted, it must lose no entry.
 func TestLogDirSIGKILL(t *testing.T) {
 	if os.Getenv("CYRUSREPL_LOGDIR_CHILD") != "" {
 		return
@@ -111,14 +113,6 @@ func TestLogDirSIGKILL(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestLogDirChild$")
-		cmd.Env = append(os.Environ(), "CYRUSREPL_LOGDIR_CHILD="+dir, "CYRUSREPL_LOGDIR_OUT="+out)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
 	kills := 0
 	for writing := true; writing; {
 		select {
@@ -126,8 +120,38 @@ func TestLogDirSIGKILL(t *testing.T) {
 			writing = false
 		default:
 		}
-		cmd := start()
-		time.Sleep(time.Duration(5+kills%7*3) * time.Millisecond)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLogDirChild$")
+		cmd.Env = append(os.Environ(), "CYRUSREPL_LOGDIR_CHILD="+dir, "CYRUSREPL_LOGDIR_OUT="+out,
+			"CYRUSREPL_LOGDIR_STOP_AFTER="+strconv.Itoa(1+kills%5))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		mid := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if sc.Text() == "mid" {
+					mid <- true
+					return
+				}
+			}
+			mid <- false
+		}()
+		select {
+		case ok := <-mid:
+			if !ok {
+				t.Fatal("consumer child ended without reaching mid-batch")
+			}
+		case <-time.After(time.Minute): // hang guard
+			t.Fatal("consumer child never reached mid-batch")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "log-run")); err != nil {
+			t.Fatalf("mid-batch but log-run is not there: %v", err)
+		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 		kills++
@@ -153,31 +177,40 @@ func TestLogDirSIGKILL(t *testing.T) {
 			t.Fatalf("entry %d lost after %d SIGKILLs", i, kills)
 		}
 	}
-	t.Logf("%d SIGKILLs, %d entries, none lost", kills, total)
+	t.Logf("%d SIGKILLs, each mid-batch, %d entries, none lost", kills, total)
 }
 
 // TestLogDirChild is the consumer the SIGKILL test runs as a child process: it appends
 // every entry to the output file (fsync) before the cycle ends, like an executor that
-// finishes replicating before log-run is removed.
+// finishes replicating before log-run is removed. With CYRUSREPL_LOGDIR_STOP_AFTER=k it
+// prints "mid" after its k-th entry and waits there for the kill.
 func TestLogDirChild(t *testing.T) {
 	dir := os.Getenv("CYRUSREPL_LOGDIR_CHILD")
 	if dir == "" {
 		t.Skip("helper for TestLogDirSIGKILL")
 	}
 	drain := os.Getenv("CYRUSREPL_LOGDIR_DRAIN") != ""
+	stopAfter, _ := strconv.Atoi(os.Getenv("CYRUSREPL_LOGDIR_STOP_AFTER"))
 	out, err := os.OpenFile(os.Getenv("CYRUSREPL_LOGDIR_OUT"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := LogDir{Dir: dir}
+	handled := 0
 	for {
 		err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error {
 			e, _ := collect(sc)
 			for _, x := range e {
 				fmt.Fprintln(out, x.Args[0])
-				time.Sleep(50 * time.Microsecond)
+				if err := out.Sync(); err != nil {
+					return err
+				}
+				if handled++; handled == stopAfter {
+					fmt.Println("mid")
+					time.Sleep(time.Hour) // wait here for the SIGKILL
+				}
 			}
-			return out.Sync()
+			return nil
 		})
 		if errors.Is(err, ErrNoLog) {
 			if drain {
