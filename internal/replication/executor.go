@@ -29,6 +29,9 @@ type Executor struct {
 	Emit func(rec any)
 	// Close releases the connections (nil: nothing to release).
 	Close func()
+	// Progress, when set, is called whenever the batch moves: message body bytes read
+	// from the master, an action completed (the Runner's stall guard).
+	Progress func()
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
@@ -60,6 +63,12 @@ func (x *Executor) now() time.Time {
 		return x.Now()
 	}
 	return time.Now().UTC()
+}
+
+func (x *Executor) progress() {
+	if x.Progress != nil {
+		x.Progress()
+	}
 }
 
 func (x *Executor) emit(rec any) {
