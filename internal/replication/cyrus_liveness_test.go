@@ -46,8 +46,8 @@ func TestCyrusBigFolderConvergesPastBatchTimeout(t *testing.T) {
 	m := e.p.Master
 	m.CreateUser(t, "big")
 	e.sync(t, "big")
-	m.DeliverMany(t, "big", bulk("big", 100, 100_000)) // ~10 MB
-	_, connect := slowReplica(t, e, 30*time.Millisecond) // ~0.5 MB/s: ~20 s for the upload
+	m.DeliverMany(t, "big", bulk("big", 100, 100_000))                      // ~10 MB
+	_, connect := slowReplica(t, e, 30*time.Millisecond)                    // ~0.5 MB/s: ~20 s for the upload
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
 	defer cancel()
 	r := &Runner{Connect: connect, Workers: 1, Attempts: 2, BatchTimeout: 8 * time.Second,

@@ -24,13 +24,13 @@ const (
 // batch never holds up the others: it is retried after a backoff (one-shot modes) or
 // handed to the durable retry queue (rolling), while the other workers carry on.
 type Runner struct {
-	Connect      Connector
-	Workers      int
+	Connect Connector
+	Workers int
 	// BatchTimeout cuts an attempt that makes no progress (no message body bytes moved,
 	// no action completed) for this long; 0 = never. A big folder on a slow link is not
 	// cut as long as it moves, so it converges however long its upload takes.
 	BatchTimeout time.Duration
-	Attempts     int           // attempts per batch within one Run (default 1)
+	Attempts     int // attempts per batch within one Run (default 1)
 	Backoff      func(attempt int) time.Duration
 	Policy       string
 	Rec          *Recorder
