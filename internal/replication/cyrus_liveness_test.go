@@ -3,7 +3,10 @@ package replication
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,4 +62,84 @@ func TestCyrusBigFolderConvergesPastBatchTimeout(t *testing.T) {
 	}
 	assertEqual(t, e.p, e.p.Replica, "big")
 	t.Logf("uploaded in %s with --batch-timeout 8s, %d attempt(s)", time.Since(start).Round(time.Second), res[0].Attempts)
+}
+
+// TestCyrusRollingSlowUserDoesNotHoldOthers: one user's upload crawls through a
+// throttled link (tens of seconds), and meanwhile another user's new mail must reach the
+// replica: log consumption does not wait for the slow job. Mail for the slow user logged
+// while it is in flight is kept and replicated once it is done.
+func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
+	e := startEnv(t, "delayed", false)
+	m := e.p.Master
+	for _, u := range []string{"slow", "ann"} {
+		m.CreateUser(t, u)
+	}
+	e.sync(t, "slow", "ann")
+	logDir := m.SyncLogDir(e.p.Channel)
+	drainLog(t, logDir)
+	const big = 200
+	m.DeliverMany(t, "slow", bulk("slow", big, 100_000)) // ~20 MB: ~40 s at ~0.5 MB/s
+	pr, connect := slowReplica(t, e, 30*time.Millisecond)
+	retry, err := OpenRetryQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	pending, err := OpenPendingQueue(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Pending: pending, Interval: 50 * time.Millisecond,
+		Runner: &Runner{Connect: connect, Workers: 2, Attempts: 1, Rec: NewRecorder("rolling", "test", time.Now())}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- roll.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-runDone }) }
+	defer stop()
+
+	waitUntil(t, ctx, "the slow user's log taken", func() bool { return !exists(logDir, "log") && !exists(logDir, "log-run") })
+	m.Deliver(t, "ann", cyruspair.Message("ann", "while slow uploads"))
+	m.Deliver(t, "slow", cyruspair.Message("slow", "while slow uploads"))
+	waitUntil(t, ctx, "ann's mail on the replica", func() bool { return e.p.Replica.Status(t, "ann", "INBOX").Messages == 1 })
+	if n := e.p.Replica.Status(t, "slow", "INBOX").Messages; n != 0 {
+		t.Fatalf("ann's mail reached the replica only after the slow user's upload ended (%d messages there): consumption waited for the slow job", n)
+	}
+	// The log-run is gone while the slow user is in flight: its work is durable in the
+	// pending queue, which a restart would run again.
+	again, err := OpenPendingQueue(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Len() == 0 || !strings.Contains(fmt.Sprint(again.Ready(func(string) bool { return false })), "slow") {
+		t.Fatalf("the slow user's work taken from the log is not in pending.json while in flight: %+v", again.Ready(func(string) bool { return false }))
+	}
+	pr.SetDelay(0)
+	waitUntil(t, ctx, "the slow user converged, with the mail logged while in flight", func() bool {
+		return e.p.Replica.Status(t, "slow", "INBOX").Messages == big+1
+	})
+	waitUntil(t, ctx, "the pending queue emptied", func() bool {
+		q, err := OpenPendingQueue(state)
+		return err == nil && q.Len() == 0
+	})
+	stop()
+	assertEqual(t, e.p, e.p.Replica, "slow", "ann")
+}
+
+func exists(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// waitUntil polls cond until it holds; ctx is the hang guard.
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("hang guard: gave up waiting for %s", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
