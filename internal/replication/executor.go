@@ -53,10 +53,16 @@ type BatchResult struct {
 	// MailboxLevel: only the logged folders were compared (no escalation was needed).
 	MailboxLevel bool
 	DurationMS   int64
+
+	recorded map[string]bool // decisions and mismatches already in the result
 }
 
-// maxRounds bounds re-planning (cross-user joins, and the verification pass).
-const maxRounds = 4
+// maxRounds bounds re-planning (after a concurrent change, and the verification pass).
+// Rounds that only join more users do not count: they are bounded by maxJoins.
+const (
+	maxRounds = 4
+	maxJoins  = 64
+)
 
 func (x *Executor) now() time.Time {
 	if x.Now != nil {
@@ -81,47 +87,48 @@ func (x *Executor) emit(rec any) {
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
 	x.diverged, x.newDiverged = nil, 0
-	return x.sync(ctx, users, verify)
+	return x.sync(ctx, users, verify, nil)
 }
 
-func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
+// sync is Sync continuing res, the result of work already done in this batch (nil: none),
+// e.g. a mailbox-level pass that escalated: its records and bodies stay in the result.
+func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *BatchResult) (*BatchResult, error) {
 	start := x.now()
-	res := &BatchResult{Actions: map[string]int{}}
+	if res == nil {
+		res = &BatchResult{Actions: map[string]int{}}
+	}
+	res.MailboxLevel = false
 	users = slices.Clone(users)
 	sort.Strings(users)
 	var lastPlan Plan
-	applied, recordAsides := false, false
-	for round := 0; round < maxRounds; round++ {
+	planned := false
+	for round, joins := 0, 0; round < maxRounds; round++ {
 		in, err := x.gather(ctx, users)
 		if err != nil {
 			return res, err
 		}
 		p := Compute(in)
 		if len(p.NeedUsers) > 0 {
+			// Folders moved to or from users outside the batch: they join, and the
+			// round is planned again with them (not counted as a round).
+			if joins++; joins > maxJoins {
+				return res, fmt.Errorf("batch keeps asking for more users after %d joins (now %d users); not run", maxJoins, len(users))
+			}
 			users = append(users, p.NeedUsers...)
 			sort.Strings(users)
 			users = slices.Compact(users)
+			round--
 			continue
 		}
-		lastPlan = p
-		if applied && recordAsides {
-			// Planned again after the replica refused a folder: the move-aside
-			// decisions are new.
-			for _, d := range p.Decisions {
-				if d.Action == report.ActionMoveAside && d.Evidence == report.EvidenceSplitBrain {
-					res.Decisions = append(res.Decisions, d)
-					res.Actions[string(d.Action)]++
-					x.emit(decisionLine{Type: "decision", Decision: d})
-				}
-			}
-			recordAsides = false
-		}
-		if !applied {
-			// The records of what was found and decided come from the first plan; later
-			// rounds only confirm the result.
+		lastPlan, planned = p, true
+		last := verify || p.Empty() || round == maxRounds-1
+		if round == 0 || !last {
+			// The first plan is the record of what was found and decided; a later plan
+			// (after a concurrent change or a refusal) adds the decisions of the
+			// actions it is about to run.
 			x.recordPlan(res, &p)
 		}
-		if verify || p.Empty() || round == maxRounds-1 {
+		if last {
 			break
 		}
 		n, err := x.execute(ctx, &p, in)
@@ -129,14 +136,12 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
 			// Someone changed a folder between our read and our write (a rename on
 			// the master, a write on the replica): read both ends again and re-plan.
-			applied = true
 			res.Actions["replan"]++
 			continue
 		}
 		if err != nil {
 			return res, err
 		}
-		applied = true
 		if err := x.Replica.Restart(ctx); err != nil {
 			return res, fmt.Errorf("replica RESTART: %w", err)
 		}
@@ -145,25 +150,41 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 				return res, fmt.Errorf("replica refused the master's state for %d folder(s) (split-brain) and no round is left to move them aside", x.newDiverged)
 			}
 			x.newDiverged = 0
-			recordAsides = true
 			res.Actions["replan"]++
 		}
 	}
 	res.Kept = lastPlan.Kept
-	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
-	res.DurationMS = x.now().Sub(start).Milliseconds()
+	// Equal only from a plan that found nothing left to do.
+	res.Equal = planned && lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
+	res.DurationMS += x.now().Sub(start).Milliseconds()
+	res.Users = nil
 	x.userResults(res, users)
 	return res, nil
 }
 
-// recordPlan adds a plan's decisions and mismatches to the batch result and emits them.
+// recordPlan adds a plan's decisions and mismatches to the batch result and emits them,
+// once each: a decision or mismatch already in the result (same uniqueid, names, action
+// or kind) is not repeated by a later plan.
 func (x *Executor) recordPlan(res *BatchResult, p *Plan) {
+	if res.recorded == nil {
+		res.recorded = map[string]bool{}
+	}
 	for _, d := range p.Decisions {
+		key := "d|" + d.UniqueID + "|" + d.MasterName + "|" + d.ReplicaName + "|" + string(d.Action)
+		if res.recorded[key] {
+			continue
+		}
+		res.recorded[key] = true
 		res.Decisions = append(res.Decisions, d)
 		res.Actions[string(d.Action)]++
 		x.emit(decisionLine{Type: "decision", Decision: d})
 	}
 	for _, m := range p.Mismatches {
+		key := "m|" + m.UniqueID + "|" + m.MasterName + "|" + m.ReplicaName + "|" + string(m.Kind)
+		if res.recorded[key] {
+			continue
+		}
+		res.recorded[key] = true
 		res.Mismatches = append(res.Mismatches, m)
 		x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
 	}
