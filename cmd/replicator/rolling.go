@@ -49,7 +49,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	pending, err := replication.OpenPendingQueue(c.stateDir)
+	pending, err := replication.OpenPendingQueue(replication.LogDir{Dir: *logDir}.PendingPath())
 	if err != nil {
 		return exitUsage, usageError{err}
 	}

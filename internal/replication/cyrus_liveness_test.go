@@ -84,7 +84,7 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := t.TempDir()
+	state := LogDir{Dir: logDir}.PendingPath()
 	pending, err := OpenPendingQueue(state)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if again.Len() == 0 || !strings.Contains(fmt.Sprint(again.Ready(func(string) bool { return false })), "slow") {
-		t.Fatalf("the slow user's work taken from the log is not in pending.json while in flight: %+v", again.Ready(func(string) bool { return false }))
+		t.Fatalf("the slow user's work taken from the log is not in log-pending.json while in flight: %+v", again.Ready(func(string) bool { return false }))
 	}
 	pr.SetDelay(0)
 	waitUntil(t, ctx, "the slow user converged, with the mail logged while in flight", func() bool {

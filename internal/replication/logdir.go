@@ -22,6 +22,11 @@ type LogDir struct{ Dir string }
 func (l LogDir) logPath() string { return filepath.Join(l.Dir, "log") }
 func (l LogDir) runPath() string { return filepath.Join(l.Dir, "log-run") }
 
+// PendingPath is where the work taken from this channel's log-runs and not yet
+// replicated is kept (see PendingQueue): beside the log, as durable as the log itself.
+// Cyrus never touches it (its writers only open "log").
+func (l LogDir) PendingPath() string { return filepath.Join(l.Dir, "log-pending.json") }
+
 // Begin opens what to process: a leftover log-run (reprocessed=true) or the current log
 // after renaming it to log-run. ErrNoLog when neither exists. The caller reads the file
 // (streamed: it may be large after an outage) and closes it.
@@ -86,10 +91,11 @@ func (l LogDir) End() error {
 	return syncDir(l.Dir)
 }
 
-// Backlog returns the size in bytes of the log not yet taken (log + log-run).
+// Backlog returns the size in bytes of the log not yet replicated: log, log-run and the
+// pending queue (0 when idle).
 func (l LogDir) Backlog() int64 {
 	var n int64
-	for _, p := range []string{l.logPath(), l.runPath()} {
+	for _, p := range []string{l.logPath(), l.runPath(), l.PendingPath()} {
 		if st, err := os.Stat(p); err == nil {
 			n += st.Size()
 		}

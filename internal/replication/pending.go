@@ -13,7 +13,8 @@ import (
 )
 
 // PendingQueue is the sync-log work taken from log-runs and not yet replicated, saved
-// atomically in <state-dir>/pending.json. A log-run is removed only once its work is
+// atomically beside the log it came from (<channel>/log-pending.json, see
+// LogDir.PendingPath), so it is exactly as durable as the log itself. A log-run is removed only once its work is
 // merged in here and saved, so the log can be consumed while users are still being
 // replicated; an entry leaves the queue only when the job that carried it succeeded (or
 // its users were handed to the retry queue, saved first). A crash at any point leaves
@@ -36,15 +37,13 @@ type pendingBatch struct {
 	inFlight bool
 }
 
-// OpenPendingQueue loads the queue from stateDir (empty when absent; stateDir "" keeps
-// it in memory only). Batches that were in flight when the process stopped are waiting
-// again.
-func OpenPendingQueue(stateDir string) (*PendingQueue, error) {
-	q := &PendingQueue{batches: map[int]*pendingBatch{}, waiting: map[string]int{}}
-	if stateDir == "" {
+// OpenPendingQueue loads the queue saved at path (empty when absent; path "" keeps it in
+// memory only). Batches that were in flight when the process stopped are waiting again.
+func OpenPendingQueue(path string) (*PendingQueue, error) {
+	q := &PendingQueue{path: path, batches: map[int]*pendingBatch{}, waiting: map[string]int{}}
+	if path == "" {
 		return q, nil
 	}
-	q.path = filepath.Join(stateDir, "pending.json")
 	b, err := os.ReadFile(q.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return q, nil
@@ -181,11 +180,19 @@ func (q *PendingQueue) Len() int {
 	return n
 }
 
-// Save writes the queue atomically when it changed since the last save.
+// Save writes the queue atomically when it changed since the last save; an empty queue
+// is no file.
 func (q *PendingQueue) Save() error {
 	if !q.dirty || q.path == "" {
 		q.dirty = false
 		return nil
+	}
+	if len(q.batches) == 0 {
+		if err := os.Remove(q.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove empty pending queue: %w", err)
+		}
+		q.dirty = false
+		return syncDir(filepath.Dir(q.path))
 	}
 	ids := slices.Collect(maps.Keys(q.batches))
 	sort.Ints(ids)

@@ -2,14 +2,16 @@ package replication
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
 // TestPendingQueue: work for a user in flight waits in a separate batch; joined users
 // stay joined; the queue survives a reopen with in-flight work waiting again.
 func TestPendingQueue(t *testing.T) {
-	dir := t.TempDir()
-	q, err := OpenPendingQueue(dir)
+	path := filepath.Join(t.TempDir(), "log-pending.json")
+	q, err := OpenPendingQueue(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func TestPendingQueue(t *testing.T) {
 	}
 	// Reopened before that Done was saved: a's in-flight work is waiting again, merged
 	// with the work that arrived meanwhile.
-	again, err := OpenPendingQueue(dir)
+	again, err := OpenPendingQueue(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,5 +45,15 @@ func TestPendingQueue(t *testing.T) {
 	}
 	if again.Len() != 3 {
 		t.Fatalf("len %d", again.Len())
+	}
+	// Emptied, the queue is no file (the backlog of an idle channel is 0).
+	for _, b := range again.Ready(free) {
+		again.Done(b.ID)
+	}
+	if err := again.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("empty queue left a file: %v", err)
 	}
 }
