@@ -22,10 +22,10 @@ type LogDir struct{ Dir string }
 func (l LogDir) logPath() string { return filepath.Join(l.Dir, "log") }
 func (l LogDir) runPath() string { return filepath.Join(l.Dir, "log-run") }
 
-// PendingPath is where the work taken from this channel's log-runs and not yet
-// replicated is kept (see PendingQueue): beside the log, as durable as the log itself.
-// Cyrus never touches it (its writers only open "log").
-func (l LogDir) PendingPath() string { return filepath.Join(l.Dir, "log-pending.json") }
+// PendingPath is the directory where the work taken from this channel's log-runs and
+// not yet replicated is kept (see PendingQueue): beside the log, as durable as the log
+// itself. Cyrus never touches it (its writers only open "log").
+func (l LogDir) PendingPath() string { return filepath.Join(l.Dir, "log-pending") }
 
 // Begin opens what to process: a leftover log-run (reprocessed=true) or the current log
 // after renaming it to log-run. ErrNoLog when neither exists. The caller reads the file
@@ -92,10 +92,16 @@ func (l LogDir) End() error {
 }
 
 // Backlog returns the size in bytes of the log not yet replicated: log, log-run and the
-// pending queue (0 when idle).
+// pending queue's segments (0 when idle).
 func (l LogDir) Backlog() int64 {
+	paths := []string{l.logPath(), l.runPath()}
+	if ents, err := os.ReadDir(l.PendingPath()); err == nil {
+		for _, e := range ents {
+			paths = append(paths, filepath.Join(l.PendingPath(), e.Name()))
+		}
+	}
 	var n int64
-	for _, p := range []string{l.logPath(), l.runPath(), l.PendingPath()} {
+	for _, p := range paths {
 		if st, err := os.Stat(p); err == nil {
 			n += st.Size()
 		}

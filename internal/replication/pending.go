@@ -10,64 +10,115 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 )
 
-// PendingQueue is the sync-log work taken from log-runs and not yet replicated, saved
-// atomically beside the log it came from (<channel>/log-pending.json, see
-// LogDir.PendingPath), so it is exactly as durable as the log itself. A log-run is removed only once its work is
-// merged in here and saved, so the log can be consumed while users are still being
-// replicated; an entry leaves the queue only when the job that carried it succeeded (or
-// its users were handed to the retry queue, saved first). A crash at any point leaves
-// every entry in log-run, in pending.json, or in retry.json.
+// PendingQueue is the sync-log work taken from log-runs and not yet replicated. It is
+// kept beside the log it came from (<channel>/log-pending/, see LogDir.PendingPath), so
+// it is exactly as durable as the log itself: each taken log-run becomes one segment
+// file (its work grouped per user, written to a temporary file, fsynced and renamed)
+// before the log-run is removed, and a segment file is removed once every batch holding
+// its work is done. Saving never rewrites the whole backlog: each save writes only the
+// new log-run's work. An entry leaves the queue only when the job that carried it
+// succeeded, or its users were handed to the retry queue (saved first). A crash at any
+// point leaves every entry in log-run, in a segment, or in retry.json.
 //
 // A batch being replicated is "in flight": new work for one of its users is kept in a
-// separate waiting batch, run once the user is free. Memory and the file grow with the
-// distinct users and folders pending, not with the length of the log.
+// separate waiting batch, run once the user is free. Memory grows with the distinct
+// users and folders pending, not with the length of the log.
 type PendingQueue struct {
-	path    string
+	dir     string
 	batches map[int]*pendingBatch
+	order   []int          // batch ids in arrival order (stale ids are skipped, then dropped)
 	waiting map[string]int // user → id of the waiting (not in flight) batch holding it
+	segRefs map[int]int    // segment → number of batches holding some of its work
 	nextID  int
-	dirty   bool
+	nextSeg int
 }
 
 type pendingBatch struct {
 	users    map[string]*UserWork
 	folders  map[string]map[string]bool
+	segs     map[int]bool
 	inFlight bool
 }
 
-// OpenPendingQueue loads the queue saved at path (empty when absent; path "" keeps it in
+// OpenPendingQueue loads the queue kept in dir (empty when absent; dir "" keeps it in
 // memory only). Batches that were in flight when the process stopped are waiting again.
-func OpenPendingQueue(path string) (*PendingQueue, error) {
-	q := &PendingQueue{path: path, batches: map[int]*pendingBatch{}, waiting: map[string]int{}}
-	if path == "" {
+func OpenPendingQueue(dir string) (*PendingQueue, error) {
+	q := &PendingQueue{dir: dir, batches: map[int]*pendingBatch{}, waiting: map[string]int{}, segRefs: map[int]int{}}
+	if dir == "" {
 		return q, nil
 	}
-	b, err := os.ReadFile(q.path)
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return q, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pending queue: %w", err)
 	}
-	var list []Batch
-	if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("pending queue %s is corrupt: %w", q.path, err)
+	for _, e := range ents {
+		seg, ok := segmentNumber(e.Name())
+		if !ok {
+			continue // a temporary file of a save that did not finish
+		}
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read pending queue: %w", err)
+		}
+		var list []Batch
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, fmt.Errorf("pending queue segment %s is corrupt: %w", path, err)
+		}
+		q.add(seg, list)
+		q.nextSeg = max(q.nextSeg, seg+1)
 	}
-	q.Add(list)
-	q.dirty = false
 	return q, nil
 }
 
-// Add merges log batches into the waiting work: a batch sharing a user with a waiting
-// batch is merged with it (a user is never split, joined users stay joined).
-func (q *PendingQueue) Add(batches []Batch) {
+func segmentName(seg int) string { return fmt.Sprintf("%012d.json", seg) }
+
+func segmentNumber(name string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSuffix(name, ".json"))
+	return n, err == nil && strings.HasSuffix(name, ".json") && n >= 0
+}
+
+// Add saves the batches of one taken log-run as a new segment, then merges them into
+// the waiting work. When it returns nil the work is durable and the log-run may go.
+func (q *PendingQueue) Add(batches []Batch) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	seg := q.nextSeg
+	if q.dir != "" {
+		if err := os.MkdirAll(q.dir, 0o700); err != nil {
+			return fmt.Errorf("pending queue: %w", err)
+		}
+		b, err := json.Marshal(batches)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(q.dir, segmentName(seg)), b, 0o600); err != nil {
+			return fmt.Errorf("save pending queue: %w", err)
+		}
+	}
+	q.nextSeg++
+	q.add(seg, batches)
+	return nil
+}
+
+// add merges batches of segment seg into the waiting work: a batch sharing a user with
+// a waiting batch is merged with it (a user is never split, joined users stay joined).
+func (q *PendingQueue) add(seg int, batches []Batch) {
 	for _, b := range batches {
 		id := q.nextID
 		q.nextID++
-		nb := &pendingBatch{users: map[string]*UserWork{}, folders: map[string]map[string]bool{}}
+		nb := &pendingBatch{users: map[string]*UserWork{}, folders: map[string]map[string]bool{}, segs: map[int]bool{seg: true}}
+		q.segRefs[seg]++
 		q.batches[id] = nb
+		q.order = append(q.order, id)
 		for _, w := range b.Users {
 			if old, ok := q.waiting[w.User]; ok && old != id {
 				q.mergeInto(id, old)
@@ -75,18 +126,23 @@ func (q *PendingQueue) Add(batches []Batch) {
 			nb.add(w)
 			q.waiting[w.User] = id
 		}
-		q.dirty = true
 	}
 }
 
 // mergeInto moves waiting batch from into batch to.
 func (q *PendingQueue) mergeInto(to, from int) {
-	fb := q.batches[from]
+	fb, tb := q.batches[from], q.batches[to]
 	delete(q.batches, from)
+	for seg := range fb.segs {
+		if tb.segs[seg] {
+			q.segRefs[seg]-- // two holders of the segment's work become one
+		}
+		tb.segs[seg] = true
+	}
 	for u, w := range fb.users {
 		ww := *w
 		ww.Mailboxes = slices.Collect(maps.Keys(fb.folders[u]))
-		q.batches[to].add(ww)
+		tb.add(ww)
 		q.waiting[u] = to
 	}
 }
@@ -121,23 +177,29 @@ type PendingBatch struct {
 	Batch
 }
 
-// Ready lists the waiting batches none of whose users is busy, in a stable order.
-func (q *PendingQueue) Ready(busy func(user string) bool) []PendingBatch {
-	var out []PendingBatch
-	for _, id := range slices.Sorted(maps.Keys(q.batches)) {
+// Ready calls take with the waiting batches none of whose users is busy, oldest first,
+// until take returns false.
+func (q *PendingQueue) Ready(busy func(user string) bool, take func(PendingBatch) bool) {
+	live := q.order[:0]
+	stopped := false
+	for _, id := range q.order {
 		b := q.batches[id]
-		if b.inFlight {
+		if b == nil {
+			continue // done or merged away
+		}
+		live = append(live, id)
+		if stopped || b.inFlight {
 			continue
 		}
 		free := true
 		for u := range b.users {
 			free = free && !busy(u)
 		}
-		if free {
-			out = append(out, PendingBatch{ID: id, Batch: b.batch()})
+		if free && !take(PendingBatch{ID: id, Batch: b.batch()}) {
+			stopped = true
 		}
 	}
-	return out
+	q.order = live
 }
 
 // Start marks a waiting batch in flight: work for its users that arrives from now on is
@@ -155,11 +217,12 @@ func (q *PendingQueue) Start(id int) {
 	}
 }
 
-// Done removes a batch: replicated, or its users handed to the retry queue (saved).
-func (q *PendingQueue) Done(id int) {
+// Done removes a batch (replicated, or its users handed to the retry queue, saved) and
+// the segment files no other batch holds work of.
+func (q *PendingQueue) Done(id int) error {
 	b := q.batches[id]
 	if b == nil {
-		return
+		return nil
 	}
 	delete(q.batches, id)
 	for u := range b.users {
@@ -167,7 +230,20 @@ func (q *PendingQueue) Done(id int) {
 			delete(q.waiting, u)
 		}
 	}
-	q.dirty = true
+	var errs []error
+	for _, seg := range slices.Sorted(maps.Keys(b.segs)) {
+		if q.segRefs[seg]--; q.segRefs[seg] > 0 {
+			continue
+		}
+		delete(q.segRefs, seg)
+		if q.dir == "" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(q.dir, segmentName(seg))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("pending queue: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Len is the number of users with pending work (a user in flight with more work
@@ -180,33 +256,15 @@ func (q *PendingQueue) Len() int {
 	return n
 }
 
-// Save writes the queue atomically when it changed since the last save; an empty queue
-// is no file.
-func (q *PendingQueue) Save() error {
-	if !q.dirty || q.path == "" {
-		q.dirty = false
-		return nil
-	}
-	if len(q.batches) == 0 {
-		if err := os.Remove(q.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove empty pending queue: %w", err)
+// Users lists the users with pending work, sorted (reports and tests).
+func (q *PendingQueue) Users() []string {
+	set := map[string]bool{}
+	for _, b := range q.batches {
+		for u := range b.users {
+			set[u] = true
 		}
-		q.dirty = false
-		return syncDir(filepath.Dir(q.path))
 	}
-	ids := slices.Collect(maps.Keys(q.batches))
-	sort.Ints(ids)
-	list := make([]Batch, 0, len(ids))
-	for _, id := range ids {
-		list = append(list, q.batches[id].batch())
-	}
-	b, err := json.Marshal(list)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(q.path, b, 0o600); err != nil {
-		return fmt.Errorf("save pending queue: %w", err)
-	}
-	q.dirty = false
-	return nil
+	out := slices.Collect(maps.Keys(set))
+	sort.Strings(out)
+	return out
 }

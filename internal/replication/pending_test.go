@@ -7,53 +7,74 @@ import (
 	"testing"
 )
 
+func readyOf(q *PendingQueue, busy func(string) bool) string {
+	var out []PendingBatch
+	q.Ready(busy, func(b PendingBatch) bool { out = append(out, b); return true })
+	return fmt.Sprint(out)
+}
+
 // TestPendingQueue: work for a user in flight waits in a separate batch; joined users
-// stay joined; the queue survives a reopen with in-flight work waiting again.
+// stay joined; the queue survives a reopen with in-flight work waiting again; a segment
+// file goes once every batch holding its work is done.
 func TestPendingQueue(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log-pending.json")
-	q, err := OpenPendingQueue(path)
+	dir := filepath.Join(t.TempDir(), "log-pending")
+	q, err := OpenPendingQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a"}}}}, {Users: []UserWork{{User: "b", Meta: true}}}})
-	free := func(string) bool { return false }
-	ready := q.Ready(free)
-	if len(ready) != 2 {
-		t.Fatalf("ready %+v", ready)
-	}
-	q.Start(ready[0].ID) // a in flight
-	busy := func(u string) bool { return u == "a" }
-	q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a.X"}}, {User: "c", Full: true}}}})
-	if err := q.Save(); err != nil {
+	if err := q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a"}}}}, {Users: []UserWork{{User: "b", Meta: true}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(q.Ready(busy)); got != "[{1 {[{b false [] true}]}}]" {
+	free := func(string) bool { return false }
+	if got := readyOf(q, free); got != "[{0 {[{a false [user.a] false}]}} {1 {[{b false [] true}]}}]" {
+		t.Fatalf("ready: %s", got)
+	}
+	q.Start(0) // a in flight
+	busy := func(u string) bool { return u == "a" }
+	if err := q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a.X"}}, {User: "c", Full: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyOf(q, busy); got != "[{1 {[{b false [] true}]}}]" {
 		t.Fatalf("with a in flight, ready: %s", got)
 	}
-	q.Done(ready[0].ID)
-	if got := fmt.Sprint(q.Ready(free)); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a.X] false} {c true [] false}]}}]" {
-		t.Fatalf("after a's first batch: %s", got)
+	segments := func() int {
+		ents, _ := os.ReadDir(dir)
+		return len(ents)
 	}
-	// Reopened before that Done was saved: a's in-flight work is waiting again, merged
-	// with the work that arrived meanwhile.
-	again, err := OpenPendingQueue(path)
+	if n := segments(); n != 2 {
+		t.Fatalf("%d segment files, want 2", n)
+	}
+	// Reopened while a was in flight: a's work is waiting again, merged with the work
+	// that arrived meanwhile.
+	again, err := OpenPendingQueue(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(again.Ready(free)); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a user.a.X] false} {c true [] false}]}}]" {
+	if got := readyOf(again, free); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a user.a.X] false} {c true [] false}]}}]" {
 		t.Fatalf("reopened: %s", got)
 	}
 	if again.Len() != 3 {
 		t.Fatalf("len %d", again.Len())
 	}
-	// Emptied, the queue is no file (the backlog of an idle channel is 0).
-	for _, b := range again.Ready(free) {
-		again.Done(b.ID)
-	}
-	if err := again.Save(); err != nil {
+	if err := q.Done(0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("empty queue left a file: %v", err)
+	if got := readyOf(q, free); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a.X] false} {c true [] false}]}}]" {
+		t.Fatalf("after a's first batch: %s", got)
+	}
+	if n := segments(); n != 2 {
+		t.Fatalf("segment 0 still holds b's work, yet %d segment files", n)
+	}
+	if err := q.Done(1); err != nil {
+		t.Fatal(err)
+	}
+	if n := segments(); n != 1 {
+		t.Fatalf("%d segment files after the first segment's work was done, want 1", n)
+	}
+	if err := q.Done(2); err != nil {
+		t.Fatal(err)
+	}
+	if n := segments(); n != 0 || q.Len() != 0 {
+		t.Fatalf("%d segment files, %d users left after everything was done", n, q.Len())
 	}
 }

@@ -149,8 +149,7 @@ func (r *Rolling) take() error {
 		if err != nil {
 			return err
 		}
-		r.Pending.Add(g.Batches)
-		return r.Pending.Save()
+		return r.Pending.Add(g.Batches)
 	})
 }
 
@@ -162,14 +161,15 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 	var jobs []flight
 	var deferred []int
 	queued := map[string]bool{}
-	for _, pb := range r.Pending.Ready(r.isBusy) {
+	free := len(r.pool)
+	r.Pending.Ready(r.isBusy, func(pb PendingBatch) bool {
 		users := pb.UserNames()
 		if slices.ContainsFunc(users, func(u string) bool { return r.Retry.Waiting(u, now) }) {
 			for _, u := range users {
 				r.Retry.Defer(u, now)
 			}
 			deferred = append(deferred, pb.ID)
-			continue
+			return true
 		}
 		work := slices.Clone(pb.Users)
 		for i := range work {
@@ -180,15 +180,17 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 		for _, u := range users {
 			queued[u] = true
 		}
-	}
+		return len(jobs) < free // no more than the free workers can take
+	})
 	if len(deferred) > 0 {
 		if err := r.Retry.Save(); err != nil {
 			return fmt.Errorf("save retry queue: %w", err)
 		}
+		var errs []error
 		for _, id := range deferred {
-			r.Pending.Done(id)
+			errs = append(errs, r.Pending.Done(id))
 		}
-		if err := r.Pending.Save(); err != nil {
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
 	}
@@ -280,10 +282,9 @@ func (r *Rolling) settle(ctx context.Context, wait bool) int {
 		return users
 	}
 	for _, id := range finished {
-		r.Pending.Done(id)
-	}
-	if err := r.Pending.Save(); err != nil {
-		r.Runner.Rec.SetError(err, now)
+		if err := r.Pending.Done(id); err != nil {
+			r.Runner.Rec.SetError(err, now)
+		}
 	}
 	return users
 }

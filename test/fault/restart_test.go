@@ -146,7 +146,7 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 			t.Fatalf("round %d: the batch ended before the SIGKILL landed; the kill proved nothing\n%s", round, roll.output())
 		}
 		if !durable(t, logDir, behind) {
-			t.Fatalf("round %d: killed with %v behind, but their work is neither in log-run nor in log-pending.json", round, behind)
+			t.Fatalf("round %d: killed with %v behind, but their work is neither in log-run nor in the pending queue (log-pending/)", round, behind)
 		}
 		t.Logf("round %d: SIGKILL with %v applied and %v behind", round, done, behind)
 	}
@@ -163,8 +163,10 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 // durable reports whether every user's work is held by log-run or the pending queue.
 func durable(t *testing.T, logDir string, users []string) bool {
 	t.Helper()
+	paths := []string{filepath.Join(logDir, "log-run")}
+	segs, _ := filepath.Glob(filepath.Join(logDir, "log-pending", "*.json"))
 	var held []byte
-	for _, p := range []string{filepath.Join(logDir, "log-run"), filepath.Join(logDir, "log-pending.json")} {
+	for _, p := range append(paths, segs...) {
 		b, err := os.ReadFile(p)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
