@@ -39,6 +39,9 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
+	// beforeRecheck, when set (tests only), runs right before the replica folder at name
+	// is re-read ahead of a destructive action: the seam where a test injects a write.
+	beforeRecheck func(name string)
 }
 
 // BatchResult is the outcome of one batch.
@@ -122,10 +125,11 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 		}
 		lastPlan, planned = p, true
 		last := verify || p.Empty() || round == maxRounds-1
-		if round == 0 || !last {
+		if round == 0 || !last || p.Empty() {
 			// The first plan is the record of what was found and decided; a later plan
-			// (after a concurrent change or a refusal) adds the decisions of the
-			// actions it is about to run.
+			// (after a concurrent change or a refusal) adds the decisions it makes anew:
+			// of the actions it is about to run, or a keep. A plan left unrun (no round
+			// left) records nothing it did not do.
 			x.recordPlan(res, &p)
 		}
 		if last {
@@ -170,7 +174,11 @@ func (x *Executor) recordPlan(res *BatchResult, p *Plan) {
 		res.recorded = map[string]bool{}
 	}
 	for _, d := range p.Decisions {
-		key := "d|" + d.UniqueID + "|" + d.MasterName + "|" + d.ReplicaName + "|" + string(d.Action)
+		rname := d.ReplicaName
+		if d.Action == report.ActionMoveAside {
+			rname = "" // the rescue name carries the plan's time
+		}
+		key := "d|" + d.UniqueID + "|" + d.MasterName + "|" + rname + "|" + string(d.Action) + "|" + string(d.Evidence)
 		if res.recorded[key] {
 			continue
 		}
@@ -262,6 +270,9 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 			if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
 				return in, err
 			}
+			if err := x.noteSieve(l, ms.meta); err != nil {
+				return in, err
+			}
 			ledgers = append(ledgers, l)
 		}
 	}
@@ -346,24 +357,37 @@ func lookupUIDs(ctx context.Context, get func(context.Context, []string) ([]csyn
 	return out, nil
 }
 
-// ErrChangedUnderUs means the replica no longer holds the expected uniqueid at a name
-// right before a delete or rename: another writer is active. The batch is retried.
+// ErrChangedUnderUs means the replica no longer holds the expected uniqueid at a name,
+// or the folder's state moved on, right before a delete or rename: another writer is
+// active. The batch plans again.
 var ErrChangedUnderUs = errors.New("replica changed under us")
 
-// expectAt re-checks, immediately before a delete or rename is sent, that the replica
-// still holds uid at name.
-func (x *Executor) expectAt(ctx context.Context, name, uid string) error {
+// expectAt re-reads the replica folder at name immediately before a delete or rename
+// is sent, and goes ahead only if it still holds uid and, when want is set, still has
+// that state (last_uid, highestmodseq, sync_crc): mail that reached the folder after the
+// plan read it is never dropped on the plan's stale view.
+func (x *Executor) expectAt(ctx context.Context, name, uid string, want *FolderMark) error {
+	if x.beforeRecheck != nil {
+		x.beforeRecheck(name)
+	}
 	ms, err := x.Replica.GetMailboxes(ctx, []string{name})
 	if err != nil {
 		return fmt.Errorf("replica GET MAILBOXES %s: %w", name, err)
 	}
-	for _, m := range ms {
-		if m.Name == name {
-			if m.UniqueID != uid {
-				return fmt.Errorf("%w: %s holds %s, expected %s", ErrChangedUnderUs, name, m.UniqueID, uid)
-			}
-			return nil
+	for i := range ms {
+		m := &ms[i]
+		if m.Name != name {
+			continue
 		}
+		if m.UniqueID != uid {
+			return fmt.Errorf("%w: %s holds %s, expected %s", ErrChangedUnderUs, name, m.UniqueID, uid)
+		}
+		got := FolderMark{LastUID: m.LastUID, HighestModSeq: m.HighestModSeq, SyncCRC: m.SyncCRC}
+		if want != nil && got != *want {
+			return fmt.Errorf("%w: %s moved on since the plan (last_uid %d → %d, highestmodseq %d → %d, sync_crc %d → %d)",
+				ErrChangedUnderUs, name, want.LastUID, got.LastUID, want.HighestModSeq, got.HighestModSeq, want.SyncCRC, got.SyncCRC)
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: %s is gone, expected %s", ErrChangedUnderUs, name, uid)
 }

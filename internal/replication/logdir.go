@@ -91,24 +91,6 @@ func (l LogDir) End() error {
 	return syncDir(l.Dir)
 }
 
-// Backlog returns the size in bytes of the log not yet replicated: log, log-run and the
-// pending queue's segments (0 when idle).
-func (l LogDir) Backlog() int64 {
-	paths := []string{l.logPath(), l.runPath()}
-	if ents, err := os.ReadDir(l.PendingPath()); err == nil {
-		for _, e := range ents {
-			paths = append(paths, filepath.Join(l.PendingPath(), e.Name()))
-		}
-	}
-	var n int64
-	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil {
-			n += st.Size()
-		}
-	}
-	return n
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

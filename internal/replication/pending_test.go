@@ -1,80 +1,71 @@
 package replication
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
-func readyOf(q *PendingQueue, busy func(string) bool) string {
-	var out []PendingBatch
-	q.Ready(busy, func(b PendingBatch) bool { out = append(out, b); return true })
-	return fmt.Sprint(out)
-}
-
-// TestPendingQueue: work for a user in flight waits in a separate batch; joined users
-// stay joined; the queue survives a reopen with in-flight work waiting again; a segment
-// file goes once every batch holding its work is done.
-func TestPendingQueue(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log-pending")
-	q, err := OpenPendingQueue(dir)
-	if err != nil {
+// TestPendingTracker: backlog counts entries (lines), not bytes, and the oldest pending
+// entry keeps the date its log was first seen through the rename to log-run.
+func TestPendingTracker(t *testing.T) {
+	dir := t.TempDir()
+	l := LogDir{Dir: dir}
+	var tr PendingTracker
+	if p := tr.Observe(l); p.Entries != 0 || !p.Since.IsZero() {
+		t.Fatalf("empty channel: %+v", p)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	write := func(name, data string, mtime time.Time) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(data); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := os.Chtimes(filepath.Join(dir, name), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log", "MAILBOX user.alice\nMAILBOX user.bob.Sent\n", t0)
+	p := tr.Observe(l)
+	if p.Entries != 2 || !p.Since.Equal(t0) {
+		t.Fatalf("first look: %+v, want 2 entries since %v", p, t0)
+	}
+	// more appends move the mtime, not the date of the oldest entry
+	write("log", "SIEVE alice\n", t0.Add(time.Minute))
+	if p := tr.Observe(l); p.Entries != 3 || !p.Since.Equal(t0) {
+		t.Fatalf("after an append: %+v", p)
+	}
+	// the replicator takes the log: log-run keeps its date; a new log has its own
+	if err := os.Rename(filepath.Join(dir, "log"), filepath.Join(dir, "log-run")); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a"}}}}, {Users: []UserWork{{User: "b", Meta: true}}}}); err != nil {
+	write("log", "MAILBOX user.carol", t0.Add(2*time.Minute)) // no final newline: still an entry
+	if p := tr.Observe(l); p.Entries != 4 || !p.Since.Equal(t0) {
+		t.Fatalf("after the rename: %+v", p)
+	}
+	// log-run done: the new log is the oldest
+	if err := os.Remove(filepath.Join(dir, "log-run")); err != nil {
 		t.Fatal(err)
 	}
-	free := func(string) bool { return false }
-	if got := readyOf(q, free); got != "[{0 {[{a false [user.a] false}]}} {1 {[{b false [] true}]}}]" {
-		t.Fatalf("ready: %s", got)
+	if p := tr.Observe(l); p.Entries != 1 || !p.Since.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("after log-run: %+v", p)
 	}
-	q.Start(0) // a in flight
-	busy := func(u string) bool { return u == "a" }
-	if err := q.Add([]Batch{{Users: []UserWork{{User: "a", Mailboxes: []string{"user.a.X"}}, {User: "c", Full: true}}}}); err != nil {
+	if err := os.Remove(filepath.Join(dir, "log")); err != nil {
 		t.Fatal(err)
 	}
-	if got := readyOf(q, busy); got != "[{1 {[{b false [] true}]}}]" {
-		t.Fatalf("with a in flight, ready: %s", got)
+	if p := tr.Observe(l); p.Entries != 0 || !p.Since.IsZero() {
+		t.Fatalf("all consumed: %+v", p)
 	}
-	segments := func() int {
-		ents, _ := os.ReadDir(dir)
-		return len(ents)
-	}
-	if n := segments(); n != 2 {
-		t.Fatalf("%d segment files, want 2", n)
-	}
-	// Reopened while a was in flight: a's work is waiting again, merged with the work
-	// that arrived meanwhile.
-	again, err := OpenPendingQueue(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readyOf(again, free); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a user.a.X] false} {c true [] false}]}}]" {
-		t.Fatalf("reopened: %s", got)
-	}
-	if again.Len() != 3 {
-		t.Fatalf("len %d", again.Len())
-	}
-	if err := q.Done(0); err != nil {
-		t.Fatal(err)
-	}
-	if got := readyOf(q, free); got != "[{1 {[{b false [] true}]}} {2 {[{a false [user.a.X] false} {c true [] false}]}}]" {
-		t.Fatalf("after a's first batch: %s", got)
-	}
-	if n := segments(); n != 2 {
-		t.Fatalf("segment 0 still holds b's work, yet %d segment files", n)
-	}
-	if err := q.Done(1); err != nil {
-		t.Fatal(err)
-	}
-	if n := segments(); n != 1 {
-		t.Fatalf("%d segment files after the first segment's work was done, want 1", n)
-	}
-	if err := q.Done(2); err != nil {
-		t.Fatal(err)
-	}
-	if n := segments(); n != 0 || q.Len() != 0 {
-		t.Fatalf("%d segment files, %d users left after everything was done", n, q.Len())
+	// a leftover log-run from another process is dated by its mtime
+	write("log-run", "MAILBOX user.dave\n", t0.Add(3*time.Minute))
+	var fresh PendingTracker
+	if p := fresh.Observe(l); p.Entries != 1 || !p.Since.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("leftover log-run: %+v", p)
 	}
 }

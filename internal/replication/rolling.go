@@ -35,6 +35,7 @@ type Rolling struct {
 	results chan flight
 	busy    map[string]bool // users in flight
 	running int
+	lag     PendingTracker // dates the oldest entry of log and log-run
 	// ran: users run in the current Cycle, not run again in it as due retries (a zero
 	// backoff would otherwise loop).
 	ran map[string]bool
@@ -92,7 +93,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	defer func() { r.ran = nil }()
 	start := r.now()
 	logErr := r.take()
-	settled := 0
+	var settled, failed int
 	for {
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
 			logErr = err
@@ -100,10 +101,11 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 		if r.running == 0 {
 			break
 		}
-		settled += r.settle(ctx, true)
+		n, f := r.settle(ctx, true)
+		settled, failed = settled+n, failed+f
 	}
 	r.closeIdle()
-	r.report(ctx, start, settled, logErr)
+	r.report(ctx, start, settled, failed, logErr)
 	return logErr
 }
 
@@ -116,12 +118,12 @@ func (r *Rolling) Run(ctx context.Context) error {
 	defer r.stop()
 	for {
 		start := r.now()
-		settled := r.settle(ctx, false)
+		settled, failed := r.settle(ctx, false)
 		logErr := r.take()
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
 			logErr = err
 		}
-		r.report(ctx, start, settled, logErr)
+		r.report(ctx, start, settled, failed, logErr)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -142,14 +144,16 @@ func (r *Rolling) Run(ctx context.Context) error {
 }
 
 // take moves the log (or a leftover log-run) into the pending queue, saved before
-// log-run is removed. It returns ErrNoLog when there was nothing.
+// log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
+// was nothing.
 func (r *Rolling) take() error {
+	since := r.lag.Observe(r.Log).Since // date a new log before it is taken
 	return r.Log.ConsumeOnce(func(sc *LogScanner, reprocessed bool) error {
 		g, err := r.group(sc, reprocessed)
 		if err != nil {
 			return err
 		}
-		return r.Pending.Add(g.Batches)
+		return r.Pending.Add(g.Batches, since)
 	})
 }
 
@@ -235,8 +239,8 @@ func (r *Rolling) start(ctx context.Context, f flight, x *Executor) {
 // settle records the jobs that ended (with wait, at least one) and moves their users in
 // or out of the retry queue, saved before their work leaves the pending queue. Jobs cut
 // because ctx ended are not failures: their work stays pending. It returns the number
-// of users settled.
-func (r *Rolling) settle(ctx context.Context, wait bool) int {
+// of users settled and of those that failed.
+func (r *Rolling) settle(ctx context.Context, wait bool) (users, failed int) {
 	var done []flight
 	if wait && r.running > 0 {
 		done = append(done, <-r.results)
@@ -250,10 +254,9 @@ func (r *Rolling) settle(ctx context.Context, wait bool) int {
 		}
 	}
 	if len(done) == 0 {
-		return 0
+		return 0, 0
 	}
 	now := r.now()
-	users := 0
 	var finished []int
 	for _, f := range done {
 		r.running--
@@ -272,6 +275,9 @@ func (r *Rolling) settle(ctx context.Context, wait bool) int {
 			}
 		}
 		users += len(f.Job.Users)
+		if f.Err != nil {
+			failed += len(f.Job.Users)
+		}
 		if f.id >= 0 {
 			finished = append(finished, f.id)
 		}
@@ -279,25 +285,33 @@ func (r *Rolling) settle(ctx context.Context, wait bool) int {
 	if err := r.Retry.Save(); err != nil {
 		// The work stays in the pending queue (in flight until a restart re-reads it).
 		r.Runner.Rec.SetError(fmt.Errorf("save retry queue: %w", err), now)
-		return users
+		return users, failed
 	}
 	for _, id := range finished {
 		if err := r.Pending.Done(id); err != nil {
 			r.Runner.Rec.SetError(err, now)
 		}
 	}
-	return users
+	return users, failed
 }
 
-// report records the pass (a batch when jobs ended in it) and publishes.
-func (r *Rolling) report(ctx context.Context, start time.Time, settled int, logErr error) {
+// report records the pass (a batch when jobs ended in it), the backlog and its age, and
+// publishes. The backlog counts the entries of log and log-run plus one per user with
+// work in the pending queue.
+func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFailed int, logErr error) {
 	failed := 0
 	for _, u := range r.Runner.Rec.Outcomes() {
 		if u.Outcome == report.OutcomeFailed {
 			failed++
 		}
 	}
-	backlog := int(r.Log.Backlog())
+	waiting := r.lag.Observe(r.Log)
+	backlog := waiting.Entries + r.Pending.Len()
+	since := waiting.Since
+	if q := r.Pending.Since(); !q.IsZero() && (since.IsZero() || q.Before(since)) {
+		since = q
+	}
+	r.Runner.Rec.SetPendingSince(since)
 	if settled > 0 {
 		r.Runner.Rec.SetBatch(report.Batch{Time: r.now(), Users: settled, Failed: failed, DurationMS: r.now().Sub(start).Milliseconds()}, &backlog)
 	} else {
@@ -307,6 +321,8 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled int, logE
 	}
 	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
+	} else if passFailed == 0 {
+		r.Runner.Rec.MarkSuccess(r.now())
 	}
 	if r.Publish != nil {
 		r.Publish(ctx)
