@@ -268,3 +268,24 @@ func waitForResync(ctx context.Context, t *testing.T, match func(*replv1.UserRes
 	t.Fatal("plugin created no UserResync")
 	return nil
 }
+
+// TestResyncLongestPairName: `verify` and `resync` must work for a pair whose name is as
+// long as the API allows (48 characters): the generated UserResync name must stay within
+// the UserResync's own 52-character limit.
+func TestResyncLongestPairName(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	name := strings.Repeat("p", 47) + "x" // 48 characters, the CRD's maximum
+	newPair(t, "default", name)
+	for _, cmd := range []string{"verify", "resync"} {
+		var out bytes.Buffer
+		p := &Plugin{Client: k8s, Out: &out, Opts: Options{Namespace: "default", Wait: false}}
+		code, err := p.Run(ctx, cmd, []string{name, "alice"})
+		if err != nil || code != ExitOK {
+			t.Fatalf("%s on a %d-character pair: exit %d, %v", cmd, len(name), code, err)
+		}
+		if !strings.Contains(out.String(), "created") {
+			t.Fatalf("%s: output %q", cmd, out.String())
+		}
+	}
+}
