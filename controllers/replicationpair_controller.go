@@ -70,18 +70,17 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	pair.Status = operator.PairStatus(&pair, obs)
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
+	var res ctrl.Result
 	if obs.Report != nil {
-		d, m, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report)
-		if d+m > 0 {
-			log.V(1).Info("announced report records", "decisions", d, "mismatches", m)
-		}
+		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {
 			log.Error(err, "announce report records") // retried on the next fold
 		}
+		res.RequeueAfter = wait // a summary held back by its interval
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
@@ -93,7 +92,7 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			log.Error(err, "announce missing references")
 		}
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // applyOwned applies the pair's objects. The Deployment is applied even while a Secret

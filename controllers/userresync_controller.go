@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -62,14 +63,14 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	base := rs.DeepCopy()
 
-	var cleanup func(context.Context) error
+	var next stepResult
 	var err error
 	switch {
 	case rs.Status.Phase.Terminal():
 		// Done for good: re-applying the same manifest changes nothing and runs nothing.
-		cleanup = r.deleteJob(&rs)
+		next.cleanup = r.deleteJob(&rs)
 	default:
-		cleanup, err = r.step(ctx, &rs)
+		next, err = r.step(ctx, &rs)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
@@ -89,16 +90,23 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 	// Only once the result is recorded may the Job go.
-	if cleanup != nil {
-		if err := cleanup(ctx); err != nil {
+	if next.cleanup != nil {
+		if err := next.cleanup(ctx); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: next.requeue}, nil
 }
 
-// step handles a non-terminal resync. It returns a cleanup to run after the status write.
-func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (func(context.Context) error, error) {
+// stepResult is what a step leaves to do after the status write: a cleanup (deleting a
+// finished Job) and when to look again.
+type stepResult struct {
+	cleanup func(context.Context) error
+	requeue time.Duration
+}
+
+// step handles a non-terminal resync.
+func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (stepResult, error) {
 	if rs.Status.Phase == "" {
 		operator.SetResyncPhase(rs, v1.ResyncPending, v1.ReasonWaitingForTurn, "queued")
 	}
@@ -107,31 +115,36 @@ func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (fun
 	switch {
 	case err == nil:
 		if !metav1.IsControlledBy(&job, rs) {
-			return nil, fmt.Errorf("job %s exists and is not controlled by this resync", job.Name)
+			return stepResult{}, fmt.Errorf("job %s exists and is not controlled by this resync", job.Name)
 		}
 		return r.follow(ctx, rs, &job)
 	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("get job: %w", err)
+		return stepResult{}, fmt.Errorf("get job: %w", err)
 	case rs.Status.Phase == v1.ResyncRunning:
 		return r.follow(ctx, rs, nil) // the Job vanished
 	}
-	return nil, r.maybeStart(ctx, rs)
+	return stepResult{}, r.maybeStart(ctx, rs)
 }
 
 // follow folds the report of a running (or vanished) Job and detects its end.
-func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (func(context.Context) error, error) {
+func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (stepResult, error) {
 	rr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
 	if err != nil {
-		return nil, err
+		return stepResult{}, err
 	}
 	if rr.invalid != nil {
 		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", rr.invalid.Error())
 	}
 	sum := rr.summary
+	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
+	var next stepResult
 	if sum != nil {
-		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
+		// The last fold of a resync sends what is pending at once: nothing folds it later.
+		wait, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum, done)
+		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
 		}
+		next.requeue = wait
 		operator.FoldResyncReport(&rs.Status, sum)
 	}
 	if job != nil {
@@ -141,28 +154,28 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 			rs.Status.StartTime = &t
 		}
 	}
-	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
 	if !done {
 		// A Job whose pod has not started waits for its volumes: say which are missing
 		// rather than "running" (the Job's activeDeadlineSeconds still bounds the wait).
 		if job != nil && !operator.JobPodRunning(job) {
 			missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
 			if err != nil {
-				return nil, err
+				return stepResult{}, err
 			}
 			if len(missing) > 0 {
 				operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
 					fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
-				return nil, nil
+				return next, nil
 			}
 		}
 		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
-		return nil, nil
+		return next, nil
 	}
 	operator.SetResyncPhase(rs, phase, reason, msg)
 	now := metav1.NewTime(r.Clock.Now())
 	rs.Status.CompletionTime = &now
-	return r.deleteJob(rs), nil
+	next.cleanup = r.deleteJob(rs)
+	return next, nil
 }
 
 // maybeStart starts the resync's Job when the pair exists, every Secret and ConfigMap its

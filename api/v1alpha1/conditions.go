@@ -100,10 +100,13 @@ const (
 
 // Event reasons, emitted on the pair or resync.
 const (
-	// EventTombstoneDecision: a decision resting on a master tombstone (one per record).
-	EventTombstoneDecision = "TombstoneDecision"
-	// EventMismatch: a new mismatch (one per record).
-	EventMismatch = "Mismatch"
+	// EventRecordsResolved (Normal): a summary of new records the replicator resolved by
+	// itself (mismatches it fixed, deletes on tombstone evidence), at most one a minute.
+	EventRecordsResolved = "RecordsResolved"
+	// EventNeedsAttention (Warning): a summary of new records that need a person
+	// (replica-only folders kept, uniqueid collisions, folders moved aside), at most one
+	// a minute.
+	EventNeedsAttention = "NeedsAttention"
 	// EventResyncStarted / EventResyncFinished: a resync's Job was created / finished.
 	EventResyncStarted  = "ResyncStarted"
 	EventResyncFinished = "ResyncFinished"
