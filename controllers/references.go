@@ -58,40 +58,62 @@ func referenceKind(o client.Object) string {
 // missingReferences reads, through the cache, every Secret and ConfigMap of refs in
 // namespace ns, and says which objects or keys are missing (nil when none).
 func missingReferences(ctx context.Context, c client.Reader, ns string, refs []operator.Reference) ([]string, error) {
+	missing, _, err := readReferences(ctx, c, ns, refs)
+	return missing, err
+}
+
+// readReferences reads, through the cache, every Secret and ConfigMap of refs in
+// namespace ns: which objects or keys are missing (nil when none), and the revision of
+// each one found.
+func readReferences(ctx context.Context, c client.Reader, ns string, refs []operator.Reference) ([]string, []operator.ObjectRevision, error) {
 	found := operator.ObjectKeys{}
+	var revs []operator.ObjectRevision
 	for _, r := range refs {
 		k := operator.ReferenceIndexKey(r.Kind, r.Name)
 		if _, done := found[k]; done {
 			continue
 		}
 		key := types.NamespacedName{Namespace: ns, Name: r.Name}
+		var obj client.Object
 		var err error
 		switch r.Kind {
 		case operator.KindSecret:
 			var s corev1.Secret
 			if err = c.Get(ctx, key, &s); err == nil {
-				found[k] = operator.SecretKeys(&s)
+				found[k], obj = operator.SecretKeys(&s), &s
 			}
 		case operator.KindConfigMap:
 			var cm corev1.ConfigMap
 			if err = c.Get(ctx, key, &cm); err == nil {
-				found[k] = operator.ConfigMapKeys(&cm)
+				found[k], obj = operator.ConfigMapKeys(&cm), &cm
 			}
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("get %s %s: %w", r.Kind, key, err)
+			return nil, nil, fmt.Errorf("get %s %s: %w", r.Kind, key, err)
+		}
+		if obj != nil {
+			revs = append(revs, operator.ObjectRevision{Kind: r.Kind, Name: r.Name, UID: string(obj.GetUID()), ResourceVersion: obj.GetResourceVersion()})
 		}
 	}
-	return operator.MissingReferences(refs, found), nil
+	return operator.MissingReferences(refs, found), revs, nil
 }
 
 // referenceChanged lets through the Secret and ConfigMap events that can change whether
 // a reference is satisfied: creation, deletion, and an update that changes the set of
-// keys. Value changes (rotations) do not concern the manager: the kubelet refreshes the
-// mounted files.
+// keys. (Resyncs need no more: a Job reads the values when its pod starts.)
 var referenceChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return !sameKeys(objectKeys(e.ObjectOld), objectKeys(e.ObjectNew))
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// referenceWritten lets through every write of a Secret or ConfigMap: a pair rolls its
+// replicator when a mounted one changes (see operator.ReferencesRevision). The map
+// function keeps only the objects a pair mounts.
+var referenceWritten = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
 	},
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }

@@ -58,13 +58,18 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	base := pair.DeepCopy()
 
-	if err := r.applyOwned(ctx, &pair); err != nil {
+	missing, revs, err := readReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(&pair))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyOwned(ctx, &pair, missing, revs); err != nil {
 		return ctrl.Result{}, err
 	}
 	obs, err := r.observe(ctx, &pair)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	obs.MissingReferences = missing
 	if obs.ReportErr != nil {
 		log.Info("report configmap holds no valid report", "error", obs.ReportErr.Error())
 	}
@@ -99,14 +104,29 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // or ConfigMap it mounts is missing (status says so): its pod then waits for its volumes
 // and the kubelet starts it as soon as they exist, with no step of the manager; and a
 // Secret deleted under a running replicator does not stop it.
-func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
+//
+// The pod template carries the revision of the mounted objects, so a rotated password
+// or CA rolls the replicator. While one is missing the template keeps the revision it
+// has: a roll then would only replace a running pod with one that cannot start.
+func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, missing []string, revs []operator.ObjectRevision) error {
 	owner := operator.PairOwner(pair)
+	dep := operator.Deployment(pair, r.Pod)
+	rev := operator.ReferencesRevision(revs)
+	if len(missing) > 0 {
+		var cur appsv1.Deployment
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(dep), &cur)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get deployment: %w", err)
+		}
+		rev = cur.Spec.Template.Annotations[operator.AnnotationReferencesRevision]
+	}
+	operator.SetReferencesRevision(dep, rev)
 	objs := []client.Object{
 		operator.ServiceAccount(owner),
 		operator.Role(owner),
 		operator.RoleBinding(owner),
 		operator.ReportConfigMap(owner),
-		operator.Deployment(pair, r.Pod),
+		dep,
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {
@@ -126,11 +146,6 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
-	missing, err := missingReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(pair))
-	if err != nil {
-		return obs, err
-	}
-	obs.MissingReferences = missing
 	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
 	obs.Report, obs.ReportErr = rr.summary, rr.invalid
 	return obs, err
@@ -164,8 +179,8 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (reportRe
 }
 
 // SetupWithManager registers the reconciler. Spec changes (generation) of the pair, any
-// change of its Deployment or report ConfigMap, and a Secret or ConfigMap it references
-// appearing, disappearing or changing its keys, trigger a reconcile; the pair's own
+// change of its Deployment or report ConfigMap, and any write of a Secret or ConfigMap it
+// references, trigger a reconcile; the pair's own
 // status writes do not. It needs the pairRefField index (see Setup).
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
@@ -188,8 +203,8 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceChanged)).
-		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceChanged)).
+		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceWritten)).
+		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceWritten)).
 		Named("replicationpair").
 		Complete(r)
 }
