@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,8 @@ type ReplicationPairReconciler struct {
 	Client client.Client
 	// Pod holds the manager-wide replicator pod settings (image, host network).
 	Pod operator.PodOptions
+	// Clock decides when scheduled verifies are due (a test sets its own).
+	Clock clock.PassiveClock
 
 	events *reportEvents
 }
@@ -73,15 +76,22 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if obs.ReportErr != nil {
 		log.Info("report configmap holds no valid report", "error", obs.ReportErr.Error())
 	}
+	verify, wake, err := r.verify(ctx, &pair)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	pair.Status = operator.PairStatus(&pair, obs)
+	pair.Status.Verify = verify
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
-	var res ctrl.Result
+	res := ctrl.Result{RequeueAfter: wake} // the next scheduled verify
 	if obs.Report != nil {
 		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {
 			log.Error(err, "announce report records") // retried on the next fold
 		}
-		res.RequeueAfter = wait // a summary held back by its interval
+		if wait > 0 && (res.RequeueAfter == 0 || wait < res.RequeueAfter) {
+			res.RequeueAfter = wait // a summary held back by its interval
+		}
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
@@ -184,6 +194,9 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (reportRe
 // status writes do not. It needs the pairRefField index (see Setup).
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	referencing := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		pairs, err := pairsReferencing(ctx, r.Client, referenceKind(o), o)
 		if err != nil {
@@ -197,7 +210,8 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return reqs
 	})
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations too: verifyRequestedAt asks for a verify.
+		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).

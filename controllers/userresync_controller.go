@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,7 +45,9 @@ type UserResyncReconciler struct {
 	events *reportEvents
 }
 
-// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
 // +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 
@@ -68,6 +71,12 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	switch {
 	case rs.Status.Phase.Terminal():
 		// Done for good: re-applying the same manifest changes nothing and runs nothing.
+		// Once its time to live is over the resync goes, with what it owns.
+		expired, left := r.expired(&rs)
+		if expired {
+			return ctrl.Result{}, r.deleteExpired(ctx, &rs)
+		}
+		next.requeue = left
 		next.cleanup = r.deleteJob(&rs)
 	default:
 		next, err = r.step(ctx, &rs)
@@ -167,6 +176,20 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 					fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
 				return next, nil
 			}
+			msg, recheck, err := r.podStartFailure(ctx, rs, job)
+			if err != nil {
+				return stepResult{}, err
+			}
+			if msg != "" {
+				// It would sit in Running until the Job's deadline, holding the pair's
+				// turn: end it now, with the cause, and free the pair.
+				operator.SetResyncPhase(rs, v1.ResyncFailed, v1.ReasonPodCannotStart, msg+"; create a new UserResync once this is fixed")
+				now := metav1.NewTime(r.Clock.Now())
+				rs.Status.CompletionTime = &now
+				next.cleanup = r.deleteJob(rs)
+				return next, nil
+			}
+			next.requeue = minWait(next.requeue, recheck)
 		}
 		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
 		return next, nil
@@ -272,6 +295,81 @@ func older(a, b *v1.UserResync) bool {
 	return a.Name < b.Name
 }
 
+// noPodRecheck is how often a Job without any pod is looked at again for the Job
+// controller's FailedCreate Events (Events are not watched).
+const noPodRecheck = 15 * time.Second
+
+// podStartFailure says why the Job's pod cannot start ("" when nothing says so): from
+// the pods' status (image pull, unschedulable), or, when the Job has no pod at all, from
+// the Job controller's FailedCreate Events (admission, quota). recheck is when to look
+// again.
+func (r *UserResyncReconciler) podStartFailure(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (string, time.Duration, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace), client.MatchingLabels{operator.LabelResync: rs.Name}); err != nil {
+		return "", 0, fmt.Errorf("list pods: %w", err)
+	}
+	if len(pods.Items) > 0 {
+		msg, recheck := operator.PodStartFailure(pods.Items, r.Clock.Now())
+		return msg, recheck, nil
+	}
+	var evs corev1.EventList
+	if err := r.APIReader.List(ctx, &evs, client.InNamespace(rs.Namespace), client.MatchingFields{
+		"involvedObject.uid": string(job.UID), "reason": "FailedCreate",
+	}); err != nil {
+		return "", 0, fmt.Errorf("list events of job %s: %w", job.Name, err)
+	}
+	var newest *corev1.Event
+	for i := range evs.Items {
+		if e := &evs.Items[i]; newest == nil || eventTime(e).After(eventTime(newest)) {
+			newest = e
+		}
+	}
+	if newest != nil {
+		return operator.FailedCreateMessage(job.Name, newest.Message), 0, nil
+	}
+	return "", noPodRecheck, nil
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+func minWait(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// expired says whether a finished resync outlived spec.ttlSecondsAfterFinished, or how
+// long it has left.
+func (r *UserResyncReconciler) expired(rs *v1.UserResync) (bool, time.Duration) {
+	if rs.Status.CompletionTime == nil {
+		return false, 0
+	}
+	ttl := time.Duration(ptr.Deref(rs.Spec.TTLSecondsAfterFinished, v1.DefaultResyncTTLSeconds)) * time.Second
+	left := rs.Status.CompletionTime.Add(ttl).Sub(r.Clock.Now())
+	return left <= 0, left
+}
+
+// deleteExpired deletes a resync whose time to live is over; its report ConfigMap,
+// ServiceAccount, Role, RoleBinding and any Job left go with it (owner references, in
+// the background).
+func (r *UserResyncReconciler) deleteExpired(ctx context.Context, rs *v1.UserResync) error {
+	err := r.Client.Delete(ctx, rs, client.Preconditions{UID: &rs.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete expired resync: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("deleted finished resync after its ttlSecondsAfterFinished")
+	return nil
+}
+
 // deleteJob returns a cleanup deleting the resync's Job (and its pods).
 func (r *UserResyncReconciler) deleteJob(rs *v1.UserResync) func(context.Context) error {
 	return func(ctx context.Context) error {
@@ -353,6 +451,13 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.UserResync{}).
 		Owns(&batchv1.Job{}).
+		// A resync's pods (owned by its Job) say why the Job cannot start.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if name := o.GetLabels()[operator.LabelResync]; name != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+			}
+			return nil
+		})).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).

@@ -96,6 +96,12 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonJobLost: the Job disappeared before the manager saw it finish (Failed).
 	ReasonJobLost = "JobLost"
+	// ReasonPodCannotStart: the Job's pod cannot start and will not without a person: its
+	// image cannot be pulled, it stays unschedulable, or the API server refuses to create
+	// it (Pod Security admission, a quota). The message carries the kubelet's, the
+	// scheduler's or the API server's words. The resync fails (its Job is deleted, which
+	// frees the pair for its next resync); create a new one once the cause is fixed.
+	ReasonPodCannotStart = "PodCannotStart"
 )
 
 // Event reasons, emitted on the pair or resync.
