@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -19,7 +20,10 @@ import (
 	replv1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 )
 
-var k8s client.Client
+var (
+	k8s  client.Client
+	kube kubernetes.Interface
+)
 
 // TestMain starts one real kube-apiserver + etcd (envtest) with the project's CRDs.
 func TestMain(m *testing.M) {
@@ -44,6 +48,9 @@ func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = replv1.AddToScheme(scheme)
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err == nil {
+		kube, err = kubernetes.NewForConfig(cfg)
+	}
 	if err != nil {
 		os.Stderr.WriteString("client: " + err.Error() + "\n")
 		_ = env.Stop()
