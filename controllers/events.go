@@ -142,7 +142,7 @@ func newReportEvents(c client.Client) *reportEvents {
 // and sends each summary whose interval has passed. prev is the report status before
 // this fold (for the restart watermark). final sends the pending summaries whatever
 // the interval (the object's last fold). wait, when not zero, is when the caller should
-// fold again to send a summary held back by the interval.
+// fold again to send a summary held back by the interval (or one that failed to send).
 func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string, prev v1.ReportStatus, s *report.Summary, final bool) (wait time.Duration, err error) {
 	uid := obj.GetUID()
 	recs := operator.EventRecords(s)
@@ -168,7 +168,7 @@ func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string,
 		e.seen.mu.Lock()
 		o := e.seen.object(uid)
 		if o.pending[i] == nil {
-			o.pending[i] = &operator.RecordSummary{}
+			o.pending[i] = &operator.RecordSummary{Verify: s.Mode == "verify"}
 		}
 		o.pending[i].Add(r)
 		e.seen.mu.Unlock()
@@ -176,7 +176,7 @@ func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string,
 	for i := range summaryTypes {
 		w, err := e.flush(ctx, obj, kind, i, final)
 		if err != nil {
-			return 0, err
+			return e.interval, err // kept pending: fold again
 		}
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w

@@ -64,6 +64,8 @@ const maxSamples = 3
 
 // RecordSummary accumulates records for one summary Event.
 type RecordSummary struct {
+	// Verify: the records come from a verify, which changes nothing.
+	Verify  bool
 	Count   int
 	IDs     []string       // every record ID, in arrival order (names the Event)
 	ByKind  map[string]int // "mismatch replica-only", "decision delete/tombstone"
@@ -96,7 +98,10 @@ func (s *RecordSummary) Note(attention bool) string {
 	}
 	sort.Strings(kinds)
 	head := fmt.Sprintf("%d new record(s), resolved by the replicator", s.Count)
-	if attention {
+	switch {
+	case s.Verify && !attention:
+		head = fmt.Sprintf("%d new record(s) found by the verify (it changes nothing)", s.Count)
+	case attention:
 		head = fmt.Sprintf("%d new record(s) need a person (mail was kept)", s.Count)
 	}
 	note := head + ": " + strings.Join(kinds, ", ")
