@@ -19,6 +19,9 @@ import (
 // maxRequestAt is status.verify.lastHandledRequestAt's length limit.
 const maxRequestAt = 256
 
+// createRetry is when a verify the manager could not create is tried again.
+const createRetry = time.Minute
+
 // verify creates the verify UserResyncs spec.verify asks for: one per new value of the
 // verifyRequestedAt annotation, and one per due schedule time unless the previous verify
 // is still running. It returns the new status.verify and when the next scheduled run is
@@ -39,7 +42,9 @@ func (r *ReplicationPairReconciler) verify(ctx context.Context, pair *v1.Replica
 	if req := truncate(pair.Annotations[v1.AnnotationVerifyRequestedAt], maxRequestAt); req != "" && req != vs.LastHandledRequestAt {
 		name := operator.RequestedVerifyName(pair.Name, req)
 		if err := r.createVerify(ctx, pair, name, operator.TriggerRequest); err != nil {
-			return nil, 0, err
+			// Said in status, tried again; the pair's own reconcile goes on.
+			vs.Message = truncate(err.Error(), 512)
+			return vs, createRetry, nil
 		}
 		vs.LastHandledRequestAt, vs.LastResync = req, name
 	}
@@ -69,7 +74,8 @@ func (r *ReplicationPairReconciler) verify(ctx context.Context, pair *v1.Replica
 		default:
 			name := operator.ScheduledVerifyName(pair.Name, due)
 			if err := r.createVerify(ctx, pair, name, operator.TriggerSchedule); err != nil {
-				return nil, 0, err
+				vs.Message = truncate(err.Error(), 512)
+				return vs, createRetry, nil // the run stays due
 			}
 			vs.LastResync = name
 		}
