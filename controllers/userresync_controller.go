@@ -164,32 +164,8 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 		}
 	}
 	if !done {
-		// A Job whose pod has not started waits for its volumes: say which are missing
-		// rather than "running" (the Job's activeDeadlineSeconds still bounds the wait).
 		if job != nil && !operator.JobPodRunning(job) {
-			missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
-			if err != nil {
-				return stepResult{}, err
-			}
-			if len(missing) > 0 {
-				operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
-					fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
-				return next, nil
-			}
-			msg, recheck, err := r.podStartFailure(ctx, rs, job)
-			if err != nil {
-				return stepResult{}, err
-			}
-			if msg != "" {
-				// It would sit in Running until the Job's deadline, holding the pair's
-				// turn: end it now, with the cause, and free the pair.
-				operator.SetResyncPhase(rs, v1.ResyncFailed, v1.ReasonPodCannotStart, msg+"; create a new UserResync once this is fixed")
-				now := metav1.NewTime(r.Clock.Now())
-				rs.Status.CompletionTime = &now
-				next.cleanup = r.deleteJob(rs)
-				return next, nil
-			}
-			next.requeue = minWait(next.requeue, recheck)
+			return r.notStarted(ctx, rs, job, next)
 		}
 		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
 		return next, nil
@@ -293,6 +269,38 @@ func older(a, b *v1.UserResync) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
+}
+
+// notStarted handles a running resync whose Job has no running pod yet. A pod that
+// waits for its volumes is Stalled with the missing Secrets or ConfigMaps named (it
+// starts by itself once they exist; the Job's activeDeadlineSeconds still bounds the
+// wait). A pod that cannot start for another reason (image, scheduling, admission)
+// would sit there until the Job's deadline, holding the pair's turn: the resync ends
+// now, with the cause, and its Job goes, freeing the pair.
+func (r *UserResyncReconciler) notStarted(ctx context.Context, rs *v1.UserResync, job *batchv1.Job, next stepResult) (stepResult, error) {
+	missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
+	if err != nil {
+		return stepResult{}, err
+	}
+	if len(missing) > 0 {
+		operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
+			fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
+		return next, nil
+	}
+	msg, recheck, err := r.podStartFailure(ctx, rs, job)
+	if err != nil {
+		return stepResult{}, err
+	}
+	if msg == "" {
+		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
+		next.requeue = minWait(next.requeue, recheck)
+		return next, nil
+	}
+	operator.SetResyncPhase(rs, v1.ResyncFailed, v1.ReasonPodCannotStart, msg+"; create a new UserResync once this is fixed")
+	now := metav1.NewTime(r.Clock.Now())
+	rs.Status.CompletionTime = &now
+	next.cleanup = r.deleteJob(rs)
+	return next, nil
 }
 
 // noPodRecheck is how often a Job without any pod is looked at again for the Job
