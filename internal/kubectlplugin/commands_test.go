@@ -73,6 +73,7 @@ func TestStatusOutputFormats(t *testing.T) {
 	}
 	// The text form: a pair without a port shows the default the replicator uses.
 	pair := &replv1.ReplicationPair{ObjectMeta: metav1.ObjectMeta{Namespace: cmdNS, Name: "fmt2"}, Spec: replv1.ReplicationPairSpec{
+		Verify:  &replv1.ScheduledVerify{Schedule: "@daily", Users: []string{"canary"}},
 		Master:  replv1.Endpoint{Host: "m.example.org", IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
 		Replica: replv1.Endpoint{Host: "r.example.org", Port: 12005, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
 	}}
@@ -83,7 +84,7 @@ func TestStatusOutputFormats(t *testing.T) {
 	if _, err := plugin(&out).Run(ctx, "status", []string{"fmt2"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"m.example.org:2005 (default port)", "r.example.org:12005\n"} {
+	for _, want := range []string{"m.example.org:2005 (default port)", "r.example.org:12005\n", "1 user(s), schedule @daily"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("status lacks %q:\n%s", want, out.String())
 		}

@@ -275,6 +275,12 @@ func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	if lb := pair.Status.LastBatch; lb != nil {
 		fmt.Fprintf(tw, "Last batch:\t%s, %d user(s), %d failed, %s\n", lb.Time.UTC().Format(time.RFC3339), lb.Users, lb.FailedUsers, lb.Result)
 	}
+	if v := pair.Spec.Verify; v != nil {
+		fmt.Fprintf(tw, "Verify:\t%d user(s), schedule %s\n", len(v.Users), orNone(v.Schedule))
+	}
+	if v := pair.Status.Verify; v != nil && (v.LastResync != "" || v.Message != "") {
+		fmt.Fprintf(tw, "Last verify:\t%s %s\n", orNone(v.LastResync), v.Message)
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nConditions:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -349,6 +355,13 @@ func counts(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func dash(s string) string {
