@@ -69,7 +69,8 @@ type RecordSummary struct {
 	Count   int
 	IDs     []string       // every record ID, in arrival order (names the Event)
 	ByKind  map[string]int // "mismatch replica-only", "decision delete/tombstone"
-	Samples []string       // the first maxSamples records, described
+	Samples []string       // up to maxSamples records, described: the first of each kind first
+	kinds   []string       // the kind of each sample
 }
 
 // Add counts one record.
@@ -77,16 +78,45 @@ func (s *RecordSummary) Add(r Record) {
 	if s.ByKind == nil {
 		s.ByKind = map[string]int{}
 	}
+	var kind string
+	if r.Decision != nil {
+		kind = "decision " + string(r.Decision.Action) + "/" + string(r.Decision.Evidence)
+	} else {
+		kind = "mismatch " + string(r.Mismatch.Kind)
+	}
 	s.Count++
 	s.IDs = append(s.IDs, r.ID())
-	if r.Decision != nil {
-		s.ByKind["decision "+string(r.Decision.Action)+"/"+string(r.Decision.Evidence)]++
-	} else {
-		s.ByKind["mismatch "+string(r.Mismatch.Kind)]++
-	}
+	s.ByKind[kind]++
+	s.sample(kind, recordLine(r))
+}
+
+// sample keeps the first record of every kind (a rare kind is not crowded out by a
+// common one), then more records while there is room.
+func (s *RecordSummary) sample(kind, line string) {
 	if len(s.Samples) < maxSamples {
-		s.Samples = append(s.Samples, recordLine(r))
+		s.Samples, s.kinds = append(s.Samples, line), append(s.kinds, kind)
+		return
 	}
+	if s.ByKind[kind] > 1 {
+		return // this kind has its example
+	}
+	// Full: replace the last example of a kind shown more than once.
+	for i := len(s.kinds) - 1; i >= 0; i-- {
+		if count(s.kinds, s.kinds[i]) > 1 {
+			s.Samples[i], s.kinds[i] = line, kind
+			return
+		}
+	}
+}
+
+func count(ss []string, v string) int {
+	n := 0
+	for _, s := range ss {
+		if s == v {
+			n++
+		}
+	}
+	return n
 }
 
 // Note is the Event's note: the counts by kind and the first few records, under the

@@ -47,3 +47,24 @@ func TestRecordSummaryNoteBounded(t *testing.T) {
 		t.Fatalf("%d samples kept", len(s.Samples))
 	}
 }
+
+// TestRecordSummarySamplesEveryKind: a rare kind gets its example even after many
+// records of a common one.
+func TestRecordSummarySamplesEveryKind(t *testing.T) {
+	var s RecordSummary
+	for i := 0; i < 10; i++ {
+		s.Add(Record{Mismatch: &report.Mismatch{ID: fmt.Sprintf("c%d", i), Kind: report.MismatchContentDiffers}})
+	}
+	s.Add(Record{Mismatch: &report.Mismatch{ID: "rename", Kind: report.MismatchNameDiffers, UniqueID: "U1"}})
+	s.Add(Record{Decision: &report.Decision{ID: "tomb", Action: report.ActionDelete, Evidence: report.EvidenceTombstone}})
+	s.Add(Record{Mismatch: &report.Mismatch{ID: "c10", Kind: report.MismatchContentDiffers}})
+	note := s.Note(false)
+	for _, want := range []string{"[record c0]", "[record rename]", "uniqueid U1", "[record tomb]", "mismatch content-differs=11"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("note lacks %q: %s", want, note)
+		}
+	}
+	if len(s.Samples) != maxSamples {
+		t.Errorf("%d samples", len(s.Samples))
+	}
+}
