@@ -33,6 +33,9 @@ type ReplicationPairReconciler struct {
 	Pod operator.PodOptions
 	// Clock decides when scheduled verifies are due (a test sets its own).
 	Clock clock.PassiveClock
+	// APIReader reads past the cache: the metadata of a Secret or ConfigMap the cache
+	// does not hold yet. Nil: Client.
+	APIReader client.Reader
 
 	events *reportEvents
 }
@@ -44,6 +47,13 @@ type ReplicationPairReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+func (r *ReplicationPairReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
 
 // Reconcile applies the pair's owned objects and refreshes its status.
 func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -61,11 +71,17 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	base := pair.DeepCopy()
 
-	missing, revs, err := readReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(&pair))
+	refs := operator.PairReferences(&pair)
+	found, revs, err := readReferences(ctx, r.Client, pair.Namespace, refs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.applyOwned(ctx, &pair, missing, revs); err != nil {
+	missing := operator.MissingReferences(refs, found)
+	rev, revOK, err := referencesRevision(ctx, r.apiReader(), pair.Namespace, refs, found, revs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyOwned(ctx, &pair, rev, revOK); err != nil {
 		return ctrl.Result{}, err
 	}
 	obs, err := r.observe(ctx, &pair)
@@ -115,14 +131,14 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // and the kubelet starts it as soon as they exist, with no step of the manager; and a
 // Secret deleted under a running replicator does not stop it.
 //
-// The pod template carries the revision of the mounted objects, so a rotated password
-// or CA rolls the replicator. While one is missing the template keeps the revision it
-// has: a roll then would only replace a running pod with one that cannot start.
-func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, missing []string, revs []operator.ObjectRevision) error {
+// The pod template carries rev, the revision of the mounted objects, so a rotated
+// password or CA rolls the replicator. Without one (revOK false: an object or key is
+// missing) the template keeps the revision it has: a roll then would only replace a
+// running pod with one that cannot start.
+func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, rev string, revOK bool) error {
 	owner := operator.PairOwner(pair)
 	dep := operator.Deployment(pair, r.Pod)
-	rev := operator.ReferencesRevision(revs)
-	if len(missing) > 0 {
+	if !revOK {
 		var cur appsv1.Deployment
 		err := r.Client.Get(ctx, client.ObjectKeyFromObject(dep), &cur)
 		if err != nil && !apierrors.IsNotFound(err) {

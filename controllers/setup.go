@@ -105,7 +105,7 @@ func Setup(mgr ctrl.Manager, pod operator.PodOptions) error {
 		return err
 	}
 	if err := (&ReplicationPairReconciler{
-		Client: mgr.GetClient(), Pod: pod, Clock: clock.RealClock{},
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pod: pod, Clock: clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup pair controller: %w", err)
 	}
