@@ -9,6 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 )
 
 // TestSecretRotationRollsReplicator: the replicator reads its password and CA files at
@@ -95,5 +98,38 @@ func TestSecretRotationRollsReplicator(t *testing.T) {
 	})
 	if a := template(); !maps.Equal(a, afterCA) {
 		t.Fatalf("an unrelated Secret or a deleted one rolled the replicator: %v -> %v", afterCA, a)
+	}
+}
+
+// TestReferencesRevisionPastTheCache: an object the cache does not hold yet (found
+// empty) is read on the API server, metadata only, and gives the same revision as when
+// the cache holds it; an object that does not exist, or lacks a mounted key, gives none.
+func TestReferencesRevisionPastTheCache(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createPairSecrets(t, ctx, ns)
+	pair := newPair(ns, "rev")
+	refs := operator.PairReferences(pair)
+	found, revs, err := readReferences(ctx, k8s, ns, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok, err := referencesRevision(ctx, k8s, ns, refs, found, revs)
+	if err != nil || !ok || want == "" {
+		t.Fatalf("with every object read: %q %v %v", want, ok, err)
+	}
+	got, ok, err := referencesRevision(ctx, k8s, ns, refs, operator.ObjectKeys{}, map[string]operator.ObjectRevision{})
+	if err != nil || !ok || got != want {
+		t.Fatalf("past the cache: %q %v %v, want %q", got, ok, err, want)
+	}
+	pair.Spec.Replica.PasswordSecretRef.Key = "no-such-key"
+	refs = operator.PairReferences(pair)
+	if _, ok, err := referencesRevision(ctx, k8s, ns, refs, found, revs); ok || err != nil {
+		t.Fatalf("a missing key gave a revision (%v)", err)
+	}
+	pair.Spec.Replica.PasswordSecretRef = v1.SecretKeyRef{Name: "no-such-secret", Key: "k"}
+	refs = operator.PairReferences(pair)
+	if _, ok, err := referencesRevision(ctx, k8s, ns, refs, operator.ObjectKeys{}, map[string]operator.ObjectRevision{}); ok || err != nil {
+		t.Fatalf("a missing Secret gave a revision (%v)", err)
 	}
 }
