@@ -259,3 +259,18 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+func TestParseArgsNewFlags(t *testing.T) {
+	cmd, pos, _, _, opts, err := ParseArgs([]string{"logs", "p", "-f", "--tail", "50"})
+	if err != nil || cmd != "logs" || len(pos) != 1 || !opts.Follow || opts.Tail != 50 {
+		t.Fatalf("logs: %q %v %+v %v", cmd, pos, opts, err)
+	}
+	_, _, _, _, opts, err = ParseArgs([]string{"status", "-o", "yaml", "p"})
+	if err != nil || opts.Output != "yaml" || opts.Tail != -1 {
+		t.Fatalf("status -o: %+v %v", opts, err)
+	}
+	_, _, _, _, opts, err = ParseArgs([]string{"report", "p", "--file", "/tmp/x.tar.gz"})
+	if err != nil || opts.File != "/tmp/x.tar.gz" {
+		t.Fatalf("report --file: %+v %v", opts, err)
+	}
+}
