@@ -314,7 +314,7 @@ func (b *bundle) collectEvents(ctx context.Context, ns string, names map[string]
 	}
 	var objs []client.Object
 	for i := range evs.Items {
-		if e := &evs.Items[i]; names[e.InvolvedObject.Name] || names[strings.SplitN(e.Name, ".", 2)[0]] {
+		if e := &evs.Items[i]; names[e.InvolvedObject.Name] {
 			objs = append(objs, e)
 		}
 	}
