@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -118,9 +119,11 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	// Announced once the condition is recorded; a lost Event is not retried (the
 	// condition stays), like the Events an EventRecorder sends.
-	if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, v1.ReasonReferenceMissing); c != nil {
-		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
-			log.Error(err, "announce missing references")
+	for _, reason := range []string{v1.ReasonReferenceMissing, v1.ReasonVolumeNotAllowed} {
+		if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, reason); c != nil {
+			if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+				log.Error(err, "announce stall", "reason", reason)
+			}
 		}
 	}
 	return res, nil
@@ -152,12 +155,35 @@ func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.Rep
 		operator.Role(owner),
 		operator.RoleBinding(owner),
 		operator.ReportConfigMap(owner),
-		dep,
+	}
+	if len(operator.DisallowedVolumes(pair, r.Pod.AllowHostPath)) > 0 {
+		if err := r.deleteDeployment(ctx, pair); err != nil {
+			return err
+		}
+	} else {
+		objs = append(objs, dep)
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteDeployment removes the pair's Deployment, if any: a pair whose volumes the
+// manager may not mount gets no pod, even one created before (status says why).
+func (r *ReplicationPairReconciler) deleteDeployment(ctx context.Context, pair *v1.ReplicationPair) error {
+	var dep appsv1.Deployment
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: pair.Namespace, Name: operator.ReplicatorName(pair.Name)}, &dep)
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(&dep, pair)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get deployment: %w", err)
+	}
+	if err := r.Client.Delete(ctx, &dep, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete deployment: %w", err)
 	}
 	return nil
 }
@@ -172,6 +198,7 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
+	obs.DisallowedVolumes = operator.DisallowedVolumes(pair, r.Pod.AllowHostPath)
 	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
 	obs.Report, obs.ReportErr = rr.summary, rr.invalid
 	return obs, err

@@ -84,7 +84,7 @@ func runMain(m *testing.M) int {
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(""),
+		Cache:                  CacheOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: manager:", err)

@@ -200,6 +200,11 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 			fmt.Sprintf("ReplicationPair %q: %s; the Job starts once they exist", pair.Name, operator.ReferenceMessage(missing)))
 		return nil
 	}
+	if f := operator.DisallowedVolumes(&pair, r.Pod.AllowHostPath); len(f) > 0 {
+		operator.SetResyncStalled(rs, v1.ResyncPending, v1.ReasonVolumeNotAllowed,
+			fmt.Sprintf("ReplicationPair %q: %s", pair.Name, operator.VolumeMessage(f)))
+		return nil
+	}
 	blocker, err := r.blocker(ctx, rs)
 	if err != nil {
 		return err

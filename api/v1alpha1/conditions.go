@@ -57,6 +57,11 @@ const (
 	// or key and the spec field that references it. Cleared by itself once they exist.
 	ReasonReferenceMissing = "ReferenceMissing"
 
+	// ReasonVolumeNotAllowed: the pair asks for a hostPath or nfs volume and the manager
+	// runs without --allow-host-path, so it creates no pod for it (Stalled=True,
+	// Ready=False; a resync of the pair waits in Pending). The message names the field.
+	ReasonVolumeNotAllowed = "VolumeNotAllowed"
+
 	// ReasonNoReport: no report from the replicator yet (InSync=Unknown).
 	ReasonNoReport = "NoReport"
 	// ReasonCaughtUp: backlog zero, last batch clean, no mismatch (InSync=True).

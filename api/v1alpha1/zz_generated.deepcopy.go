@@ -229,6 +229,10 @@ func (in *ReplicationPairStatus) DeepCopyInto(out *ReplicationPairStatus) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.PendingSince != nil {
+		in, out := &in.PendingSince, &out.PendingSince
+		*out = (*in).DeepCopy()
+	}
 	if in.LastBatch != nil {
 		in, out := &in.LastBatch, &out.LastBatch
 		*out = new(LastBatch)
@@ -284,6 +288,30 @@ func (in *ReplicatorPodSpec) DeepCopyInto(out *ReplicatorPodSpec) {
 		in, out := &in.RunAsGroup, &out.RunAsGroup
 		*out = new(int64)
 		**out = **in
+	}
+	if in.FSGroup != nil {
+		in, out := &in.FSGroup, &out.FSGroup
+		*out = new(int64)
+		**out = **in
+	}
+	if in.ImagePullSecrets != nil {
+		in, out := &in.ImagePullSecrets, &out.ImagePullSecrets
+		*out = make([]v1.LocalObjectReference, len(*in))
+		copy(*out, *in)
+	}
+	if in.PodLabels != nil {
+		in, out := &in.PodLabels, &out.PodLabels
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
+	if in.PodAnnotations != nil {
+		in, out := &in.PodAnnotations, &out.PodAnnotations
+		*out = make(map[string]string, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
 	}
 }
 

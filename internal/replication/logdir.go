@@ -67,17 +67,6 @@ func (l LogDir) End() error {
 	return syncDir(l.Dir)
 }
 
-// Backlog returns the size in bytes of the log not yet taken (log + log-run).
-func (l LogDir) Backlog() int64 {
-	var n int64
-	for _, p := range []string{l.logPath(), l.runPath()} {
-		if st, err := os.Stat(p); err == nil {
-			n += st.Size()
-		}
-	}
-	return n
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -21,6 +21,8 @@ type Rolling struct {
 	Publish  func(ctx context.Context) // called after every cycle (reports, metrics)
 	Emit     func(rec any)
 	Now      func() time.Time
+
+	pending PendingTracker // dates the oldest entry not replicated yet
 }
 
 func (r *Rolling) now() time.Time {
@@ -48,7 +50,15 @@ type skippedRecord struct {
 // It returns ErrNoLog when the log was empty (due retries still ran).
 func (r *Rolling) Cycle(ctx context.Context) error {
 	start := r.now()
+	r.pending.Observe(r.Log) // date a new log before this cycle takes it
 	var jobs []Job
+	cycleFailed := 0
+	settle := func(jr JobResult) {
+		if jr.Err != nil {
+			cycleFailed++
+		}
+		r.settle(jr)
+	}
 	logErr := r.Log.ConsumeOnce(func(entries []LogEntry, bad []BadLine, reprocessed bool) error {
 		if !reprocessed {
 			r.Runner.Rec.AddBadLogLines(len(bad))
@@ -63,7 +73,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 		jobs = r.plan(g.Batches, start)
 		// Settled one by one as they end, so that a long log does not hold every
 		// user's decisions at once.
-		r.Runner.RunEach(ctx, jobs, r.settle)
+		r.Runner.RunEach(ctx, jobs, settle)
 		// Failures are in the retry queue now; make it durable before log-run goes.
 		if err := r.Retry.Save(); err != nil {
 			return fmt.Errorf("save retry queue: %w", err)
@@ -77,7 +87,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 		// Nothing logged: still run the users whose retry is due.
 		jobs = r.plan(nil, start)
 		if len(jobs) > 0 {
-			r.Runner.RunEach(ctx, jobs, r.settle)
+			r.Runner.RunEach(ctx, jobs, settle)
 			if err := r.Retry.Save(); err != nil {
 				return fmt.Errorf("save retry queue: %w", err)
 			}
@@ -89,7 +99,9 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 			failed++
 		}
 	}
-	backlog := int(r.Log.Backlog())
+	pending := r.pending.Observe(r.Log)
+	backlog := pending.Entries
+	r.Runner.Rec.SetPendingSince(pending.Since)
 	users := 0
 	for _, j := range jobs {
 		users += len(j.Users)
@@ -103,6 +115,8 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	}
 	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
+	} else if cycleFailed == 0 {
+		r.Runner.Rec.MarkSuccess(r.now())
 	}
 	if r.Publish != nil {
 		r.Publish(ctx)

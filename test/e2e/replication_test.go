@@ -120,8 +120,10 @@ func TestReplication(t *testing.T) {
 			c.diagnose(t, e2eNS)
 		}
 	})
-	// The operator as users get it: the chart, with the local-cluster values.
-	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait"); err != nil {
+	// The operator as users get it: the chart, with the local-cluster values. The pair
+	// below mounts the master's sync log as a hostPath, which the manager refuses unless
+	// allowed (the local-cluster values allow it too; said here so the test shows it).
+	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait", "--set", "replicator.allowHostPath=true"); err != nil {
 		t.Fatal(err)
 	}
 	pluginBin := filepath.Join(t.TempDir(), "kubectl-cyrusrepl")
@@ -203,18 +205,45 @@ spec:
 		if len(lines) != 2 {
 			t.Fatalf("want a header and one row, got:\n%s", out)
 		}
-		header, row := strings.Fields(lines[0]), strings.Fields(lines[1])
+		header, row := strings.Fields(lines[0]), tableCells(lines[0], lines[1])
+		// LAG is empty when nothing waits: cells are cut at the header's offsets.
+		if _, ok := row["LAG"]; !ok {
+			t.Errorf("no LAG column in %v", header)
+		}
 		want := map[string]string{"NAME": pairName, "READY": "True", "IN-SYNC": "True", "SPLIT-BRAIN": "False", "BACKLOG": "0", "STATUS": "Available"}
-		for i, h := range header {
+		for h, got := range row {
 			if w, ok := want[h]; ok {
-				if i >= len(row) || row[i] != w {
-					t.Errorf("column %s: row %v, want %q", h, row, w)
+				if got != w {
+					t.Errorf("column %s = %q, want %q (row %q)", h, got, w, lines[1])
 				}
 				delete(want, h)
 			}
 		}
 		if len(want) > 0 {
 			t.Errorf("columns missing from the header %v: %v", header, want)
+		}
+	})
+
+	// What the chart's PodMonitor scrapes: the replicator pod's metrics port. On this
+	// cluster the pod shares the node's network, so the port listens on 127.0.0.1. The
+	// pod became Ready above, so its readiness probe (/readyz) answered the kubelet.
+	t.Run("the replicator pod serves its metrics and probes", func(t *testing.T) {
+		waitFor(t, ctx, time.Minute, "replicator /metrics", func(ctx context.Context) (bool, string, error) {
+			body, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090/metrics")
+			if err != nil || code != 200 {
+				return false, fmt.Sprintf("%d %v", code, err), nil
+			}
+			for _, want := range []string{"# HELP cyrusrepl_replication_lag_seconds ", "cyrusrepl_sync_log_backlog_entries ", "cyrusrepl_last_success_timestamp_seconds "} {
+				if !strings.Contains(body, want) {
+					return false, "no " + want, nil
+				}
+			}
+			return true, "", nil
+		})
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if _, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090"+path); err != nil || code != 200 {
+				t.Errorf("%s: %d %v", path, code, err)
+			}
 		}
 	})
 
