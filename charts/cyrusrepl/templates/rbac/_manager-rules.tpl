@@ -18,19 +18,20 @@ rules:
 - apiGroups:
   - ""
   resources:
+  - events
+  verbs:
+  - create
+  - list
+  - patch
+- apiGroups:
+  - ""
+  resources:
+  - pods
   - secrets
   verbs:
   - get
   - list
   - watch
-- apiGroups:
-  - ""
-  - events.k8s.io
-  resources:
-  - events
-  verbs:
-  - create
-  - patch
 - apiGroups:
   - apps
   resources:
@@ -56,6 +57,13 @@ rules:
   - update
   - watch
 - apiGroups:
+  - events.k8s.io
+  resources:
+  - events
+  verbs:
+  - create
+  - patch
+- apiGroups:
   - rbac.authorization.k8s.io
   resources:
   - rolebindings
@@ -72,7 +80,6 @@ rules:
   - replication.cyrusrepl.io
   resources:
   - replicationpairs
-  - userresyncs
   verbs:
   - get
   - list
@@ -93,4 +100,14 @@ rules:
   - get
   - patch
   - update
+- apiGroups:
+  - replication.cyrusrepl.io
+  resources:
+  - userresyncs
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - watch
 {{- end }}
