@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,6 +32,11 @@ type ReplicationPairReconciler struct {
 	Client client.Client
 	// Pod holds the manager-wide replicator pod settings (image, host network).
 	Pod operator.PodOptions
+	// Clock decides when scheduled verifies are due (a test sets its own).
+	Clock clock.PassiveClock
+	// APIReader reads past the cache: the metadata of a Secret or ConfigMap the cache
+	// does not hold yet. Nil: Client.
+	APIReader client.Reader
 
 	events *reportEvents
 }
@@ -42,6 +48,13 @@ type ReplicationPairReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+func (r *ReplicationPairReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
 
 // Reconcile applies the pair's owned objects and refreshes its status.
 func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -59,30 +72,47 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	base := pair.DeepCopy()
 
-	if err := r.applyOwned(ctx, &pair); err != nil {
+	refs := operator.PairReferences(&pair)
+	found, revs, err := readReferences(ctx, r.Client, pair.Namespace, refs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	missing := operator.MissingReferences(refs, found)
+	rev, revOK, err := referencesRevision(ctx, r.apiReader(), pair.Namespace, refs, found, revs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyOwned(ctx, &pair, rev, revOK); err != nil {
 		return ctrl.Result{}, err
 	}
 	obs, err := r.observe(ctx, &pair)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	obs.MissingReferences = missing
 	if obs.ReportErr != nil {
 		log.Info("report configmap holds no valid report", "error", obs.ReportErr.Error())
 	}
+	verify, wake, err := r.verify(ctx, &pair)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	pair.Status = operator.PairStatus(&pair, obs)
+	pair.Status.Verify = verify
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
+	res := ctrl.Result{RequeueAfter: wake} // the next scheduled verify
 	if obs.Report != nil {
-		d, m, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report)
-		if d+m > 0 {
-			log.V(1).Info("announced report records", "decisions", d, "mismatches", m)
-		}
+		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {
 			log.Error(err, "announce report records") // retried on the next fold
+		}
+		if wait > 0 && (res.RequeueAfter == 0 || wait < res.RequeueAfter) {
+			res.RequeueAfter = wait // a summary held back by its interval
 		}
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	// Optimistic lock: status.state carries the state's history (which id replaced
 	// which), so a status folded from a stale read of the pair must not be written; a
@@ -104,18 +134,33 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			log.Error(err, "announce state loss")
 		}
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // applyOwned applies the pair's objects. The Deployment is applied even while a Secret
 // or ConfigMap it mounts is missing (status says so): its pod then waits for its volumes
 // and the kubelet starts it as soon as they exist, with no step of the manager; and a
 // Secret deleted under a running replicator does not stop it.
-func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
+//
+// The pod template carries rev, the revision of the mounted objects, so a rotated
+// password or CA rolls the replicator. Without one (revOK false: an object or key is
+// missing) the template keeps the revision it has: a roll then would only replace a
+// running pod with one that cannot start.
+func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, rev string, revOK bool) error {
 	if err := ensureStateClaim(ctx, r.Client, pair); err != nil {
 		return err
 	}
 	owner := operator.PairOwner(pair)
+	dep := operator.Deployment(pair, r.Pod)
+	if !revOK {
+		var cur appsv1.Deployment
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(dep), &cur)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get deployment: %w", err)
+		}
+		rev = cur.Spec.Template.Annotations[operator.AnnotationReferencesRevision]
+	}
+	operator.SetReferencesRevision(dep, rev)
 	objs := []client.Object{
 		operator.ServiceAccount(owner),
 		operator.Role(owner),
@@ -127,7 +172,7 @@ func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.Rep
 			return err
 		}
 	} else {
-		objs = append(objs, operator.Deployment(pair, r.Pod))
+		objs = append(objs, dep)
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {
@@ -164,11 +209,6 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
-	missing, err := missingReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(pair))
-	if err != nil {
-		return obs, err
-	}
-	obs.MissingReferences = missing
 	obs.DisallowedVolumes = operator.DisallowedVolumes(pair, r.Pod.AllowHostPath)
 	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
 	obs.Report, obs.ReportErr = rr.summary, rr.invalid
@@ -203,11 +243,14 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (reportRe
 }
 
 // SetupWithManager registers the reconciler. Spec changes (generation) of the pair, any
-// change of its Deployment or report ConfigMap, and a Secret or ConfigMap it references
-// appearing, disappearing or changing its keys, trigger a reconcile; the pair's own
+// change of its Deployment or report ConfigMap, and any write of a Secret or ConfigMap it
+// references, trigger a reconcile; the pair's own
 // status writes do not. It needs the pairRefField index (see Setup).
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	referencing := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		pairs, err := pairsReferencing(ctx, r.Client, referenceKind(o), o)
 		if err != nil {
@@ -221,15 +264,16 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return reqs
 	})
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations too: verifyRequestedAt asks for a verify.
+		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(claimToPair)).
-		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceChanged)).
-		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceChanged)).
+		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceWritten)).
+		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceWritten)).
 		Named("replicationpair").
 		Complete(r)
 }

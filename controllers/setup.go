@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +44,7 @@ func CacheOptions(namespaces ...string) cache.Options {
 		&corev1.ServiceAccount{}: {Label: own},
 		&appsv1.Deployment{}:     {Label: own},
 		&batchv1.Job{}:           {Label: own},
+		&corev1.Pod{}:            {Label: own},
 		&rbacv1.Role{}:           {Label: own},
 		&rbacv1.RoleBinding{}:    {Label: own},
 		// State claims the manager created; a retained one keeps its labels.
@@ -110,7 +112,7 @@ func Setup(mgr ctrl.Manager, pod operator.PodOptions) error {
 		return err
 	}
 	if err := (&ReplicationPairReconciler{
-		Client: mgr.GetClient(), Pod: pod,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pod: pod, Clock: clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup pair controller: %w", err)
 	}

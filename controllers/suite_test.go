@@ -91,6 +91,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	mgrClient = mgr.GetClient()
+	summaryInterval = 2 * time.Second // the test manager's summaries: see TestEventsRateLimited for the limit itself
 	if err := Setup(mgr, operator.PodOptions{Image: testImage}); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: setup:", err)
 		return 1

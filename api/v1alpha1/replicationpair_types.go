@@ -79,6 +79,65 @@ type ReplicationPairSpec struct {
 	// to it when the pair is deleted).
 	// +optional
 	State StateSpec `json:"state,omitempty,omitzero"`
+
+	// verify runs a read-only verify of named users (a UserResync in Verify mode) on a
+	// schedule, and whenever the annotation replication.cyrusrepl.io/verifyRequestedAt
+	// gets a new value. Changing it does not restart the replicator.
+	// +optional
+	Verify *ScheduledVerify `json:"verify,omitempty"`
+}
+
+// AnnotationVerifyRequestedAt asks for a verify of spec.verify.users now: set it to any
+// new value (e.g. the current time, as `kubectl annotate` or Flux's requestedAt do); the
+// manager creates one verify UserResync per new value and echoes the value into
+// status.verify.lastHandledRequestAt.
+const AnnotationVerifyRequestedAt = "replication.cyrusrepl.io/verifyRequestedAt"
+
+// ScheduledVerify is a recurring read-only check of some users of a pair.
+type ScheduledVerify struct {
+	// schedule is a cron expression with five fields (minute hour day-of-month month
+	// day-of-week, in UTC), or a descriptor such as @daily. Unset: verify on request only.
+	// A run is skipped while the previous scheduled or requested verify has not finished;
+	// missed runs (manager down) are not caught up, only the latest one is started.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule,omitempty"`
+
+	// users are the Cyrus users to verify (1 to 1000, unique): for example a few canary
+	// users whose mail changes every day.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=255
+	// +kubebuilder:validation:items:Pattern=`^[^\s/\-][^\s/]*$`
+	Users []string `json:"users"`
+}
+
+// VerifyStatus is the state of a pair's scheduled and requested verifies.
+type VerifyStatus struct {
+	// lastScheduleTime is the schedule time of the most recent scheduled verify run.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// lastHandledRequestAt is the value of the verifyRequestedAt annotation the manager
+	// last acted on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledRequestAt string `json:"lastHandledRequestAt,omitempty"`
+
+	// lastResync is the UserResync the most recent verify created.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	LastResync string `json:"lastResync,omitempty"`
+
+	// message says why the last scheduled run was skipped or the schedule is not used
+	// (e.g. an invalid cron expression).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
 }
 
 // WorkloadState summarises the replicator Deployment.
@@ -177,6 +236,10 @@ type ReplicationPairStatus struct {
 	// state identifies the replicator state the pair runs on.
 	// +optional
 	State *StateStatus `json:"state,omitempty"`
+
+	// verify is the state of the verifies spec.verify asks for.
+	// +optional
+	Verify *VerifyStatus `json:"verify,omitempty"`
 }
 
 // +kubebuilder:object:root=true

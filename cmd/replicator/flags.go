@@ -78,7 +78,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")
 	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
-	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "upper bound for one batch attempt, so a stuck user cannot hold a worker")
+	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "cut a batch attempt that makes no progress (no message bytes moved, no action done) for this long, so a stuck user cannot hold a worker; a slow one that moves is never cut")
 	if c.writerWait == 0 {
 		c.writerWait = 30 * time.Second
 	}

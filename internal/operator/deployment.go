@@ -31,10 +31,11 @@ func PairMode(pair *v1.ReplicationPair) string {
 }
 
 // SpecHash is a short hash of the pair's spec without suspend (suspending scales, it
-// does not roll).
+// does not roll) and without verify (scheduled verifies run as Jobs of their own).
 func SpecHash(pair *v1.ReplicationPair) string {
 	s := pair.Spec.DeepCopy()
 	s.Suspend = false
+	s.Verify = nil
 	b, _ := json.Marshal(s) // a plain struct: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])

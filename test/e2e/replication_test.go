@@ -88,8 +88,9 @@ type resyncStatus struct {
 // against a real Cyrus master and replica: a ReplicationPair's replicator pod replicates
 // new mail and a folder rename (as a rename), UserResyncs run as Job pods (kubectl apply
 // and the kubectl plugin), a verify finds a deliberate difference and changes nothing,
-// a replicator pod deleted mid-stream loses nothing, and re-applying the manifests
-// changes nothing.
+// a replicator pod deleted mid-stream loses nothing, a rotated Secret rolls the
+// replicator, a resync whose image does not exist fails with PodCannotStart, and
+// re-applying the manifests changes nothing.
 func TestReplication(t *testing.T) {
 	requireE2E(t, os.Geteuid() == 0, "the e2e cluster needs root (containerd, runc, kubelet)")
 	ok, why := cyruspair.Available()
@@ -427,6 +428,52 @@ spec:
 		if after.Status.State.ID != before.Status.State.ID || after.Status.State.ReplacedID != "" || after.condition("StateLost") != "False" {
 			t.Errorf("state after the pod was replaced: %+v, want %+v kept", after.Status.State, before.Status.State)
 		}
+	})
+
+	t.Run("a rotated Secret rolls the replicator", func(t *testing.T) {
+		sel := "replication.cyrusrepl.io/pair=" + pairName + ",app.kubernetes.io/component=replicator"
+		running := func(ctx context.Context) (string, error) {
+			return c.kubectlOut(ctx, "-n", e2eNS, "get", "pods", "-l", sel, "--field-selector", "status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		}
+		before, err := running(ctx)
+		if err != nil || before == "" || strings.Contains(before, " ") {
+			t.Fatalf("want one running replicator pod, got %q (%v)", before, err)
+		}
+		// A write to the Secret (here a label; a new password alike) reaches the replicator
+		// as a new pod, which reads the files again.
+		if _, err := c.kubectlOut(ctx, "-n", e2eNS, "label", "secret", "cyrus-repl", "rotated=1"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, waitLong, "a new replicator pod in place of "+before, func(ctx context.Context) (bool, string, error) {
+			now, err := running(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return now != "" && now != before && !strings.Contains(now, " "), now, nil
+		})
+		p.Master.Deliver(t, "alice", cyruspair.Message("after rotation", "body"))
+		waitFolder(t, ctx, p, p.Replica, "alice", "INBOX", int(p.Master.Status(t, "alice", "INBOX").Messages))
+	})
+
+	t.Run("a resync whose image does not exist fails instead of hanging", func(t *testing.T) {
+		// A second pair, suspended (no replicator of its own), whose pods use an image that
+		// cannot be pulled; its resync must end PodCannotStart, not run for 6 hours.
+		ghost := strings.Replace(manifests[strings.Index(manifests, "apiVersion: replication.cyrusrepl.io"):],
+			"name: "+pairName+",", "name: ghost,", 1)
+		ghost = strings.Replace(ghost, "  replicator:\n", "  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
+		c.apply(t, ctx, ghost)
+		c.apply(t, ctx, strings.Replace(resyncManifest("ghost-sync", "Sync", "alice"), "pairName: "+pairName, "pairName: ghost", 1))
+		rs := waitResync(t, ctx, c, "ghost-sync")
+		var reason, msg string
+		for _, cd := range rs.Status.Conditions {
+			if cd.Type == "Stalled" {
+				reason, msg = cd.Reason, cd.Message
+			}
+		}
+		if rs.Status.Phase != "Failed" || reason != "PodCannotStart" || !strings.Contains(msg, "no-such-image") {
+			t.Fatalf("resync: phase %s, Stalled %s %q; want Failed, PodCannotStart naming the image", rs.Status.Phase, reason, msg)
+		}
+		t.Logf("stalled resync: %s", msg)
 	})
 
 	t.Run("re-applying the manifests changes nothing", func(t *testing.T) {

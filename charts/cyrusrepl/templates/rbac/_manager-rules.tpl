@@ -18,6 +18,14 @@ rules:
 - apiGroups:
   - ""
   resources:
+  - events
+  verbs:
+  - create
+  - list
+  - patch
+- apiGroups:
+  - ""
+  resources:
   - persistentvolumeclaims
   verbs:
   - create
@@ -28,19 +36,12 @@ rules:
 - apiGroups:
   - ""
   resources:
+  - pods
   - secrets
   verbs:
   - get
   - list
   - watch
-- apiGroups:
-  - ""
-  - events.k8s.io
-  resources:
-  - events
-  verbs:
-  - create
-  - patch
 - apiGroups:
   - apps
   resources:
@@ -66,6 +67,13 @@ rules:
   - update
   - watch
 - apiGroups:
+  - events.k8s.io
+  resources:
+  - events
+  verbs:
+  - create
+  - patch
+- apiGroups:
   - rbac.authorization.k8s.io
   resources:
   - rolebindings
@@ -82,7 +90,6 @@ rules:
   - replication.cyrusrepl.io
   resources:
   - replicationpairs
-  - userresyncs
   verbs:
   - get
   - list
@@ -103,4 +110,14 @@ rules:
   - get
   - patch
   - update
+- apiGroups:
+  - replication.cyrusrepl.io
+  resources:
+  - userresyncs
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - watch
 {{- end }}
