@@ -126,12 +126,6 @@ func TestReplication(t *testing.T) {
 	// The pair's state claim: the local cluster has no provisioner, so a hostPath
 	// volume bound to the claim in advance, in a directory the replicator's user owns.
 	stateDir := filepath.Join(p.Dir, "replicator-state")
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(stateDir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
 
 	c := upCluster(t, ctx, repo, dir)
 	t.Cleanup(func() {
@@ -193,16 +187,7 @@ spec:
 	p.Master.Append(t, "alice", "Work", cyruspair.Message("work", "a work message"))
 	p.Master.Deliver(t, "bob", cyruspair.Message("bob", "for bob"))
 
-	c.apply(t, ctx, fmt.Sprintf(`apiVersion: v1
-kind: PersistentVolume
-metadata: {name: %[1]s-%[2]s-state}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  claimRef: {namespace: %[1]s, name: %[2]s-state}
-  hostPath: {path: %[3]s, type: Directory}
-`, e2eNS, pairName, stateDir))
+	c.apply(t, ctx, statePV(t, pairName, stateDir, uid, gid))
 	c.apply(t, ctx, manifests)
 
 	t.Run("new mail reaches the replica", func(t *testing.T) {
@@ -461,6 +446,7 @@ spec:
 		ghost := strings.Replace(manifests[strings.Index(manifests, "apiVersion: replication.cyrusrepl.io"):],
 			"name: "+pairName+",", "name: ghost,", 1)
 		ghost = strings.Replace(ghost, "  replicator:\n", "  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
+		c.apply(t, ctx, statePV(t, "ghost", filepath.Join(p.Dir, "ghost-state"), uid, gid))
 		c.apply(t, ctx, ghost)
 		c.apply(t, ctx, strings.Replace(resyncManifest("ghost-sync", "Sync", "alice"), "pairName: "+pairName, "pairName: ghost", 1))
 		rs := waitResync(t, ctx, c, "ghost-sync")
@@ -503,6 +489,29 @@ spec:
 			}
 		}
 	})
+}
+
+// statePV makes dir (owned by the replicator's uid:gid) and returns a hostPath
+// PersistentVolume bound in advance to pair's state claim: the local cluster has no
+// storage provisioner.
+func statePV(t *testing.T, pair, dir string, uid, gid int) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: %[1]s-%[2]s-state}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  claimRef: {namespace: %[1]s, name: %[2]s-state}
+  hostPath: {path: %[3]s, type: Directory}
+`, e2eNS, pair, dir)
 }
 
 // port returns the port of a 127.0.0.1:PORT address.
