@@ -39,7 +39,11 @@ type cli struct {
 }
 
 func newCLI(t *testing.T, mode string) *cli {
-	p := cyruspair.Start(t, cyruspair.Options{DeleteMode: mode})
+	return newCLIOpts(t, cyruspair.Options{DeleteMode: mode})
+}
+
+func newCLIOpts(t *testing.T, opts cyruspair.Options) *cli {
+	p := cyruspair.Start(t, opts)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)

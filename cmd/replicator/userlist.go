@@ -98,12 +98,18 @@ func listUsersIMAP(ctx context.Context, addr, user, password string, tlsCfg *tls
 	return usersFromList(lines, sep), nil
 }
 
-// usersFromList turns untagged LIST replies for user<sep>% into sorted user names.
+// usersFromList turns untagged LIST replies for user<sep>% into sorted user names:
+// alice, or john.doe@example.com with virtual domains (IMAP puts the domain last).
 func usersFromList(lines []string, sep string) []string {
 	prefix := "user" + sep
 	set := map[string]bool{}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "LIST ") {
+			continue
+		}
+		// In the default namespace with virtual domains, user/john.doe is a \Noselect
+		// intermediate of john.doe@example.com's folders, not a user.
+		if flags, _, _ := strings.Cut(l, ")"); strings.Contains(flags, `\Noselect`) || strings.Contains(flags, `\NonExistent`) {
 			continue
 		}
 		name := l[strings.LastIndexByte(l, ' ')+1:]

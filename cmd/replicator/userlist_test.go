@@ -16,11 +16,16 @@ func TestUsersFromList(t *testing.T) {
 		`LIST (\HasNoChildren) "." "user.john doe"`,
 		`LIST (\HasNoChildren) "." user.bob.Sent`, // not a user (a nested level)
 		`LIST (\Noselect) "." shared`,
+		`LIST (\HasNoChildren) "/" user/john.doe@example.com`, // default namespace, virtdomains
+		`LIST (\Noselect \HasChildren) "/" user/john.doe`,     // its folders' intermediate
 		`OK nothing`,
 	}
-	got := usersFromList(lines, ".")
+	got := usersFromList(lines[:5], ".")
 	if want := []string{"alice", "bob", "john doe"}; !slices.Equal(got, want) {
 		t.Fatalf("users = %q, want %q", got, want)
+	}
+	if got := usersFromList(lines[5:], "/"); !slices.Equal(got, []string{"john.doe@example.com"}) {
+		t.Fatalf("default-namespace users = %q", got)
 	}
 }
 

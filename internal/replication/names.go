@@ -70,8 +70,13 @@ func FolderName(userid, rel string) string {
 	return UserRoot(userid) + "." + rel
 }
 
-// DBNameToInternal turns a mailboxes.db name (0x1F hierarchy separator, 0x1D after the
-// domain) into the internal dotted name used on the wire.
+// DBNameToInternal turns a mailboxes.db name into the internal name used on the wire.
+// mailboxes.db keeps every character of a name as the user wrote it, with 0x1F as the
+// hierarchy separator and 0x1D after the domain; the internal form uses '.' as the
+// separator, so a dot of a name (john.doe, Work.2026) becomes '^' there, and '!' ends the
+// domain: "example.com\x1duser\x1fjohn.doe\x1fWork.2026" is
+// "example.com!user.john^doe.Work^2026". ('^' itself is not allowed in a mailbox name,
+// so the mapping is one to one.)
 func DBNameToInternal(db string) string {
 	var b strings.Builder
 	if i := strings.IndexByte(db, 0x1D); i >= 0 {
@@ -79,8 +84,22 @@ func DBNameToInternal(db string) string {
 		b.WriteByte('!')
 		db = db[i+1:]
 	}
-	b.WriteString(strings.ReplaceAll(db, "\x1f", "."))
+	b.WriteString(strings.NewReplacer(".", "^", "\x1f", ".").Replace(db))
 	return b.String()
+}
+
+// InternalToDBName turns an internal name into its mailboxes.db form: the inverse of
+// DBNameToInternal.
+func InternalToDBName(internal string) string {
+	domain, rest, hasDomain := strings.Cut(internal, "!")
+	if !hasDomain {
+		domain, rest = "", internal
+	}
+	rest = strings.NewReplacer(".", "\x1f", "^", ".").Replace(rest)
+	if !hasDomain {
+		return rest
+	}
+	return domain + "\x1d" + rest
 }
 
 // asideName is where a replica folder without evidence is moved when the master's folder
