@@ -33,15 +33,16 @@ type commonFlags struct {
 	stateDir                            string
 	pair                                string
 	replicaOnlyPolicy                   string
-	masterStartTLS, replicaStartTLS     bool
+	masterTLS, replicaTLS               tlsEnd
 	compress                            bool
-	masterCAFile, replicaCAFile         string
+	deletedPrefix                       string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
 	stats                           csyncStats // every session's commands, for csync-stats and /metrics
+	fs                              *flag.FlagSet
 }
 
 // sinkFlagHooks lets other files add report sinks with their own flags (e.g. the
@@ -50,6 +51,7 @@ type commonFlags struct {
 var sinkFlagHooks []func(fs *flag.FlagSet) func() (report.Sink, error)
 
 func (c *commonFlags) bind(fs *flag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.master, "master", "", "master sync_server HOST:PORT (read only: GET commands)")
 	fs.StringVar(&c.replica, "replica", "", "replica sync_server HOST:PORT")
 	fs.StringVar(&c.masterUser, "master-user", "repl", "csync admin user on the master")
@@ -65,10 +67,9 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
 	fs.BoolVar(&c.compress, "compress", false, "COMPRESS DEFLATE on both connections when the server offers it (as sync_client always does); worth it on slow links, costs CPU on fast ones")
-	fs.BoolVar(&c.masterStartTLS, "master-starttls", false, "STARTTLS to the master")
-	fs.BoolVar(&c.replicaStartTLS, "replica-starttls", false, "STARTTLS to the replica")
-	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")
-	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
+	c.masterTLS.bind(fs, "master")
+	c.replicaTLS.bind(fs, "replica")
+	fs.StringVar(&c.deletedPrefix, "deleted-prefix", "", "the master's deletedprefix (its delayed-delete namespace); default: read from --master-config, else Cyrus's default DELETED")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "upper bound for one batch attempt, so a stuck user cannot hold a worker")
 	for _, h := range sinkFlagHooks {
@@ -104,10 +105,39 @@ func (c *commonFlags) check() error {
 	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
 		return usageErrorf("--state-dir: %v", err)
 	}
+	for _, e := range []struct {
+		end  *tlsEnd
+		side string
+	}{{&c.masterTLS, "master"}, {&c.replicaTLS, "replica"}} {
+		if err := e.end.check(e.side); err != nil {
+			return err
+		}
+		if e.end.mode == tlsNone && c.fs != nil {
+			fmt.Fprintf(c.fs.Output(), "warning: --%s-tls none: the %s password crosses the network in clear\n", e.side, e.side)
+		}
+	}
+	return c.applyMasterSettings()
+}
+
+// applyMasterSettings reads the master's imapd.conf (when given) and sets the deleted
+// namespace's prefix from it or from --deleted-prefix; the two must agree.
+func (c *commonFlags) applyMasterSettings() error {
+	prefix := c.deletedPrefix
 	if c.masterConfig != "" {
-		if _, err := replication.ConfigDirectory(c.masterConfig); err != nil {
+		s, err := replication.ReadMasterSettings(c.masterConfig)
+		if err != nil {
 			return usageErrorf("--master-config: %v", err)
 		}
+		if prefix != "" && prefix != s.DeletedPrefix {
+			return usageErrorf("--deleted-prefix %q contradicts the master's imapd.conf (deletedprefix %q)", prefix, s.DeletedPrefix)
+		}
+		prefix = s.DeletedPrefix
+	}
+	if prefix == "" {
+		prefix = replication.DefaultMasterSettings.DeletedPrefix
+	}
+	if err := replication.SetDeletedPrefix(prefix); err != nil {
+		return usageErrorf("--deleted-prefix: %v", err)
 	}
 	return nil
 }
@@ -126,35 +156,82 @@ func secret(file, env string) (string, error) {
 	return "", usageErrorf("no password: give a password file or set $%s", env)
 }
 
-// tlsConfig is the TLS config for a --*-starttls flag (nil when off); inspect uses it too.
-func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
-	if !enabled {
+// The TLS modes of one end (--master-tls, --replica-tls).
+const (
+	tlsNone     = "none"     // plaintext: only when asked for, with a warning
+	tlsStartTLS = "starttls" // connect in clear, upgrade with STARTTLS (sync_server's own TLS)
+	tlsImplicit = "tls"      // TLS from the first byte (a TLS-terminating proxy in front)
+)
+
+// tlsEnd is how the replicator secures its connections to one server.
+type tlsEnd struct {
+	mode   string
+	caFile string
+}
+
+func (e *tlsEnd) bind(fs *flag.FlagSet, side string) {
+	fs.StringVar(&e.mode, side+"-tls", tlsStartTLS, "TLS to the "+side+": starttls (STARTTLS, what sync_server offers), tls (TLS from the first byte, e.g. a TLS proxy in front of sync_server) or none (plaintext: the password crosses the network in clear)")
+	fs.StringVar(&e.caFile, side+"-ca-file", "", "PEM CA bundle to verify the "+side+"'s certificate (default: system roots); needs --"+side+"-tls starttls or tls")
+}
+
+// check refuses an unknown mode and a CA file that would verify nothing. side is
+// "master", "replica", or "" for inspect's --tls and --ca-file.
+func (e *tlsEnd) check(side string) error {
+	if side != "" {
+		side += "-"
+	}
+	switch e.mode {
+	case tlsNone:
+		if e.caFile != "" {
+			return usageErrorf("--%sca-file is given but --%stls is none: TLS is off, so nothing would verify the server; use --%stls starttls or tls", side, side, side)
+		}
+	case tlsStartTLS, tlsImplicit:
+	default:
+		return usageErrorf("--%stls %q: want starttls, tls or none", side, e.mode)
+	}
+	return nil
+}
+
+// config is the TLS config for addr (nil for none): the certificate is verified against
+// the CA file (or the system roots) and addr's host name or IP address.
+func (e tlsEnd) config(addr string) (*tls.Config, error) {
+	if e.mode == tlsNone {
 		return nil, nil
 	}
 	host, _, _ := net.SplitHostPort(addr)
 	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+	if e.caFile != "" {
+		pem, err := os.ReadFile(e.caFile)
 		if err != nil {
 			return nil, usageErrorf("CA file: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("CA file %s holds no PEM certificate", caFile)
+			return nil, usageErrorf("CA file %s holds no PEM certificate", e.caFile)
 		}
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
 }
 
+// options are the csync options for this end's TLS.
+func (e tlsEnd) options(addr string, o csync.Options) (csync.Options, error) {
+	cfg, err := e.config(addr)
+	if err != nil {
+		return o, err
+	}
+	o.TLS, o.ImplicitTLS = cfg, e.mode == tlsImplicit
+	return o, nil
+}
+
 // connector returns a function that opens an executor: a read-only master session and
 // a replica session, plus the evidence sources.
 func (c *commonFlags) connector() (replication.Connector, error) {
-	mtls, err := tlsConfig(c.masterStartTLS, c.master, c.masterCAFile)
+	mopt, err := c.masterTLS.options(c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})
 	if err != nil {
 		return nil, err
 	}
-	rtls, err := tlsConfig(c.replicaStartTLS, c.replica, c.replicaCAFile)
+	ropt, err := c.replicaTLS.options(c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("replica")})
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +248,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		mboxdb = db.ForUsers
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})
+		m, err := csync.DialMaster(ctx, c.master, mopt)
 		if err != nil {
 			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("replica")})
+		r, err := csync.DialReplica(ctx, c.replica, ropt)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))

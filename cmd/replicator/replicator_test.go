@@ -49,7 +49,7 @@ func newCLIOpts(t *testing.T, opts cyruspair.Options) *cli {
 		t.Fatal(err)
 	}
 	return &cli{p: p, common: []string{"--master", p.Master.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
+		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
 		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}}
 }
 

@@ -44,7 +44,7 @@ func TestCLIAuditListsUsersOverIMAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &cli{p: p, common: []string{"--master", m.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
+		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
 		"--master-imap", m.IMAPAddr}}
 	code, out, errs := c.run(t, "audit")
 	if code != exitOK {

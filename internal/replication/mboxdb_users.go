@@ -283,9 +283,9 @@ func readAString(br *bufio.Reader) (string, error) {
 func deletedRoot(userid string) string {
 	root := UserRoot(userid)
 	if domain, rest, ok := strings.Cut(root, "!"); ok {
-		return domain + "!" + DeletedPrefix + "." + rest
+		return domain + "!" + DeletedPrefix() + "." + rest
 	}
-	return DeletedPrefix + "." + root
+	return DeletedPrefix() + "." + root
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -3,11 +3,38 @@ package replication
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
-// DeletedPrefix is the first component of Cyrus's delayed-delete namespace
-// (imapd.conf deletedprefix, default "DELETED").
-const DeletedPrefix = "DELETED"
+// deletedPrefix is the first component of the master's delayed-delete namespace
+// (imapd.conf deletedprefix, Cyrus's default "DELETED"). The replicator sets it once,
+// from the master's imapd.conf or its flag, before any work.
+var deletedPrefix atomic.Pointer[string]
+
+// DeletedPrefix returns the deleted namespace's prefix in use.
+func DeletedPrefix() string {
+	if p := deletedPrefix.Load(); p != nil {
+		return *p
+	}
+	return DefaultMasterSettings.DeletedPrefix
+}
+
+// SetDeletedPrefix sets the master's deletedprefix for every name parsed from now on.
+func SetDeletedPrefix(prefix string) error {
+	if err := checkDeletedPrefix(prefix); err != nil {
+		return err
+	}
+	deletedPrefix.Store(&prefix)
+	return nil
+}
+
+// checkDeletedPrefix refuses a prefix that cannot be one component of an internal name.
+func checkDeletedPrefix(p string) error {
+	if p == "" || strings.ContainsAny(p, ".!^/ \t") || p == "user" {
+		return fmt.Errorf("deletedprefix %q: want one name component (not \"user\", no '.', '!', '^', '/' or space)", p)
+	}
+	return nil
+}
 
 // Name is a parsed Cyrus internal mailbox name:
 // [<domain>!][DELETED.]user.<localpart>[.<box>…][.<HEXTIME>].
@@ -27,9 +54,9 @@ func ParseName(internal string) Name {
 	if i := strings.IndexByte(s, '!'); i >= 0 {
 		n.Domain, s = s[:i], s[i+1:]
 	}
-	if strings.HasPrefix(s, DeletedPrefix+".") {
+	if prefix := DeletedPrefix() + "."; strings.HasPrefix(s, prefix) {
 		n.Deleted = true
-		s = s[len(DeletedPrefix)+1:]
+		s = s[len(prefix):]
 	}
 	if !strings.HasPrefix(s, "user.") {
 		n.Rest = s
