@@ -284,7 +284,13 @@ func probe(ctx context.Context, connect replication.Connector) error {
 	return nil
 }
 
-// sink builds the report sink from --report and any hooked sink flags.
+// flagsCheckOnly makes open stop, with errFlagsChecked, once the flags are parsed and
+// checked (files read, TLS configs built) and before any report sink or connection: a
+// test feeds the operator's generated arguments through the real parser this way.
+var flagsCheckOnly bool
+
+var errFlagsChecked = errors.New("flags checked, stopping before any connection")
+
 // open validates the common flags, builds the connector and the report sink, and proves
 // that both servers answer to an admin before any work starts: what every replicating
 // mode does first. Its errors are usage errors (exit 2).
@@ -295,6 +301,9 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
+	}
+	if flagsCheckOnly {
+		return nil, nil, errFlagsChecked
 	}
 	sink, err := c.sink()
 	if err != nil {
