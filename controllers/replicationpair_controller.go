@@ -93,6 +93,11 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			log.Error(err, "announce missing references")
 		}
 	}
+	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionPlaintextPassword, v1.ReasonPlaintextRequested); c != nil {
+		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+			log.Error(err, "announce plaintext")
+		}
+	}
 	return ctrl.Result{}, nil
 }
 
