@@ -70,3 +70,25 @@ func InternalName(user, folder string) string {
 func FolderName(folder string) string {
 	return (&Pair{Namespace: NamespaceNetnews}).IMAPFolder(folder)
 }
+
+// IMAPAdminName is the admin's IMAP name of a user's folder: user.alice.Sent (netnews),
+// user/alice/Sent or user/john.doe/Sent@example.com (default: the domain goes last).
+func (p *Pair) IMAPAdminName(user, folder string) string {
+	folder = strings.TrimPrefix(folder, "INBOX.")
+	inbox := folder == "" || strings.EqualFold(folder, "INBOX")
+	if p.Namespace != NamespaceDefault {
+		if inbox {
+			return "user." + user
+		}
+		return "user." + user + "." + folder
+	}
+	local, domain, hasDomain := strings.Cut(user, "@")
+	name := "user/" + local
+	if !inbox {
+		name += "/" + p.IMAPFolder(folder)
+	}
+	if hasDomain {
+		name += "@" + domain
+	}
+	return name
+}
