@@ -172,3 +172,54 @@ func useMasterConfig(t *testing.T, p *cyruspair.Pair) {
 	}
 	t.Cleanup(func() { _ = SetDeletedPrefix(prev) })
 }
+
+// TestCyrusRollingSkipsSharedFolders: shared folders (no owner) are not replicated. In
+// both namespaces, a rolling cycle over a log holding a new shared folder and new mail
+// for alice syncs alice, leaves the shared folder off the replica, and records the skip.
+func TestCyrusRollingSkipsSharedFolders(t *testing.T) {
+	for _, ns := range cyruspair.Namespaces {
+		t.Run(ns, func(t *testing.T) {
+			p := cyruspair.Start(t, cyruspair.Options{Namespace: ns})
+			e := &env{p: p}
+			e.x = e.executor(t, p.Replica)
+			m := p.Master
+			m.CreateUser(t, "alice")
+			e.sync(t, "alice")
+			logDir := m.SyncLogDir(p.Channel)
+			drainLog(t, logDir)
+			shared := "shared.team"
+			if ns == cyruspair.NamespaceDefault {
+				shared = "shared/team"
+			}
+			admin := m.IMAPAs(t, p.AdminUser)
+			if _, err := admin.Cmd("CREATE %s", cyruspair.Quote(shared)); err != nil {
+				t.Fatal(err)
+			}
+			m.Deliver(t, "alice", cyruspair.Message("new", "for alice"))
+			var skipped []skippedRecord
+			retry, err := OpenRetryQueue(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := e.x
+			roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry,
+				Emit: func(v any) {
+					if s, ok := v.(skippedRecord); ok {
+						skipped = append(skipped, s)
+					}
+				},
+				Runner: &Runner{Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1,
+					Rec: NewRecorder("rolling", "test", time.Now())}}
+			if err := roll.Cycle(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(skipped) == 0 || !strings.Contains(skipped[0].Entry, "shared.team") || !strings.Contains(skipped[0].Why, "shared folders") {
+				t.Fatalf("skip records: %+v", skipped)
+			}
+			assertEqual(t, p, p.Replica, "alice")
+			if out := p.Replica.Tool(t, "ctl_mboxlist", "-d"); strings.Contains(out, "shared.team") {
+				t.Fatalf("the shared folder reached the replica:\n%s", out)
+			}
+		})
+	}
+}
