@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
 
 // deletedPrefix is the first component of the master's delayed-delete namespace
@@ -142,4 +144,27 @@ func tempName(name, uniqueid string) string {
 		return name + ".cyrusrepl-tmp-" + uniqueid
 	}
 	return UserRoot(n.User) + ".cyrusrepl-tmp-" + uniqueid
+}
+
+// CheckOwnNames refuses a master's GET USER answer that names a mailbox the user does
+// not own by this package's reading of names. GET USER lists only the user's own
+// folders (live and delayed-deleted), so a stranger is the sign of a master whose
+// deletedprefix is not the one in use: its deleted folders would look like shared
+// folders, and the replica's copies would be renamed after them.
+func CheckOwnNames(user string, names []string) error {
+	for _, n := range names {
+		if UserOf(n) != user {
+			return fmt.Errorf("the master lists %q for user %q, which is not that user's by our reading (deletedprefix %q): "+
+				"give the master's imapd.conf (--master-config) or its deletedprefix (--deleted-prefix)", n, user, DeletedPrefix())
+		}
+	}
+	return nil
+}
+
+func mailboxNames(u *csync.UserState) []string {
+	out := make([]string, len(u.Mailboxes))
+	for i, m := range u.Mailboxes {
+		out[i] = m.Name
+	}
+	return out
 }
