@@ -7,7 +7,7 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
-// TestCLIAuditDottedDomainUsers runs audit on a master in Cyrus 3's default namespace
+// TestCLIAuditDottedDomainUsers runs audit (then rolling, sync and verify) on a master in Cyrus 3's default namespace
 // with virtual domains, listing the users from mailboxes.db and from IMAP: a user with a
 // dot and a domain (john.doe@example.com) and folders with dots, a space and a non-ASCII
 // name must be listed under their real userid and replicated, not a phantom
@@ -58,6 +58,32 @@ func TestCLIAuditDottedDomainUsers(t *testing.T) {
 			c.common = common
 			if code, out, _ := c.run(t, "verify", "--user", john); code != exitOK {
 				t.Fatalf("verify %s after audit: exit %d\n%s", john, code, out)
+			}
+			if source != "master-config" {
+				return
+			}
+			// Rolling: the sync log names john's folders by internal name
+			// (example.com!user.john^doe.Work^2026); then a one-user sync.
+			m.CreateFolder(t, john, "New^Folder")
+			m.Append(t, john, "Work^2026", cyruspair.Message("w2", "second"))
+			code, out, errs = c.run(t, "rolling", "--once", "--sync-log", m.SyncLogDir(c.p.Channel))
+			if code != exitOK {
+				t.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
+			}
+			for _, f := range []string{"New^Folder", "Work^2026"} {
+				if ms, rs := m.Status(t, john, f), c.p.Replica.Status(t, john, f); ms != rs {
+					t.Fatalf("after rolling, %s %s: replica %+v, master %+v", john, f, rs, ms)
+				}
+			}
+			m.Delete(t, john, "Old^Stuff")
+			if code, out, errs := c.run(t, "sync", "--user", john); code != exitOK {
+				t.Fatalf("sync %s: exit %d\n%s\n%s", john, code, errs, out)
+			}
+			if got := c.p.Replica.List(t, john); slices.Contains(got, "Old^Stuff") {
+				t.Fatalf("Old.Stuff still live on the replica after sync: %q", got)
+			}
+			if code, out, _ := c.run(t, "verify", "--user", john); code != exitOK {
+				t.Fatalf("verify %s at the end: exit %d\n%s", john, code, out)
 			}
 		})
 	}
