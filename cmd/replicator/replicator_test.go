@@ -172,6 +172,13 @@ func TestCLIUsageAndConnectionErrors(t *testing.T) {
 	if code := run(context.Background(), args, &out, &errb); code != exitUsage {
 		t.Fatalf("unreachable master: exit %d", code)
 	}
+	// No TLS mode given: STARTTLS, which this pair (no certificate) does not offer.
+	errb.Reset()
+	args = append([]string{"sync"}, withoutFlag(c.common, "--master-tls")...)
+	args = append(args, "--user", "alice")
+	if code := run(context.Background(), args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "lacks capability: STARTTLS") {
+		t.Fatalf("STARTTLS by default to a server without it: exit %d, %s", code, errb.String())
+	}
 }
 
 // TestCLIRollingSIGKILL kills `replicator rolling` with SIGKILL again and again while
