@@ -57,13 +57,12 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-only fuzz-ci e2e
+test: lint verify cyrus k8s-binaries helm test-only test-default-namespace fuzz-ci e2e
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
 	  CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_REQUIRE_ENVTEST=1 CYRUSREPL_REQUIRE_HELM=1 \
 	  $(GO) test $(GOTEST_FLAGS) $(PKGS)
-	$(MAKE) test-default-namespace
 
 ## test-default-namespace: the Cyrus integration suites again, with every test pair in
 ## Cyrus 3's default namespace plus virtdomains (test-only runs them in netnews first).
