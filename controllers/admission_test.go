@@ -29,6 +29,9 @@ func TestAdmissionRejects(t *testing.T) {
 			p.Spec.Master.TLS.CAConfigMapRef = &v1.ConfigMapKeyRef{Name: "ca", Key: "ca.crt"}
 		}, "tls takes at most one of caSecretRef or caConfigMapRef"},
 		{"tls off with a CA", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = v1.TLSModeNone }, "tls.mode None is plaintext and verifies nothing"},
+		{"tls off with a server name", func(p *v1.ReplicationPair) {
+			p.Spec.Master.TLS = &v1.TLSConfig{Mode: v1.TLSModeNone, ServerName: "mail.example.com"}
+		}, "tls.mode None is plaintext and verifies nothing"},
 		{"tls without a mode", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = "" }, "spec.master.tls.mode"},
 		{"unknown tls mode", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = "SSL" }, `supported values: "None", "StartTLS", "TLS"`},
 		{"sync log with two volume kinds", func(p *v1.ReplicationPair) {

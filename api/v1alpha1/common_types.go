@@ -74,7 +74,7 @@ const (
 // certificate is verified against the CA (or the system roots) and the endpoint's host
 // name or IP address.
 // +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="tls takes at most one of caSecretRef or caConfigMapRef"
-// +kubebuilder:validation:XValidation:rule="self.mode != 'None' || (!has(self.caSecretRef) && !has(self.caConfigMapRef))",message="tls.mode None is plaintext and verifies nothing: remove the CA, or choose StartTLS or TLS"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'None' || (!has(self.caSecretRef) && !has(self.caConfigMapRef) && !has(self.serverName))",message="tls.mode None is plaintext and verifies nothing: remove the CA and serverName, or choose StartTLS or TLS"
 type TLSConfig struct {
 	// mode is StartTLS (upgrade a plain connection; what sync_server offers), TLS (TLS
 	// from the first byte, through a TLS-terminating proxy) or None (plaintext).
@@ -91,6 +91,14 @@ type TLSConfig struct {
 	// server. At most one of caSecretRef and caConfigMapRef is set.
 	// +optional
 	CAConfigMapRef *ConfigMapKeyRef `json:"caConfigMapRef,omitempty"`
+
+	// serverName is the name the server's certificate must be issued for, when it is
+	// not the endpoint's host (e.g. a Service name in front of mail.example.com).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9:]([A-Za-z0-9.:\-]*[A-Za-z0-9])?$`
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // SecretKeyRef names one key of a Secret in the object's namespace.

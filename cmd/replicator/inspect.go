@@ -61,6 +61,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	var end tlsEnd
 	fs.StringVar(&end.mode, "tls", tlsStartTLS, "starttls, tls (TLS from the first byte) or none (plaintext: the password crosses the network in clear)")
 	fs.StringVar(&end.caFile, "ca-file", "", "PEM CA bundle to verify the server (default: system roots); needs --tls starttls or tls")
+	fs.StringVar(&end.serverName, "tls-server-name", "", "the name the server's certificate must be issued for (default: the host of --server)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil

@@ -34,7 +34,7 @@ func TestOperatorArgsParse(t *testing.T) {
 		nil, // unset: STARTTLS, system roots
 		{Mode: v1.TLSModeNone},
 		{Mode: v1.TLSModeStartTLS, CASecretRef: &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}},
-		{Mode: v1.TLSModeTLS, CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "bundle", Key: "ca.pem"}},
+		{Mode: v1.TLSModeTLS, CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "bundle", Key: "ca.pem"}, ServerName: "mail.example.com"},
 	}
 	pairs := map[string]func(*v1.ReplicationPair){
 		"rolling": func(p *v1.ReplicationPair) {

@@ -51,6 +51,8 @@ func TestCLITLSModes(t *testing.T) {
 		{"system roots do not know the pair's CA", both("starttls", ""), exitUsage, "refused the TLS certificate", ""},
 		{"expired certificate", append(both("tls", testCAFile), "--master", expired), exitUsage, "expired", ""},
 		{"certificate for another host", append(both("tls", testCAFile), "--master", wrongHost), exitUsage, "cannot validate certificate for 127.0.0.1", ""},
+		{"certificate for the name given", append(both("tls", testCAFile), "--master", wrongHost, "--master-tls-server-name", "sync.example.org", "--replica", replicaTLS), exitOK, "", ""},
+		{"server name while TLS is off", append(both("none", ""), "--master-tls-server-name", "x"), exitUsage, "--master-tls-server-name is given but --master-tls is none", ""},
 		{"TLS from the first byte to a STARTTLS port", both("tls", c.p.TLSCA), exitUsage, "TLS handshake", ""},
 	}
 	for _, tc := range cases {

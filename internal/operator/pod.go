@@ -100,6 +100,9 @@ func (p *podParts) endpoint(side string, e v1.Endpoint) {
 	if ca != "" {
 		p.args = append(p.args, "--"+side+"-ca-file", ca)
 	}
+	if e.TLS.ServerName != "" {
+		p.args = append(p.args, "--"+side+"-tls-server-name", e.TLS.ServerName)
+	}
 }
 
 // TLSFlag maps an endpoint's tls to the replicator's --master-tls/--replica-tls value:
