@@ -10,7 +10,8 @@ import (
 type Op string
 
 // The operations. Every one is addressed by name on the wire; the executor re-checks
-// ExpectUniqueID at Name immediately before a delete or rename.
+// the uniqueid at Name immediately before a delete or rename, and for a destructive
+// action also the folder's state the plan saw (Action.Expect).
 const (
 	OpDelete          Op = "delete"           // APPLY UNMAILBOX Name
 	OpRename          Op = "rename"           // APPLY RENAME Name → NewName
@@ -45,6 +46,16 @@ type Action struct {
 	Rescue []string
 	// Transit marks a rename to or from a temporary name used to break a cycle.
 	Transit bool
+	// Expect is the replica folder's state the plan saw, for an action that drops its
+	// mail (a delete, a rename into DELETED.*): the executor goes ahead only if the
+	// folder still has it, else the batch plans again (compare-and-delete).
+	Expect *FolderMark
+}
+
+// mark is a folder's mark, by pointer (an Action's Expect).
+func mark(f *Folder) *FolderMark {
+	m := markOf(f)
+	return &m
 }
 
 func (a Action) String() string {

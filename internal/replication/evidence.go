@@ -36,6 +36,10 @@ type Evidence struct {
 	ReplicaLookup map[string]string
 	// Ledger of uniqueids seen on the master (nil: none kept).
 	Ledger LedgerView
+	// MailboxesDBRead: the master's mailboxes.db was read for this batch. Its silence
+	// about a uniqueid then outweighs the ledger: a master restored from a backup taken
+	// before a folder was created lacks the folder and any tombstone of it.
+	MailboxesDBRead bool
 }
 
 // deletion returns the evidence that the master deleted uniqueid uid, strongest first.
@@ -48,12 +52,30 @@ func (e *Evidence) deletion(uid string) (report.Evidence, string) {
 		}
 		return report.EvidenceTombstone, "master mailboxes.db: tombstone at " + t.Name
 	}
-	if e.Ledger != nil {
-		if name, ok := e.Ledger.SeenOnMaster(uid); ok {
-			if cur, looked := e.MasterLookup[uid]; looked && cur == "" {
-				return report.EvidenceLedger, "seen on the master at " + name + ", now absent there by uniqueid"
-			}
-		}
+	if name := e.goneFromMaster(uid); name != "" && !e.MailboxesDBRead {
+		return report.EvidenceLedger, "seen on the master at " + name + ", now absent there by uniqueid"
 	}
 	return report.EvidenceNone, ""
+}
+
+// goneFromMaster returns the name the ledger saw uid at on the master when the master
+// no longer holds it by uniqueid ("" otherwise).
+func (e *Evidence) goneFromMaster(uid string) string {
+	if e.Ledger == nil {
+		return ""
+	}
+	name, ok := e.Ledger.SeenOnMaster(uid)
+	if cur, looked := e.MasterLookup[uid]; !ok || !looked || cur != "" {
+		return ""
+	}
+	return name
+}
+
+// overruledLedger says why the ledger's "seen on the master, now gone" did not count
+// for uid ("" when it says nothing): the master's mailboxes.db has no tombstone for it.
+func (e *Evidence) overruledLedger(uid string) string {
+	if name := e.goneFromMaster(uid); name != "" && e.MailboxesDBRead {
+		return "seen on the master at " + name + " and now absent there, but the master's mailboxes.db has no tombstone for it (a master restored from a backup looks like this)"
+	}
+	return ""
 }

@@ -36,7 +36,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, er
 		var err error
 		switch a.Op {
 		case OpDelete:
-			if err = x.expectAt(ctx, a.Name, a.UniqueID); err == nil {
+			if err = x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err == nil {
 				err = x.Replica.ApplyUnmailbox(ctx, a.Name, false)
 				if errors.Is(err, csync.ErrMailboxNonexistent) {
 					err = nil
@@ -44,7 +44,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, er
 			}
 		case OpRename:
 			f := replicaByUID(in.Replica.Folders, a.UniqueID)
-			if err = x.expectAt(ctx, a.Name, a.UniqueID); err == nil {
+			if err = x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err == nil {
 				r := csync.Rename{Old: a.Name, New: a.NewName}
 				if f != nil {
 					r.Partition, r.UIDValidity = f.Partition, f.UIDValidity
@@ -130,8 +130,13 @@ func (x *Executor) syncMailbox(ctx context.Context, a Action, replicaFolders []F
 	}
 	if master.IsTombstoneOrIntermediate() {
 		if a.Op == OpUpdate {
-			// This drops the replica folder's messages: re-check first, like a delete.
-			if err := x.expectAt(ctx, a.Name, a.UniqueID); err != nil {
+			// This drops the replica folder's messages: re-check first, like a delete,
+			// against the state the plan saw (the folder went so after the plan).
+			var want *FolderMark
+			if read != nil {
+				want = mark(read)
+			}
+			if err := x.expectAt(ctx, a.Name, a.UniqueID, want); err != nil {
 				return 0, err
 			}
 		}

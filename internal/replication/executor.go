@@ -36,6 +36,9 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
+	// beforeRecheck, when set (tests only), runs right before the replica folder at name
+	// is re-read ahead of a destructive action: the seam where a test injects a write.
+	beforeRecheck func(name string)
 }
 
 // BatchResult is the outcome of one batch.
@@ -81,7 +84,7 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 	users = slices.Clone(users)
 	sort.Strings(users)
 	var lastPlan Plan
-	applied, recordAsides := false, false
+	applied := false
 	for round := 0; round < maxRounds; round++ {
 		in, err := x.gather(ctx, users)
 		if err != nil {
@@ -95,17 +98,10 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 			continue
 		}
 		lastPlan = p
-		if applied && recordAsides {
-			// Planned again after the replica refused a folder: the move-aside
-			// decisions are new.
-			for _, d := range p.Decisions {
-				if d.Action == report.ActionMoveAside && d.Evidence == report.EvidenceSplitBrain {
-					res.Decisions = append(res.Decisions, d)
-					res.Actions[string(d.Action)]++
-					x.emit(decisionLine{Type: "decision", Decision: d})
-				}
-			}
-			recordAsides = false
+		if applied {
+			// Planned again after a write under us or a refused folder: a decision the
+			// first plan did not make (a keep, a move-aside) is new and is recorded.
+			x.recordNew(res, &p)
 		}
 		if !applied {
 			// The records of what was found and decided come from the first plan; later
@@ -136,7 +132,6 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 				return res, fmt.Errorf("replica refused the master's state for %d folder(s) (split-brain) and no round is left to move them aside", x.newDiverged)
 			}
 			x.newDiverged = 0
-			recordAsides = true
 			res.Actions["replan"]++
 		}
 	}
@@ -157,6 +152,33 @@ func (x *Executor) recordPlan(res *BatchResult, p *Plan) {
 	for _, m := range p.Mismatches {
 		res.Mismatches = append(res.Mismatches, m)
 		x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
+	}
+}
+
+// recordNew adds the decisions of a later plan that no earlier plan of the batch made
+// (same folder, action and evidence) to the batch result and emits them.
+func (x *Executor) recordNew(res *BatchResult, p *Plan) {
+	type key struct {
+		uid, mname, rname string
+		a                 report.Action
+		ev                report.Evidence
+	}
+	made := map[key]bool{}
+	for _, d := range res.Decisions {
+		made[key{d.UniqueID, d.MasterName, d.ReplicaName, d.Action, d.Evidence}] = true
+	}
+	for _, d := range p.Decisions {
+		k := key{d.UniqueID, d.MasterName, d.ReplicaName, d.Action, d.Evidence}
+		if d.Action == report.ActionMoveAside {
+			k.rname = "" // the rescue name carries the plan's time
+		}
+		if made[k] {
+			continue
+		}
+		made[k] = true
+		res.Decisions = append(res.Decisions, d)
+		res.Actions[string(d.Action)]++
+		x.emit(decisionLine{Type: "decision", Decision: d})
 	}
 }
 
@@ -233,6 +255,9 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 				return in, err
 			}
 			if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
+				return in, err
+			}
+			if err := x.noteSieve(l, ms.meta); err != nil {
 				return in, err
 			}
 			ledgers = append(ledgers, l)
@@ -319,24 +344,37 @@ func lookupUIDs(ctx context.Context, get func(context.Context, []string) ([]csyn
 	return out, nil
 }
 
-// ErrChangedUnderUs means the replica no longer holds the expected uniqueid at a name
-// right before a delete or rename: another writer is active. The batch is retried.
+// ErrChangedUnderUs means the replica no longer holds the expected uniqueid at a name,
+// or the folder's state moved on, right before a delete or rename: another writer is
+// active. The batch plans again.
 var ErrChangedUnderUs = errors.New("replica changed under us")
 
-// expectAt re-checks, immediately before a delete or rename is sent, that the replica
-// still holds uid at name.
-func (x *Executor) expectAt(ctx context.Context, name, uid string) error {
+// expectAt re-reads the replica folder at name immediately before a delete or rename
+// is sent, and goes ahead only if it still holds uid and, when want is set, still has
+// that state (last_uid, highestmodseq, sync_crc): mail that reached the folder after the
+// plan read it is never dropped on the plan's stale view.
+func (x *Executor) expectAt(ctx context.Context, name, uid string, want *FolderMark) error {
+	if x.beforeRecheck != nil {
+		x.beforeRecheck(name)
+	}
 	ms, err := x.Replica.GetMailboxes(ctx, []string{name})
 	if err != nil {
 		return fmt.Errorf("replica GET MAILBOXES %s: %w", name, err)
 	}
-	for _, m := range ms {
-		if m.Name == name {
-			if m.UniqueID != uid {
-				return fmt.Errorf("%w: %s holds %s, expected %s", ErrChangedUnderUs, name, m.UniqueID, uid)
-			}
-			return nil
+	for i := range ms {
+		m := &ms[i]
+		if m.Name != name {
+			continue
 		}
+		if m.UniqueID != uid {
+			return fmt.Errorf("%w: %s holds %s, expected %s", ErrChangedUnderUs, name, m.UniqueID, uid)
+		}
+		got := FolderMark{LastUID: m.LastUID, HighestModSeq: m.HighestModSeq, SyncCRC: m.SyncCRC}
+		if want != nil && got != *want {
+			return fmt.Errorf("%w: %s moved on since the plan (last_uid %d → %d, highestmodseq %d → %d, sync_crc %d → %d)",
+				ErrChangedUnderUs, name, want.LastUID, got.LastUID, want.HighestModSeq, got.HighestModSeq, want.SyncCRC, got.SyncCRC)
+		}
+		return nil
 	}
 	return fmt.Errorf("%w: %s is gone, expected %s", ErrChangedUnderUs, name, uid)
 }

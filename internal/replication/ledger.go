@@ -45,6 +45,9 @@ func markOf(f *Folder) FolderMark {
 type UserLedger struct {
 	User    string                 `json:"user"`
 	Entries map[string]LedgerEntry `json:"entries"` // by uniqueid
+	// Sieve: the user's Sieve scripts last seen on the master, name → content digest
+	// (see sieve_ledger.go).
+	Sieve map[string]string `json:"sieve,omitempty"`
 }
 
 // OpenLedger opens (creating) the ledger under stateDir.

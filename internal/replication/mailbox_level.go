@@ -59,6 +59,11 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
 		}
 		in := Input{Pair: x.Pair, Now: x.now(), Users: users}
+		// The in-step marks, as in the full path: a folder written on the replica since
+		// it was last in step is never renamed into DELETED.* or deleted.
+		if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {
+			return res, "", err
+		}
 		for i := range ms {
 			in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
 		}
@@ -178,4 +183,20 @@ func (x *Executor) markInStep(users []string, master, replica []Folder) error {
 		}
 	}
 	return nil
+}
+
+// ledgerView is the batch users' part of the ledger (nil without a ledger).
+func (x *Executor) ledgerView(users []string) (LedgerView, error) {
+	if x.Ledger == nil {
+		return nil, nil
+	}
+	var ls Ledgers
+	for _, u := range users {
+		l, err := x.Ledger.Load(u)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
 }

@@ -132,6 +132,7 @@ func (db *MailboxesDB) Evidence(e *Evidence) {
 	}
 	e.Tombstones = db.Tombstones
 	e.History = db.History
+	e.MailboxesDBRead = true
 }
 
 // kv is a parsed dlist kvlist (values: string, []any for lists, kv for nested kvlists).

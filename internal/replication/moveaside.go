@@ -60,7 +60,7 @@ func (p *planner) moveAside(m, r *Folder, why string) {
 	p.asides = append(p.asides, aside{m: m, r: r, rescue: rescue})
 	p.out.Kept++ // the rescue folder is replica-only: a split-brain the policy judges
 	p.decide(report.ActionMoveAside, report.EvidenceSplitBrain, m.UniqueID, m.Name, rescue,
-		fmt.Sprintf("%s; replica's %s (last_uid %d, highestmodseq %d) vs master's (last_uid %d, highestmodseq %d): messages the master lacks moved to %s (or a rescue folder already holding them), then the folder is recreated from the master",
+		fmt.Sprintf("%s; replica's %s (last_uid %d, highestmodseq %d) vs master's (last_uid %d, highestmodseq %d): messages the master lacks moved to %s (or a rescue folder already holding them), then the folder is recreated from the master: flags and annotations changed on the replica for messages both ends hold, and the folder's own annotations, become the master's",
 			why, r.Name, r.LastUID, r.HighestModSeq, m.LastUID, m.HighestModSeq, rescue))
 }
 

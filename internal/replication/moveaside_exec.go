@@ -18,7 +18,8 @@ import (
 //  2. the rescue folder is read back: every such GUID must be there;
 //  3. the master's bodies are staged by RESERVE against the replica's copy, the rescue
 //     folder and the user's other folders, uploading only what the replica lacks;
-//  4. the uniqueid at the name is re-checked and the replica's copy deleted;
+//  4. the folder at the name is re-checked (uniqueid, last_uid, highestmodseq,
+//     sync_crc: still what step 1 rescued from) and the replica's copy deleted;
 //  5. the master's folder is created at the name with the master's uniqueid.
 //
 // It returns the number of bodies uploaded, the rescue folder used ("" if none was
@@ -72,7 +73,8 @@ func (x *Executor) moveAside(ctx context.Context, a Action, replicaFolders []Fol
 	if sent, err = x.upload(ctx, master, nil, folders); err != nil {
 		return sent, rescue, len(extra), err
 	}
-	if err := x.expectAt(ctx, a.Name, a.UniqueID); err != nil {
+	// The rescue holds what rep held: the copy goes only if it still is rep.
+	if err := x.expectAt(ctx, a.Name, a.UniqueID, &FolderMark{LastUID: rep.LastUID, HighestModSeq: rep.HighestModSeq, SyncCRC: rep.SyncCRC}); err != nil {
 		return sent, rescue, len(extra), err
 	}
 	if err := x.Replica.ApplyUnmailbox(ctx, a.Name, false); err != nil {

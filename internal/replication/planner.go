@@ -24,9 +24,11 @@ type Input struct {
 	Diverged map[string]string
 }
 
-// move is a pending rename of a replica folder.
+// move is a pending rename of a replica folder; expect is set when the rename drops
+// the folder's mail (into DELETED.*).
 type move struct {
 	uid, from, to string
+	expect        *FolderMark
 }
 
 // planner holds the working state of one Plan call.
@@ -77,67 +79,112 @@ func (p *planner) matchMaster() {
 	for _, m := range sortedFolders(p.m) {
 		r, ok := p.r[m.UniqueID]
 		if !ok {
-			if name := p.in.Evidence.ReplicaLookup[m.UniqueID]; name != "" {
-				// The replica holds it under a user outside the batch: that user must join.
-				p.need[UserOf(name)] = true
-				p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, name, "held by another user on the replica; both users join the batch")
-				continue
-			}
-			p.creates = append(p.creates, m)
-			p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
+			p.masterOnly(m)
 			continue
 		}
-		if IsDeletedName(m.Name) && !IsDeletedName(r.Name) && !r.Intermediate() {
-			// The master deleted the folder (delayed): mirror that, unless the replica
-			// took mail in it meanwhile; sync_server would refuse the master's older
-			// state, and the replica's new mail must not go.
-			written := aheadOf(m, r)
-			if written == "" {
-				written = p.writtenSinceInStep(r)
-			}
-			if written != "" {
-				p.out.Kept++
-				p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
-				p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
-					"the master moved the folder to its DELETED namespace, but it was written on the replica since ("+written+"); kept under its name (split-brain)")
-				continue
-			}
+		if p.keptFromDeletedNamespace(m, r) {
+			continue
 		}
 		if r.Name != m.Name {
-			p.moves = append(p.moves, move{uid: m.UniqueID, from: r.Name, to: m.Name})
-			p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
-			action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
-			if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
-				action, ev = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
-				reason = "master moved the folder to its DELETED namespace (delayed delete); " + reason
-			}
-			p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
+			p.renameTo(m, r)
 		}
 		if d := contentDiff(m, r); d != "" {
-			split := p.diverged(m, r)
-			if split != "" {
-				d = "split-brain: " + split + "; " + d
-			}
-			p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
-			if m.Intermediate() && !r.Intermediate() && m.Name == r.Name {
-				// The master deleted the folder and kept the name for its children. A
-				// 3.6 replica does not turn a live folder into an intermediate through
-				// APPLY MAILBOX, so: delete (uniqueid re-checked), then create the
-				// intermediate. The master's own GET USER is the evidence.
-				p.deletes = append(p.deletes, r)
-				p.creates = append(p.creates, m)
-				p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
-					"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
-				continue
-			}
-			if split != "" {
-				p.moveAside(m, r, split)
-				continue
-			}
-			p.updates = append(p.updates, m)
-			p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
+			p.matchContent(m, r, d)
 		}
 	}
+}
+
+// masterOnly plans a master folder the replica snapshot lacks.
+func (p *planner) masterOnly(m *Folder) {
+	if name := p.in.Evidence.ReplicaLookup[m.UniqueID]; name != "" {
+		// The replica holds it under a user outside the batch: that user must join.
+		p.need[UserOf(name)] = true
+		p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, name, "held by another user on the replica; both users join the batch")
+		return
+	}
+	p.creates = append(p.creates, m)
+	p.mismatch(report.MismatchMissingOnReplica, m.UniqueID, m.Name, "", "")
+}
+
+// keptFromDeletedNamespace reports whether the replica's live copy of a folder the master
+// deleted (delayed: moved to DELETED.*) is kept because the replica took mail in it
+// meanwhile: sync_server would refuse the master's older state, and the new mail must
+// not go.
+func (p *planner) keptFromDeletedNamespace(m, r *Folder) bool {
+	if !IsDeletedName(m.Name) || IsDeletedName(r.Name) || r.Intermediate() {
+		return false
+	}
+	written := aheadOf(m, r)
+	if written == "" {
+		written = p.writtenSinceInStep(r)
+	}
+	if written == "" {
+		return false
+	}
+	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, "written on the replica after the master deleted it: "+written)
+	p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", written)
+	return true
+}
+
+// renameTo plans the rename of the replica's folder to the master's name; a rename into
+// DELETED.* (a mirrored delayed delete) carries the folder's state for compare-and-delete.
+func (p *planner) renameTo(m, r *Folder) {
+	mv := move{uid: m.UniqueID, from: r.Name, to: m.Name}
+	action, ev, reason := report.ActionRename, report.EvidenceNameHistory, p.renameReason(m, r)
+	if IsDeletedName(m.Name) && !IsDeletedName(r.Name) {
+		mv.expect = mark(r)
+		action, ev = report.ActionMirrorDelete, report.EvidenceDeletedNamespace
+		reason = "master moved the folder to its DELETED namespace (delayed delete); " + reason
+	}
+	p.moves = append(p.moves, mv)
+	p.mismatch(report.MismatchNameDiffers, m.UniqueID, m.Name, r.Name, "")
+	p.decide(action, ev, m.UniqueID, m.Name, r.Name, reason)
+}
+
+// matchContent plans a folder both ends hold whose contents differ (d says how).
+func (p *planner) matchContent(m, r *Folder, d string) {
+	split := p.diverged(m, r)
+	if split != "" {
+		d = "split-brain: " + split + "; " + d
+	}
+	p.mismatch(report.MismatchContentDiffers, m.UniqueID, m.Name, r.Name, d)
+	switch why := p.in.Diverged[m.UniqueID]; {
+	case m.Intermediate() && !r.Intermediate() && m.Name == r.Name:
+		p.masterIntermediate(m, r)
+	case split != "":
+		p.moveAside(m, r, split)
+	case why != "" && IsDeletedName(m.Name):
+		// Deleted on the master, and the replica refuses its state: the copy was
+		// written on the replica; nothing is rescued for a deleted folder.
+		p.keepWritten(m, r, "the master moved the folder to its DELETED namespace", "the replica refused the master's state: "+why)
+	default:
+		p.updates = append(p.updates, m)
+		p.decide(report.ActionUpdate, report.EvidenceNone, m.UniqueID, m.Name, r.Name, d)
+	}
+}
+
+// masterIntermediate decides about a live replica folder whose uniqueid the master
+// holds as an intermediate (the folder deleted, its name kept for its children). A 3.6
+// replica does not turn a live folder into an intermediate through APPLY MAILBOX, so:
+// delete (state re-checked), then create the intermediate; the master's own GET USER is
+// the evidence. Unless the replica took mail in it since the two last matched: kept.
+func (p *planner) masterIntermediate(m, r *Folder) {
+	if written := p.writtenSinceInStep(r); written != "" {
+		p.keepWritten(m, r, "the master deleted the folder and holds its uniqueid as an intermediate", written)
+		return
+	}
+	p.deletes = append(p.deletes, r)
+	p.creates = append(p.creates, m)
+	p.decide(report.ActionDelete, report.EvidenceIntermediate, m.UniqueID, m.Name, r.Name,
+		"the master holds this uniqueid as an intermediate (folder deleted, name kept for its children)")
+}
+
+// keepWritten keeps a replica folder the master deleted (how: deleted) because it was
+// written on the replica since (written), and records the decision.
+func (p *planner) keepWritten(m, r *Folder, deleted, written string) {
+	p.out.Kept++
+	p.decide(report.ActionKeep, report.EvidenceSplitBrain, m.UniqueID, m.Name, r.Name,
+		deleted+", but it was written on the replica since ("+written+"); kept under its name (split-brain)")
 }
 
 func (p *planner) renameReason(m, r *Folder) string {
@@ -209,9 +256,12 @@ func (p *planner) replicaOnly() map[string]string {
 			continue
 		}
 		p.out.Kept++
-		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "no tombstone, no ledger entry")
-		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name,
-			"replica-only, no tombstone: kept (split-brain suspect)")
+		detail, reason := "no tombstone, no ledger entry", "replica-only, no tombstone: kept (split-brain suspect)"
+		if why := p.in.Evidence.overruledLedger(r.UniqueID); why != "" {
+			detail, reason = why, "replica-only: "+why+"; kept (split-brain suspect)"
+		}
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, detail)
+		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name, reason)
 	}
 	return blocked
 }
@@ -219,8 +269,8 @@ func (p *planner) replicaOnly() map[string]string {
 // writtenSinceInStep tells how the replica folder moved past its state when it last
 // matched the master's ("" when it did not, or when that state is not known).
 func (p *planner) writtenSinceInStep(r *Folder) string {
-	if p.in.Evidence.Ledger == nil {
-		return ""
+	if p.in.Evidence.Ledger == nil || r.Intermediate() {
+		return "" // an intermediate holds no mail: nothing written on it can be lost
 	}
 	mark, ok := p.in.Evidence.Ledger.LastInStep(r.UniqueID)
 	if !ok || mark == markOf(r) {
@@ -264,7 +314,7 @@ func (p *planner) orderRenames() {
 	// Children before parents, so a user's INBOX goes last.
 	sort.Slice(p.deletes, func(i, j int) bool { return p.deletes[i].Name > p.deletes[j].Name })
 	for _, d := range p.deletes {
-		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name})
+		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name, Expect: mark(d)})
 		delete(occupied, d.Name)
 	}
 	pending := slices.Clone(p.moves)
@@ -314,7 +364,7 @@ func (p *planner) orderRenames() {
 }
 
 func (p *planner) rename(occupied map[string]string, mv move, transit bool) {
-	p.out.Actions = append(p.out.Actions, Action{Op: OpRename, User: UserOf(mv.to), UniqueID: mv.uid, Name: mv.from, NewName: mv.to, Transit: transit})
+	p.out.Actions = append(p.out.Actions, Action{Op: OpRename, User: UserOf(mv.to), UniqueID: mv.uid, Name: mv.from, NewName: mv.to, Transit: transit, Expect: mv.expect})
 	delete(occupied, mv.from)
 	occupied[mv.to] = mv.uid
 }

@@ -165,6 +165,39 @@ func TestDecisionTable(t *testing.T) {
 			wantFinal: []string{"u1@user.alice"},
 		},
 		{
+			name:    "replica-only intermediate, master tombstone, in-step mark from when it was live: delete (an intermediate holds no mail)",
+			master:  []Folder{fo("u1", "user.alice", 5)},
+			replica: []Folder{fo("u1", "user.alice", 5), {UniqueID: "u2", Name: "user.alice.Gone", Type: "i"}},
+			ev: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}},
+				Ledger: &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Gone", InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}},
+			wantOps:   []string{"delete user.alice.Gone"},
+			wantDec:   []string{"delete/tombstone u2"},
+			wantMis:   []string{"replica-only u2"},
+			wantFinal: []string{"u1@user.alice"},
+		},
+		{
+			name:    "master holds the uniqueid as an intermediate, replica written since last in step: keep",
+			master:  []Folder{fo("u1", "user.alice", 5), {UniqueID: "u2", Name: "user.alice.Work", Type: "i"}},
+			replica: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Work", 4)},
+			ev: Evidence{Ledger: &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Work",
+				InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}},
+			wantDec:   []string{"keep/split-brain u2"},
+			wantMis:   []string{"content-differs u2"},
+			wantKept:  1,
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Work"},
+		},
+		{
+			name:    "master holds the uniqueid as an intermediate, replica as when last in step: delete, create the intermediate",
+			master:  []Folder{fo("u1", "user.alice", 5), {UniqueID: "u2", Name: "user.alice.Work", Type: "i"}},
+			replica: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Work", 3)},
+			ev: Evidence{Ledger: &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Work",
+				InStep: &FolderMark{LastUID: 3, HighestModSeq: 3}}}}},
+			wantOps:   []string{"delete user.alice.Work", "create user.alice.Work"},
+			wantDec:   []string{"delete/master-intermediate u2", "create/none u2"},
+			wantMis:   []string{"content-differs u2"},
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Work"},
+		},
+		{
 			name:      "replica-only, purged DELETED.* (orphan I record): delete",
 			master:    []Folder{fo("u1", "user.alice", 5)},
 			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "DELETED.user.alice.X.6B0B0001", 3)},
@@ -193,6 +226,16 @@ func TestDecisionTable(t *testing.T) {
 			wantDec:   []string{"delete/ledger u2"},
 			wantMis:   []string{"replica-only u2"},
 			wantFinal: []string{"u1@user.alice"},
+		},
+		{
+			name:      "replica-only, ledger saw it on the master, but mailboxes.db read without a tombstone: keep",
+			master:    []Folder{fo("u1", "user.alice", 5)},
+			replica:   []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Gone", 3)},
+			ev:        Evidence{Ledger: ledger{"u2": "user.alice.Gone"}, MasterLookup: map[string]string{"u2": ""}, MailboxesDBRead: true},
+			wantDec:   []string{"keep/none u2"},
+			wantMis:   []string{"replica-only u2"},
+			wantFinal: []string{"u1@user.alice", "u2@user.alice.Gone"},
+			wantKept:  1,
 		},
 		{
 			name:      "replica-only, ledger entry but master not looked up: keep",
@@ -382,14 +425,30 @@ func TestMetaPlanning(t *testing.T) {
 		Quotas: []Quota{{Root: "user.alice", Limits: map[string]uint64{"STORAGE": 500}}},
 		Seen:   []Seen{{UniqueID: "u1", LastUID: 2, SeenUIDs: "1:2"}},
 		Subs:   []string{"user.alice.Sent", "user.alice.Old"},
-		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 10, Active: true}, {Name: "old.script", LastUpdate: 1}},
+		Sieve:  []SieveScript{{Name: "main.script", LastUpdate: 10, Active: true}, {Name: "old.script", LastUpdate: 1, Digest: "d-old"}},
 	}
-	p := Compute(Input{Users: []string{"alice"},
+	in := Input{Users: []string{"alice"},
 		Master:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": mm}},
-		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": rm}}})
-	want := []string{"quota user.alice", "seen u1", "sub user.alice.Work", "unsub user.alice.Old", "sieve main.script", "unsieve old.script"}
+		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 1)}, Meta: map[string]*Meta{"alice": rm}}}
+	// No evidence the master ever had old.script: kept and reported.
+	p := Compute(in)
+	want := []string{"quota user.alice", "seen u1", "sub user.alice.Work", "unsub user.alice.Old", "sieve main.script"}
 	if got := ops(p); !slices.Equal(got, want) {
 		t.Fatalf("got %q want %q", got, want)
+	}
+	if d := decisions(p); !slices.Contains(d, "keep/none ") || p.Kept != 1 {
+		t.Fatalf("no keep decision for the replica-only script: %q kept=%d", d, p.Kept)
+	}
+	// The ledger saw it on the master with this content: the master deleted it.
+	in.Evidence.Ledger = Ledgers{{User: "alice", Sieve: map[string]string{"old.script": "d-old"}}}
+	want = append(want, "unsieve old.script")
+	if got := ops(Compute(in)); !slices.Equal(got, want) {
+		t.Fatalf("with the ledger: got %q want %q", got, want)
+	}
+	// Seen on the master with other content: written on the replica since, kept.
+	in.Evidence.Ledger = Ledgers{{User: "alice", Sieve: map[string]string{"old.script": "d-other"}}}
+	if got := ops(Compute(in)); slices.Contains(got, "unsieve old.script") {
+		t.Fatalf("replica-changed script deleted: %q", got)
 	}
 	// Equal meta: nothing. Unknown master user: nothing, even with replica meta.
 	p = Compute(Input{Users: []string{"alice"},
@@ -430,4 +489,32 @@ func TestNames(t *testing.T) {
 		t.Errorf("tempName must stay under the user")
 	}
 	_ = report.ActionNone
+}
+
+// TestDestructiveActionsCarryExpect: every action that drops a replica folder's mail
+// carries the folder's state the plan saw (the executor's compare-and-delete); a plain
+// rename carries none.
+func TestDestructiveActionsCarryExpect(t *testing.T) {
+	gone := fo("u2", "user.alice.Gone", 3)
+	mirrored := fo("u3", "user.alice.Old", 4)
+	renamed := fo("u4", "user.alice.A", 2)
+	p := Compute(Input{Users: []string{"alice"},
+		Master: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5),
+			fo("u3", "DELETED.user.alice.Old.6B0B0001", 4), fo("u4", "user.alice.B", 2)}},
+		Replica:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), gone, mirrored, renamed}},
+		Evidence: Evidence{Tombstones: map[string]Tombstone{"u2": {UniqueID: "u2", Name: "user.alice.Gone"}}}})
+	want := map[string]*FolderMark{"u2": mark(&gone), "u3": mark(&mirrored), "u4": nil}
+	for _, a := range p.Actions {
+		w, ok := want[a.UniqueID]
+		if !ok {
+			continue
+		}
+		delete(want, a.UniqueID)
+		if (w == nil) != (a.Expect == nil) || w != nil && *w != *a.Expect {
+			t.Errorf("%s: Expect %+v, want %+v", a, a.Expect, w)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("actions missing for %v: %q", want, ops(p))
+	}
 }
