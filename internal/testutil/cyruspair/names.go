@@ -92,3 +92,6 @@ func (p *Pair) IMAPAdminName(user, folder string) string {
 	}
 	return name
 }
+
+// AdminName is the pair's IMAPAdminName, for code that holds only an Instance.
+func (i *Instance) AdminName(user, folder string) string { return i.pair.IMAPAdminName(user, folder) }
