@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-only test-default-namespace lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
+.PHONY: all build test test-race test-only test-default-namespace lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
 
 all: build
 
@@ -57,7 +57,13 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-only test-default-namespace fuzz-ci e2e
+test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace fuzz-ci e2e
+
+## test-race: the race detector over the packages whose tests need no server (their
+## Cyrus tests are skipped here and run in test-only)
+RACE_PKGS ?= ./internal/replication/ ./internal/csync/ ./internal/twoskip/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/
+test-race:
+	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \

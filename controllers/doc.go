@@ -17,7 +17,11 @@
 // UserResync → the same RBAC and report ConfigMap "<resync>-report" (owned by the
 // resync) and a Job "<resync>" running "replicator sync|verify --user U ..." with the
 // pair's common flags (no --metrics-addr). One resync per pair runs at a time, oldest
-// first; the Job is deleted once its result is in status.
+// first; the Job is deleted once its result is in status, or as soon as its pod cannot
+// start (PodCannotStart: from the pods' status and the Job controller's FailedCreate
+// Events), which frees the pair's turn. A finished resync is deleted after
+// spec.ttlSecondsAfterFinished (verify.go: a pair's spec.verify creates verify resyncs
+// on a schedule and on the verifyRequestedAt annotation).
 //
 // Results flow back through the report ConfigMap (see internal/operator/fold.go for the
 // contract and why a ConfigMap); the manager is the only writer of status.
@@ -25,5 +29,11 @@
 // Both reconcilers check the Secrets and ConfigMaps the pods mount (references.go): a
 // missing object or key is Stalled/ReferenceMissing with one Warning Event; a pair keeps
 // its Deployment, a resync waits before creating its Job. Secret and ConfigMap events
-// reach the pairs (and their resyncs) that reference them through a field index.
+// reach the pairs (and their resyncs) that reference them through a field index; any
+// write to one a pair mounts changes the revision on its pod template, which rolls the
+// replicator so that a rotated password or CA reaches it.
+//
+// Report records become Event summaries (events.go): per fold, one Normal for what the
+// replicator resolved and one Warning for what needs a person, each at most once a
+// minute per object.
 package controllers

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,14 +20,21 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
-// seenRecords remembers, per object, the record IDs already turned into Events, so each
-// tombstone decision and each mismatch gives one Event however often the report is
-// folded. After a manager restart the memory is empty; the reconcilers then seed it with
-// the records not newer than what status already shows (see seed), so a restart does
-// not replay old Events.
+// seenRecords remembers, per object, the record IDs already counted into an Event, the
+// records waiting for their summary Event, and when each type of summary was last sent.
+// After a manager restart the memory is empty; the reconcilers then seed it with the
+// records not newer than what status already shows (see emit), so a restart does not
+// replay old records. Records waiting when the manager stops are not announced (status
+// and the report ConfigMap still hold them).
 type seenRecords struct {
 	mu   sync.Mutex
-	objs map[types.UID]map[string]struct{}
+	objs map[types.UID]*objectRecords
+}
+
+type objectRecords struct {
+	ids     map[string]struct{}
+	pending [2]*operator.RecordSummary // routine, attention
+	last    [2]time.Time               // when that summary type was last sent
 }
 
 // maxSeenPerObject bounds the memory; the report holds at most report.MaxRecent records
@@ -34,7 +42,17 @@ type seenRecords struct {
 const maxSeenPerObject = 1024
 
 func newSeenRecords() *seenRecords {
-	return &seenRecords{objs: map[types.UID]map[string]struct{}{}}
+	return &seenRecords{objs: map[types.UID]*objectRecords{}}
+}
+
+// object returns uid's entry, creating it; the caller holds mu.
+func (s *seenRecords) object(uid types.UID) *objectRecords {
+	o := s.objs[uid]
+	if o == nil {
+		o = &objectRecords{ids: map[string]struct{}{}}
+		s.objs[uid] = o
+	}
+	return o
 }
 
 // known reports whether uid has an entry at all.
@@ -45,32 +63,11 @@ func (s *seenRecords) known(uid types.UID) bool {
 	return ok
 }
 
-// touch gives uid an entry (so the restart seeding runs once per object).
-func (s *seenRecords) touch(uid types.UID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.objs[uid] == nil {
-		s.objs[uid] = map[string]struct{}{}
-	}
-}
-
-// has reports whether id was seen for uid.
-func (s *seenRecords) has(uid types.UID, id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.objs[uid][id]
-	return ok
-}
-
 // firstSight marks id as seen and reports whether it was new.
 func (s *seenRecords) firstSight(uid types.UID, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.objs[uid]
-	if m == nil {
-		m = map[string]struct{}{}
-		s.objs[uid] = m
-	}
+	m := s.object(uid).ids
 	if _, ok := m[id]; ok {
 		return false
 	}
@@ -95,17 +92,38 @@ func seenBefore(t time.Time, watermark time.Time) bool {
 	return !watermark.IsZero() && !t.Truncate(time.Second).After(watermark)
 }
 
-// reportEvents turns the new event-worthy records of a report into Events on obj.
+// DefaultSummaryInterval is the least time between two summary Events of one type
+// (routine or attention) on one object: records arriving meanwhile wait and are summed
+// up into the next one.
+const DefaultSummaryInterval = time.Minute
+
+// summaryInterval is the interval new reconcilers use; tests shorten it.
+var summaryInterval = DefaultSummaryInterval
+
+// Summary Event indexes and their Event types.
+const (
+	routine   = 0
+	attention = 1
+)
+
+var summaryTypes = [2]string{corev1.EventTypeNormal, corev1.EventTypeWarning}
+var summaryReasons = [2]string{v1.EventRecordsResolved, v1.EventNeedsAttention}
+
+// reportEvents sums up the new records of each report fold into at most two Events on
+// the object: a Normal one for what the replicator resolved by itself and a Warning for
+// what needs a person (operator.Attention), each at most once per interval.
 //
-// Each record becomes one events.k8s.io Event named "<object>.<record id>", created
-// directly rather than through an EventRecorder: the recorder merges events that differ
-// only in their note into one series, which would hide all records but the first. The
-// deterministic name makes the API server itself the final dedupe (AlreadyExists means
-// announced), across manager restarts too, for as long as the Event lives (--event-ttl).
+// Events are events.k8s.io Events created directly rather than through an
+// EventRecorder, named "<object>.<kind>-<hash of the record IDs>": the recorder would
+// merge summaries that differ only in their note into one series; the deterministic name
+// makes the API server itself the final dedupe of a retried create (AlreadyExists means
+// announced).
 type reportEvents struct {
 	client   client.Client
 	instance string // reportingInstance
 	seen     *seenRecords
+	interval time.Duration
+	now      func() time.Time
 }
 
 func newReportEvents(c client.Client) *reportEvents {
@@ -117,49 +135,90 @@ func newReportEvents(c client.Client) *reportEvents {
 	if len(inst) > 128 {
 		inst = inst[:128]
 	}
-	return &reportEvents{client: c, instance: inst, seen: newSeenRecords()}
+	return &reportEvents{client: c, instance: inst, seen: newSeenRecords(), interval: summaryInterval, now: time.Now}
 }
 
-// emit announces each tombstone decision and each mismatch of s not announced before.
-// prev is the report status before this fold (for the restart watermark).
-func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string, prev v1.ReportStatus, s *report.Summary) (decisions, mismatches int, err error) {
+// emit counts the records of s not counted before into the object's pending summaries
+// and sends each summary whose interval has passed. prev is the report status before
+// this fold (for the restart watermark). final sends the pending summaries whatever
+// the interval (the object's last fold). wait, when not zero, is when the caller should
+// fold again to send a summary held back by the interval (or one that failed to send).
+func (e *reportEvents) emit(ctx context.Context, obj client.Object, kind string, prev v1.ReportStatus, s *report.Summary, final bool) (wait time.Duration, err error) {
 	uid := obj.GetUID()
-	ds, ms := operator.EventWorthy(s)
+	recs := operator.EventRecords(s)
 	if !e.seen.known(uid) {
 		wm := watermark(prev)
-		for _, d := range ds {
-			if seenBefore(d.Time, wm) {
-				e.seen.firstSight(uid, d.ID)
+		e.seen.mu.Lock()
+		o := e.seen.object(uid)
+		for _, r := range recs {
+			if seenBefore(recordTime(r), wm) {
+				o.ids[r.ID()] = struct{}{}
 			}
 		}
-		for _, m := range ms {
-			if seenBefore(m.Time, wm) {
-				e.seen.firstSight(uid, m.ID)
-			}
-		}
-		e.seen.touch(uid)
+		e.seen.mu.Unlock()
 	}
-	for _, d := range ds {
-		if e.seen.has(uid, d.ID) {
+	for _, r := range recs {
+		if !e.seen.firstSight(uid, r.ID()) {
 			continue
 		}
-		if err := e.create(ctx, obj, kind, d.ID, corev1.EventTypeNormal, v1.EventTombstoneDecision, "Replicate", operator.DecisionMessage(d)); err != nil {
-			return decisions, mismatches, err
+		i := routine
+		if operator.Attention(r) {
+			i = attention
 		}
-		e.seen.firstSight(uid, d.ID)
-		decisions++
+		e.seen.mu.Lock()
+		o := e.seen.object(uid)
+		if o.pending[i] == nil {
+			o.pending[i] = &operator.RecordSummary{Verify: s.Mode == "verify"}
+		}
+		o.pending[i].Add(r)
+		e.seen.mu.Unlock()
 	}
-	for _, m := range ms {
-		if e.seen.has(uid, m.ID) {
-			continue
+	for i := range summaryTypes {
+		w, err := e.flush(ctx, obj, kind, i, final)
+		if err != nil {
+			return e.interval, err // kept pending: fold again
 		}
-		if err := e.create(ctx, obj, kind, m.ID, corev1.EventTypeWarning, v1.EventMismatch, "Compare", operator.MismatchMessage(m)); err != nil {
-			return decisions, mismatches, err
+		if w > 0 && (wait == 0 || w < wait) {
+			wait = w
 		}
-		e.seen.firstSight(uid, m.ID)
-		mismatches++
 	}
-	return decisions, mismatches, nil
+	return wait, nil
+}
+
+// flush sends the object's pending summary of type i when its interval has passed, or
+// says how long to wait.
+func (e *reportEvents) flush(ctx context.Context, obj client.Object, kind string, i int, final bool) (time.Duration, error) {
+	uid := obj.GetUID()
+	e.seen.mu.Lock()
+	o := e.seen.object(uid)
+	sum, last := o.pending[i], o.last[i]
+	e.seen.mu.Unlock()
+	if sum == nil {
+		return 0, nil
+	}
+	now := e.now()
+	if wait := last.Add(e.interval).Sub(now); !final && !last.IsZero() && wait > 0 {
+		return wait, nil
+	}
+	id := report.RecordID(summaryReasons[i], strings.Join(sum.IDs, ","))
+	if err := e.create(ctx, obj, kind, id, summaryTypes[i], summaryReasons[i], "Replicate", sum.Note(i == attention)); err != nil {
+		return 0, err // kept pending: retried on the next fold
+	}
+	e.seen.mu.Lock()
+	o = e.seen.object(uid)
+	if o.pending[i] == sum {
+		o.pending[i] = nil
+	}
+	o.last[i] = now
+	e.seen.mu.Unlock()
+	return 0, nil
+}
+
+func recordTime(r operator.Record) time.Time {
+	if r.Decision != nil {
+		return r.Decision.Time
+	}
+	return r.Mismatch.Time
 }
 
 // warnCondition announces a condition the reconciler has just written (see

@@ -51,12 +51,17 @@ func (p *pairConditions) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// managerCollectors are the manager's own metrics (docs/operations.md lists them).
+func managerCollectors(reader client.Reader) []prometheus.Collector {
+	pc := &pairConditions{reader: reader, desc: prometheus.NewDesc("cyrusrepl_pairs",
+		"ReplicationPairs by condition type and status.", []string{"condition", "status"}, nil)}
+	return []prometheus.Collector{resyncOutcomes, pc}
+}
+
 // RegisterMetrics registers the manager's collectors with controller-runtime's registry.
 // reader should be the manager's cached client.
 func RegisterMetrics(reader client.Reader) error {
-	pc := &pairConditions{reader: reader, desc: prometheus.NewDesc("cyrusrepl_pairs",
-		"ReplicationPairs by condition type and status.", []string{"condition", "status"}, nil)}
-	for _, c := range []prometheus.Collector{resyncOutcomes, pc} {
+	for _, c := range managerCollectors(reader) {
 		if err := metrics.Registry.Register(c); err != nil {
 			if _, ok := err.(prometheus.AlreadyRegisteredError); !ok {
 				return err

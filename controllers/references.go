@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,40 +59,99 @@ func referenceKind(o client.Object) string {
 // missingReferences reads, through the cache, every Secret and ConfigMap of refs in
 // namespace ns, and says which objects or keys are missing (nil when none).
 func missingReferences(ctx context.Context, c client.Reader, ns string, refs []operator.Reference) ([]string, error) {
+	found, _, err := readReferences(ctx, c, ns, refs)
+	if err != nil {
+		return nil, err
+	}
+	return operator.MissingReferences(refs, found), nil
+}
+
+// readReferences reads, through the cache, every Secret and ConfigMap of refs in
+// namespace ns: the keys of each one found, and its revision, by
+// operator.ReferenceIndexKey.
+func readReferences(ctx context.Context, c client.Reader, ns string, refs []operator.Reference) (operator.ObjectKeys, map[string]operator.ObjectRevision, error) {
 	found := operator.ObjectKeys{}
+	revs := map[string]operator.ObjectRevision{}
 	for _, r := range refs {
 		k := operator.ReferenceIndexKey(r.Kind, r.Name)
 		if _, done := found[k]; done {
 			continue
 		}
 		key := types.NamespacedName{Namespace: ns, Name: r.Name}
+		var obj client.Object
 		var err error
 		switch r.Kind {
 		case operator.KindSecret:
 			var s corev1.Secret
 			if err = c.Get(ctx, key, &s); err == nil {
-				found[k] = operator.SecretKeys(&s)
+				found[k], obj = operator.SecretKeys(&s), &s
 			}
 		case operator.KindConfigMap:
 			var cm corev1.ConfigMap
 			if err = c.Get(ctx, key, &cm); err == nil {
-				found[k] = operator.ConfigMapKeys(&cm)
+				found[k], obj = operator.ConfigMapKeys(&cm), &cm
 			}
 		}
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("get %s %s: %w", r.Kind, key, err)
+			return nil, nil, fmt.Errorf("get %s %s: %w", r.Kind, key, err)
+		}
+		if obj != nil {
+			revs[k] = operator.ObjectRevision{Kind: r.Kind, Name: r.Name, UID: string(obj.GetUID()), ResourceVersion: obj.GetResourceVersion()}
 		}
 	}
-	return operator.MissingReferences(refs, found), nil
+	return found, revs, nil
+}
+
+// referencesRevision is the revision of the objects refs names (see
+// operator.ReferencesRevision), or ok false when the replicator must not roll now: an
+// object does not exist, or lacks a key the pod mounts, so a new pod could not start
+// while the running one works. An object the cache does not hold (yet: a pair applied
+// together with its Secrets) is looked up on the API server, metadata only (no value
+// is read), so such a pair gets its revision at once rather than rolling a moment later.
+func referencesRevision(ctx context.Context, api client.Reader, ns string, refs []operator.Reference, found operator.ObjectKeys, revs map[string]operator.ObjectRevision) (rev string, ok bool, err error) {
+	for _, r := range refs {
+		k := operator.ReferenceIndexKey(r.Kind, r.Name)
+		if keys, cached := found[k]; cached {
+			if r.Key != "" && !keys[r.Key] {
+				return "", false, nil
+			}
+			continue
+		}
+		if _, looked := revs[k]; looked {
+			continue
+		}
+		m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: r.Kind}}
+		if err := api.Get(ctx, types.NamespacedName{Namespace: ns, Name: r.Name}, m); err != nil {
+			if apierrors.IsNotFound(err) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("get %s %s/%s metadata: %w", r.Kind, ns, r.Name, err)
+		}
+		revs[k] = operator.ObjectRevision{Kind: r.Kind, Name: r.Name, UID: string(m.UID), ResourceVersion: m.ResourceVersion}
+	}
+	all := make([]operator.ObjectRevision, 0, len(revs))
+	for _, o := range revs {
+		all = append(all, o)
+	}
+	return operator.ReferencesRevision(all), true, nil
 }
 
 // referenceChanged lets through the Secret and ConfigMap events that can change whether
 // a reference is satisfied: creation, deletion, and an update that changes the set of
-// keys. Value changes (rotations) do not concern the manager: the kubelet refreshes the
-// mounted files.
+// keys. (Resyncs need no more: a Job reads the values when its pod starts.)
 var referenceChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return !sameKeys(objectKeys(e.ObjectOld), objectKeys(e.ObjectNew))
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// referenceWritten lets through every write of a Secret or ConfigMap: a pair rolls its
+// replicator when a mounted one changes (see operator.ReferencesRevision). The map
+// function keeps only the objects a pair mounts.
+var referenceWritten = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
 	},
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }

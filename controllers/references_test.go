@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -127,14 +127,21 @@ func TestPairReferenceMissing(t *testing.T) {
 		}
 		return wantReferenceMissing(p.Status.Conditions, noKey)
 	})
+	// One Warning per new message: the manager may also have seen the moment between the
+	// two creates (one Secret there, the other not yet), a message of its own.
+	var announced int
 	eventually(t, "a warning event for the new message", func() error {
 		notes, err := referenceEvents(ctx, ns, pair.UID)
 		if err != nil {
 			return err
 		}
-		if len(notes) != 2 || !strings.Contains(strings.Join(notes, "\n"), noKey) {
+		if len(notes) < 2 || len(notes) > 3 || !slices.Contains(notes, noKey) {
 			return fmt.Errorf("events %q", notes)
 		}
+		if n := len(slices.Compact(slices.Sorted(slices.Values(notes)))); n != len(notes) {
+			return fmt.Errorf("a message announced twice: %q", notes)
+		}
+		announced = len(notes)
 		return nil
 	})
 
@@ -161,7 +168,7 @@ func TestPairReferenceMissing(t *testing.T) {
 		}
 		return nil
 	})
-	if notes, err := referenceEvents(ctx, ns, pair.UID); err != nil || len(notes) != 2 {
+	if notes, err := referenceEvents(ctx, ns, pair.UID); err != nil || len(notes) != announced {
 		t.Fatalf("recovery announced a warning: events %q, err %v", notes, err)
 	}
 }

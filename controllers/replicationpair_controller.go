@@ -10,7 +10,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +32,11 @@ type ReplicationPairReconciler struct {
 	Client client.Client
 	// Pod holds the manager-wide replicator pod settings (image, host network).
 	Pod operator.PodOptions
+	// Clock decides when scheduled verifies are due (a test sets its own).
+	Clock clock.PassiveClock
+	// APIReader reads past the cache: the metadata of a Secret or ConfigMap the cache
+	// does not hold yet. Nil: Client.
+	APIReader client.Reader
 
 	events *reportEvents
 }
@@ -41,6 +48,13 @@ type ReplicationPairReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+func (r *ReplicationPairReconciler) apiReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
 
 // Reconcile applies the pair's owned objects and refreshes its status.
 func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -58,39 +72,58 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	base := pair.DeepCopy()
 
-	if err := r.applyOwned(ctx, &pair); err != nil {
+	refs := operator.PairReferences(&pair)
+	found, revs, err := readReferences(ctx, r.Client, pair.Namespace, refs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	missing := operator.MissingReferences(refs, found)
+	rev, revOK, err := referencesRevision(ctx, r.apiReader(), pair.Namespace, refs, found, revs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyOwned(ctx, &pair, rev, revOK); err != nil {
 		return ctrl.Result{}, err
 	}
 	obs, err := r.observe(ctx, &pair)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	obs.MissingReferences = missing
 	if obs.ReportErr != nil {
 		log.Info("report configmap holds no valid report", "error", obs.ReportErr.Error())
 	}
+	verify, wake, err := r.verify(ctx, &pair)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	pair.Status = operator.PairStatus(&pair, obs)
+	pair.Status.Verify = verify
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
+	res := ctrl.Result{RequeueAfter: wake} // the next scheduled verify
 	if obs.Report != nil {
-		d, m, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report)
-		if d+m > 0 {
-			log.V(1).Info("announced report records", "decisions", d, "mismatches", m)
-		}
+		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {
 			log.Error(err, "announce report records") // retried on the next fold
+		}
+		if wait > 0 && (res.RequeueAfter == 0 || wait < res.RequeueAfter) {
+			res.RequeueAfter = wait // a summary held back by its interval
 		}
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
 	}
 	// Announced once the condition is recorded; a lost Event is not retried (the
 	// condition stays), like the Events an EventRecorder sends.
-	if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, v1.ReasonReferenceMissing); c != nil {
-		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
-			log.Error(err, "announce missing references")
+	for _, reason := range []string{v1.ReasonReferenceMissing, v1.ReasonVolumeNotAllowed} {
+		if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, reason); c != nil {
+			if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+				log.Error(err, "announce stall", "reason", reason)
+			}
 		}
 	}
 	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionPlaintextPassword, v1.ReasonPlaintextRequested); c != nil {
@@ -98,26 +131,64 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			log.Error(err, "announce plaintext")
 		}
 	}
-	return ctrl.Result{}, nil
+	return res, nil
 }
 
 // applyOwned applies the pair's objects. The Deployment is applied even while a Secret
 // or ConfigMap it mounts is missing (status says so): its pod then waits for its volumes
 // and the kubelet starts it as soon as they exist, with no step of the manager; and a
 // Secret deleted under a running replicator does not stop it.
-func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair) error {
+//
+// The pod template carries rev, the revision of the mounted objects, so a rotated
+// password or CA rolls the replicator. Without one (revOK false: an object or key is
+// missing) the template keeps the revision it has: a roll then would only replace a
+// running pod with one that cannot start.
+func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, rev string, revOK bool) error {
 	owner := operator.PairOwner(pair)
+	dep := operator.Deployment(pair, r.Pod)
+	if !revOK {
+		var cur appsv1.Deployment
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(dep), &cur)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get deployment: %w", err)
+		}
+		rev = cur.Spec.Template.Annotations[operator.AnnotationReferencesRevision]
+	}
+	operator.SetReferencesRevision(dep, rev)
 	objs := []client.Object{
 		operator.ServiceAccount(owner),
 		operator.Role(owner),
 		operator.RoleBinding(owner),
 		operator.ReportConfigMap(owner),
-		operator.Deployment(pair, r.Pod),
+	}
+	if len(operator.DisallowedVolumes(pair, r.Pod.AllowHostPath)) > 0 {
+		if err := r.deleteDeployment(ctx, pair); err != nil {
+			return err
+		}
+	} else {
+		objs = append(objs, dep)
 	}
 	for _, o := range objs {
 		if err := apply(ctx, r.Client, o); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteDeployment removes the pair's Deployment, if any: a pair whose volumes the
+// manager may not mount gets no pod, even one created before (status says why).
+func (r *ReplicationPairReconciler) deleteDeployment(ctx context.Context, pair *v1.ReplicationPair) error {
+	var dep appsv1.Deployment
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: pair.Namespace, Name: operator.ReplicatorName(pair.Name)}, &dep)
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(&dep, pair)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get deployment: %w", err)
+	}
+	if err := r.Client.Delete(ctx, &dep, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete deployment: %w", err)
 	}
 	return nil
 }
@@ -132,11 +203,7 @@ func (r *ReplicationPairReconciler) observe(ctx context.Context, pair *v1.Replic
 	case !apierrors.IsNotFound(err):
 		return obs, fmt.Errorf("get deployment: %w", err)
 	}
-	missing, err := missingReferences(ctx, r.Client, pair.Namespace, operator.PairReferences(pair))
-	if err != nil {
-		return obs, err
-	}
-	obs.MissingReferences = missing
+	obs.DisallowedVolumes = operator.DisallowedVolumes(pair, r.Pod.AllowHostPath)
 	rr, err := readReport(ctx, r.Client, pair.Namespace, operator.ReportConfigMapName(pair.Name))
 	obs.Report, obs.ReportErr = rr.summary, rr.invalid
 	return obs, err
@@ -170,11 +237,14 @@ func readReport(ctx context.Context, c client.Client, ns, name string) (reportRe
 }
 
 // SetupWithManager registers the reconciler. Spec changes (generation) of the pair, any
-// change of its Deployment or report ConfigMap, and a Secret or ConfigMap it references
-// appearing, disappearing or changing its keys, trigger a reconcile; the pair's own
+// change of its Deployment or report ConfigMap, and any write of a Secret or ConfigMap it
+// references, trigger a reconcile; the pair's own
 // status writes do not. It needs the pairRefField index (see Setup).
 func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = newReportEvents(r.Client)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	referencing := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		pairs, err := pairsReferencing(ctx, r.Client, referenceKind(o), o)
 		if err != nil {
@@ -188,14 +258,15 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return reqs
 	})
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations too: verifyRequestedAt asks for a verify.
+		For(&v1.ReplicationPair{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceChanged)).
-		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceChanged)).
+		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceWritten)).
+		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceWritten)).
 		Named("replicationpair").
 		Complete(r)
 }

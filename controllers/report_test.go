@@ -122,24 +122,24 @@ func bigReport(pair string, n int, t0 time.Time) *report.Summary {
 	return s
 }
 
-// recordEvents lists the Events on obj with the given reasons, keyed by record ID.
-func recordEvents(ctx context.Context, ns string, uid types.UID) (map[string]int, error) {
+// summaryEvents lists the notes of the record summary Events on obj, by reason
+// (RecordsResolved, NeedsAttention), checking each has the type that goes with it.
+func summaryEvents(ctx context.Context, ns string, uid types.UID) (map[string][]string, error) {
 	var list eventsv1.EventList
 	if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	ids := map[string]int{}
+	out := map[string][]string{}
 	for _, e := range list.Items {
-		if e.Regarding.UID != uid || (e.Reason != v1.EventTombstoneDecision && e.Reason != v1.EventMismatch) {
+		if e.Regarding.UID != uid || (e.Reason != v1.EventRecordsResolved && e.Reason != v1.EventNeedsAttention) {
 			continue
 		}
-		i := strings.LastIndex(e.Note, "[record ")
-		if i < 0 {
-			return nil, fmt.Errorf("event without record id: %q", e.Note)
+		if want := map[string]string{v1.EventRecordsResolved: corev1.EventTypeNormal, v1.EventNeedsAttention: corev1.EventTypeWarning}[e.Reason]; e.Type != want {
+			return nil, fmt.Errorf("%s event of type %s, want %s", e.Reason, e.Type, want)
 		}
-		ids[strings.TrimSuffix(e.Note[i+len("[record "):], "]")]++
+		out[e.Reason] = append(out[e.Reason], e.Note)
 	}
-	return ids, nil
+	return out, nil
 }
 
 func getPair(ctx context.Context, ns, name string) (*v1.ReplicationPair, error) {
@@ -255,14 +255,20 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		t.Error(err)
 	}
 
-	// One Event per tombstone decision and per mismatch: 5 + 20.
-	eventually(t, "events", func() error {
-		ids, err := recordEvents(ctx, ns, p.UID)
+	// One summary per kind of record, not one Event per record: a Warning for the 20
+	// replica-only mismatches and 2 folders kept, a Normal one for the 5 tombstone deletes.
+	eventually(t, "summary events", func() error {
+		notes, err := summaryEvents(ctx, ns, p.UID)
 		if err != nil {
 			return err
 		}
-		if len(ids) != 25 {
-			return fmt.Errorf("%d distinct record events, want 25", len(ids))
+		w, n := notes[v1.EventNeedsAttention], notes[v1.EventRecordsResolved]
+		if len(w) != 1 || len(n) != 1 {
+			return fmt.Errorf("summaries %v, want one of each", notes)
+		}
+		if !strings.Contains(w[0], "22 new record(s) need a person") || !strings.Contains(w[0], "mismatch replica-only=20") ||
+			!strings.Contains(n[0], "decision delete/tombstone=5") {
+			return fmt.Errorf("summary notes %q", notes)
 		}
 		return nil
 	})
@@ -280,7 +286,8 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 		t.Errorf("unchanged report rewrote the ConfigMap: rv %s -> %s", rv, cm.ResourceVersion)
 	}
 
-	// A new mismatch gives exactly one new Event, and old records are not re-announced.
+	// A new mismatch gives exactly one new summary (after the test manager's short
+	// interval), and old records are not counted again.
 	m := report.Mismatch{Time: t0.Add(2 * time.Hour), User: "zed", Kind: report.MismatchUniqueIDCollision,
 		UniqueID: "feedface", MasterName: "user.zed.X", ReplicaName: "user.zed.X", Detail: "different uniqueids"}
 	m.ID = report.RecordID(m.User, m.UniqueID, m.Kind)
@@ -289,20 +296,24 @@ func TestReportFoldedIntoStatus(t *testing.T) {
 	if err := sink.Publish(ctx, sum); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "one more event", func() error {
-		ids, err := recordEvents(ctx, ns, p.UID)
+	eventually(t, "one more summary", func() error {
+		notes, err := summaryEvents(ctx, ns, p.UID)
 		if err != nil {
 			return err
 		}
-		if len(ids) != 26 || ids[m.ID] != 1 {
-			return fmt.Errorf("%d distinct record events (new one seen %d times), want 26/1", len(ids), ids[m.ID])
+		w := notes[v1.EventNeedsAttention]
+		if len(w) != 2 || len(notes[v1.EventRecordsResolved]) != 1 {
+			return fmt.Errorf("summaries %v, want a second Warning only", notes)
 		}
-		for id, c := range ids {
-			if c != 1 {
-				return fmt.Errorf("record %s announced %d times", id, c)
+		for _, note := range w {
+			if strings.Contains(note, "[record "+m.ID+"]") {
+				if !strings.HasPrefix(note, "1 new record(s)") {
+					return fmt.Errorf("the new summary re-counts old records: %q", note)
+				}
+				return nil
 			}
 		}
-		return nil
+		return fmt.Errorf("no summary names record %s: %q", m.ID, w)
 	})
 	eventually(t, "new mismatch folded", func() error {
 		p, err := getPair(ctx, ns, "fold")

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +22,8 @@ const RecorderName = "cyrusrepl-operator"
 
 // CacheOptions limits the manager's cache of owned kinds to the objects it created
 // (label app.kubernetes.io/managed-by), so it does not hold every Job or Deployment of
-// the cluster in memory. namespace, when set, limits everything to it.
+// the cluster in memory. namespaces, when given, limit everything to them (the manager's
+// --namespace; a namespaced install grants it nothing elsewhere).
 //
 // Secrets and ConfigMaps are cached whatever their labels, because the manager watches
 // the ones a pair references (passwords, CA bundles) to say when one is missing; but
@@ -34,7 +36,7 @@ const RecorderName = "cyrusrepl-operator"
 // replicator runs; should the replicator have to recreate one, it shows no report
 // (values dropped) until the owner's next reconcile (triggered by the deletion)
 // re-applies the labels and owner reference.
-func CacheOptions(namespace string) cache.Options {
+func CacheOptions(namespaces ...string) cache.Options {
 	own := labels.SelectorFromSet(labels.Set{operator.LabelManagedBy: operator.ManagerName})
 	o := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}:         {Transform: keysOnly},
@@ -42,11 +44,15 @@ func CacheOptions(namespace string) cache.Options {
 		&corev1.ServiceAccount{}: {Label: own},
 		&appsv1.Deployment{}:     {Label: own},
 		&batchv1.Job{}:           {Label: own},
+		&corev1.Pod{}:            {Label: own},
 		&rbacv1.Role{}:           {Label: own},
 		&rbacv1.RoleBinding{}:    {Label: own},
 	}}
-	if namespace != "" {
-		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	for _, ns := range namespaces {
+		if o.DefaultNamespaces == nil {
+			o.DefaultNamespaces = map[string]cache.Config{}
+		}
+		o.DefaultNamespaces[ns] = cache.Config{}
 	}
 	return o
 }
@@ -92,8 +98,9 @@ func keysOnly(in any) (any, error) {
 // Owner references with blockOwnerDeletion need update on the owner's finalizers.
 // +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=replicationpairs/finalizers;userresyncs/finalizers,verbs=update
 
-// Leader election holds a Lease and records Events about it.
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// Events on pairs and resyncs. (Leader election's Lease lives in the manager's own
+// namespace: its Role is config/rbac/leader_election_role.yaml and the chart's
+// leader-election Role, not these cluster-wide rules.)
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup registers both reconcilers and the manager metrics.
@@ -103,7 +110,7 @@ func Setup(mgr ctrl.Manager, pod operator.PodOptions) error {
 		return err
 	}
 	if err := (&ReplicationPairReconciler{
-		Client: mgr.GetClient(), Pod: pod,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pod: pod, Clock: clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup pair controller: %w", err)
 	}

@@ -84,13 +84,14 @@ func runMain(m *testing.M) int {
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(""),
+		Cache:                  CacheOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: manager:", err)
 		return 1
 	}
 	mgrClient = mgr.GetClient()
+	summaryInterval = 2 * time.Second // the test manager's summaries: see TestEventsRateLimited for the limit itself
 	if err := Setup(mgr, operator.PodOptions{Image: testImage}); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: setup:", err)
 		return 1

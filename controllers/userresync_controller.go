@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,7 +45,9 @@ type UserResyncReconciler struct {
 	events *reportEvents
 }
 
-// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
 // +kubebuilder:rbac:groups=replication.cyrusrepl.io,resources=userresyncs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
 
@@ -62,14 +66,20 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	base := rs.DeepCopy()
 
-	var cleanup func(context.Context) error
+	var next stepResult
 	var err error
 	switch {
 	case rs.Status.Phase.Terminal():
 		// Done for good: re-applying the same manifest changes nothing and runs nothing.
-		cleanup = r.deleteJob(&rs)
+		// Once its time to live is over the resync goes, with what it owns.
+		expired, left := r.expired(&rs)
+		if expired {
+			return ctrl.Result{}, r.deleteExpired(ctx, &rs)
+		}
+		next.requeue = left
+		next.cleanup = r.deleteJob(&rs)
 	default:
-		cleanup, err = r.step(ctx, &rs)
+		next, err = r.step(ctx, &rs)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
@@ -89,16 +99,23 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 	// Only once the result is recorded may the Job go.
-	if cleanup != nil {
-		if err := cleanup(ctx); err != nil {
+	if next.cleanup != nil {
+		if err := next.cleanup(ctx); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: next.requeue}, nil
 }
 
-// step handles a non-terminal resync. It returns a cleanup to run after the status write.
-func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (func(context.Context) error, error) {
+// stepResult is what a step leaves to do after the status write: a cleanup (deleting a
+// finished Job) and when to look again.
+type stepResult struct {
+	cleanup func(context.Context) error
+	requeue time.Duration
+}
+
+// step handles a non-terminal resync.
+func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (stepResult, error) {
 	if rs.Status.Phase == "" {
 		operator.SetResyncPhase(rs, v1.ResyncPending, v1.ReasonWaitingForTurn, "queued")
 	}
@@ -107,31 +124,36 @@ func (r *UserResyncReconciler) step(ctx context.Context, rs *v1.UserResync) (fun
 	switch {
 	case err == nil:
 		if !metav1.IsControlledBy(&job, rs) {
-			return nil, fmt.Errorf("job %s exists and is not controlled by this resync", job.Name)
+			return stepResult{}, fmt.Errorf("job %s exists and is not controlled by this resync", job.Name)
 		}
 		return r.follow(ctx, rs, &job)
 	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("get job: %w", err)
+		return stepResult{}, fmt.Errorf("get job: %w", err)
 	case rs.Status.Phase == v1.ResyncRunning:
 		return r.follow(ctx, rs, nil) // the Job vanished
 	}
-	return nil, r.maybeStart(ctx, rs)
+	return stepResult{}, r.maybeStart(ctx, rs)
 }
 
 // follow folds the report of a running (or vanished) Job and detects its end.
-func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (func(context.Context) error, error) {
+func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (stepResult, error) {
 	rr, err := readReport(ctx, r.Client, rs.Namespace, operator.ReportConfigMapName(rs.Name))
 	if err != nil {
-		return nil, err
+		return stepResult{}, err
 	}
 	if rr.invalid != nil {
 		ctrl.LoggerFrom(ctx).Info("report configmap holds no valid report", "error", rr.invalid.Error())
 	}
 	sum := rr.summary
+	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
+	var next stepResult
 	if sum != nil {
-		if _, _, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum); err != nil {
+		// The last fold of a resync sends what is pending at once: nothing folds it later.
+		wait, err := r.events.emit(ctx, rs, "UserResync", rs.Status.Report, sum, done)
+		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "announce report records") // retried on the next fold
 		}
+		next.requeue = wait
 		operator.FoldResyncReport(&rs.Status, sum)
 	}
 	if job != nil {
@@ -141,28 +163,18 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 			rs.Status.StartTime = &t
 		}
 	}
-	phase, reason, msg, done := operator.ResyncOutcome(rs, job, sum)
 	if !done {
-		// A Job whose pod has not started waits for its volumes: say which are missing
-		// rather than "running" (the Job's activeDeadlineSeconds still bounds the wait).
 		if job != nil && !operator.JobPodRunning(job) {
-			missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
-			if err != nil {
-				return nil, err
-			}
-			if len(missing) > 0 {
-				operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
-					fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
-				return nil, nil
-			}
+			return r.notStarted(ctx, rs, job, next)
 		}
 		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
-		return nil, nil
+		return next, nil
 	}
 	operator.SetResyncPhase(rs, phase, reason, msg)
 	now := metav1.NewTime(r.Clock.Now())
 	rs.Status.CompletionTime = &now
-	return r.deleteJob(rs), nil
+	next.cleanup = r.deleteJob(rs)
+	return next, nil
 }
 
 // maybeStart starts the resync's Job when the pair exists, every Secret and ConfigMap its
@@ -186,6 +198,11 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 	if len(missing) > 0 {
 		operator.SetResyncStalled(rs, v1.ResyncPending, v1.ReasonReferenceMissing,
 			fmt.Sprintf("ReplicationPair %q: %s; the Job starts once they exist", pair.Name, operator.ReferenceMessage(missing)))
+		return nil
+	}
+	if f := operator.DisallowedVolumes(&pair, r.Pod.AllowHostPath); len(f) > 0 {
+		operator.SetResyncStalled(rs, v1.ResyncPending, v1.ReasonVolumeNotAllowed,
+			fmt.Sprintf("ReplicationPair %q: %s", pair.Name, operator.VolumeMessage(f)))
 		return nil
 	}
 	blocker, err := r.blocker(ctx, rs)
@@ -257,6 +274,113 @@ func older(a, b *v1.UserResync) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
+}
+
+// notStarted handles a running resync whose Job has no running pod yet. A pod that
+// waits for its volumes is Stalled with the missing Secrets or ConfigMaps named (it
+// starts by itself once they exist; the Job's activeDeadlineSeconds still bounds the
+// wait). A pod that cannot start for another reason (image, scheduling, admission)
+// would sit there until the Job's deadline, holding the pair's turn: the resync ends
+// now, with the cause, and its Job goes, freeing the pair.
+func (r *UserResyncReconciler) notStarted(ctx context.Context, rs *v1.UserResync, job *batchv1.Job, next stepResult) (stepResult, error) {
+	missing, err := missingReferences(ctx, r.Client, rs.Namespace, operator.PodReferences(&job.Spec.Template.Spec))
+	if err != nil {
+		return stepResult{}, err
+	}
+	if len(missing) > 0 {
+		operator.SetResyncStalled(rs, v1.ResyncRunning, v1.ReasonReferenceMissing,
+			fmt.Sprintf("the pod of job %s cannot start: %s", job.Name, operator.ReferenceMessage(missing)))
+		return next, nil
+	}
+	msg, recheck, err := r.podStartFailure(ctx, rs, job)
+	if err != nil {
+		return stepResult{}, err
+	}
+	if msg == "" {
+		operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", rs.Status.JobName))
+		next.requeue = minWait(next.requeue, recheck)
+		return next, nil
+	}
+	operator.SetResyncPhase(rs, v1.ResyncFailed, v1.ReasonPodCannotStart, msg+"; create a new UserResync once this is fixed")
+	now := metav1.NewTime(r.Clock.Now())
+	rs.Status.CompletionTime = &now
+	next.cleanup = r.deleteJob(rs)
+	return next, nil
+}
+
+// noPodRecheck is how often a Job without any pod is looked at again for the Job
+// controller's FailedCreate Events (Events are not watched).
+const noPodRecheck = 15 * time.Second
+
+// podStartFailure says why the Job's pod cannot start ("" when nothing says so): from
+// the pods' status (image pull, unschedulable), or, when the Job has no pod at all, from
+// the Job controller's FailedCreate Events (admission, quota). recheck is when to look
+// again.
+func (r *UserResyncReconciler) podStartFailure(ctx context.Context, rs *v1.UserResync, job *batchv1.Job) (string, time.Duration, error) {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace), client.MatchingLabels{operator.LabelResync: rs.Name}); err != nil {
+		return "", 0, fmt.Errorf("list pods: %w", err)
+	}
+	if len(pods.Items) > 0 {
+		msg, recheck := operator.PodStartFailure(pods.Items, r.Clock.Now())
+		return msg, recheck, nil
+	}
+	var evs corev1.EventList
+	if err := r.APIReader.List(ctx, &evs, client.InNamespace(rs.Namespace), client.MatchingFields{
+		"involvedObject.uid": string(job.UID), "reason": "FailedCreate",
+	}); err != nil {
+		return "", 0, fmt.Errorf("list events of job %s: %w", job.Name, err)
+	}
+	var newest *corev1.Event
+	for i := range evs.Items {
+		if e := &evs.Items[i]; newest == nil || eventTime(e).After(eventTime(newest)) {
+			newest = e
+		}
+	}
+	if newest != nil {
+		return operator.FailedCreateMessage(job.Name, newest.Message), 0, nil
+	}
+	return "", noPodRecheck, nil
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+func minWait(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// expired says whether a finished resync outlived spec.ttlSecondsAfterFinished, or how
+// long it has left.
+func (r *UserResyncReconciler) expired(rs *v1.UserResync) (bool, time.Duration) {
+	if rs.Status.CompletionTime == nil {
+		return false, 0
+	}
+	ttl := time.Duration(ptr.Deref(rs.Spec.TTLSecondsAfterFinished, v1.DefaultResyncTTLSeconds)) * time.Second
+	left := rs.Status.CompletionTime.Add(ttl).Sub(r.Clock.Now())
+	return left <= 0, left
+}
+
+// deleteExpired deletes a resync whose time to live is over; its report ConfigMap,
+// ServiceAccount, Role, RoleBinding and any Job left go with it (owner references, in
+// the background).
+func (r *UserResyncReconciler) deleteExpired(ctx context.Context, rs *v1.UserResync) error {
+	err := r.Client.Delete(ctx, rs, client.Preconditions{UID: &rs.UID}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete expired resync: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("deleted finished resync after its ttlSecondsAfterFinished")
+	return nil
 }
 
 // deleteJob returns a cleanup deleting the resync's Job (and its pods).
@@ -340,6 +464,13 @@ func (r *UserResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.UserResync{}).
 		Owns(&batchv1.Job{}).
+		// A resync's pods (owned by its Job) say why the Job cannot start.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if name := o.GetLabels()[operator.LabelResync]; name != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+			}
+			return nil
+		})).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,13 +184,14 @@ func TestResyncLifecycle(t *testing.T) {
 	if s := kstatusOf(t, failed); s != status.FailedStatus {
 		t.Fatalf("kstatus of failed resync = %s, want Failed", s)
 	}
-	eventually(t, "mismatch event on r2", func() error {
-		ids, err := recordEvents(ctx, ns, failed.UID)
+	eventually(t, "mismatch summary on r2", func() error {
+		notes, err := summaryEvents(ctx, ns, failed.UID)
 		if err != nil {
 			return err
 		}
-		if ids[vs.Mismatches[0].ID] != 1 {
-			return fmt.Errorf("events %v", ids)
+		if n := notes[v1.EventRecordsResolved]; len(n) != 1 || !strings.Contains(n[0], "mismatch content-differs=1") ||
+			!strings.Contains(n[0], vs.Mismatches[0].ID) {
+			return fmt.Errorf("events %v", notes)
 		}
 		return nil
 	})

@@ -112,6 +112,7 @@ up() {
     --namespace "$OPNS" --create-namespace -f "$REPO/charts/cyrusrepl/ci/local-cluster-values.yaml" \
     --set image.pullPolicy=Never --set hostNetwork=true \
     --set kubernetesService.host=127.0.0.1 --set-string kubernetesService.port=6443 \
+    --set replicator.allowHostPath=true \
     --wait --timeout "${WAIT}s" >/dev/null || { diagnostics; die "helm install failed"; }
   show kc -n "$OPNS" get deploy,pods
 

@@ -194,11 +194,13 @@ type ReplicatorPodSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// resources are the replicator container's requests and limits.
+	// resources are the replicator container's requests and limits; unset, the manager's
+	// defaults apply (requests and a memory limit: never BestEffort).
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty,omitzero"`
 
-	// nodeSelector constrains the replicator pods to nodes with these labels.
+	// nodeSelector constrains the replicator pods to nodes with these labels (replaces
+	// the manager's default when set; so do tolerations and affinity).
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
@@ -212,16 +214,52 @@ type ReplicatorPodSpec struct {
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 
 	// runAsUser is the UID the replicator runs as; set it to the owner of the master's
-	// sync-log directory when that is a hostPath or NFS export. Defaults to 65532.
+	// sync-log directory when that is a hostPath or NFS export. Defaults to the manager's
+	// default (65532, or none where the platform assigns one, as OpenShift does).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	RunAsUser *int64 `json:"runAsUser,omitempty"`
 
-	// runAsGroup is the primary GID of the replicator; it is also the pod's fsGroup so the
-	// mounted Secrets are readable. Defaults to 65532.
+	// runAsGroup is the primary GID of the replicator; it is also the pod's fsGroup (unless
+	// fsGroup is set) so the mounted Secrets are readable. Defaults to 65532.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+
+	// fsGroup is the pod's fsGroup (the group that owns its volumes). Defaults to
+	// runAsGroup when that is set, else to the manager's default.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	FSGroup *int64 `json:"fsGroup,omitempty"`
+
+	// imagePullPolicy overrides the manager's default pull policy of the replicator image.
+	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// imagePullSecrets are added to the manager's default pull secrets of the replicator
+	// pods (Secrets of type kubernetes.io/dockerconfigjson in the pair's namespace).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// podLabels are added to the replicator pods' labels (over the manager's defaults;
+	// the operator's own labels always win).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// podAnnotations are added to the replicator pods' annotations (over the manager's
+	// defaults).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
+	// priorityClassName overrides the manager's default priority class of the replicator pods.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
 }
 
 // DecisionRecord is one decision of the replicator, as kept in the bounded recent list.

@@ -61,6 +61,11 @@ const (
 	// or key and the spec field that references it. Cleared by itself once they exist.
 	ReasonReferenceMissing = "ReferenceMissing"
 
+	// ReasonVolumeNotAllowed: the pair asks for a hostPath or nfs volume and the manager
+	// runs without --allow-host-path, so it creates no pod for it (Stalled=True,
+	// Ready=False; a resync of the pair waits in Pending). The message names the field.
+	ReasonVolumeNotAllowed = "VolumeNotAllowed"
+
 	// ReasonNoReport: no report from the replicator yet (InSync=Unknown).
 	ReasonNoReport = "NoReport"
 	// ReasonCaughtUp: backlog zero, last batch clean, no mismatch (InSync=True).
@@ -103,14 +108,23 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonJobLost: the Job disappeared before the manager saw it finish (Failed).
 	ReasonJobLost = "JobLost"
+	// ReasonPodCannotStart: the Job's pod cannot start and will not without a person: its
+	// image cannot be pulled, it stays unschedulable, or the API server refuses to create
+	// it (Pod Security admission, a quota). The message carries the kubelet's, the
+	// scheduler's or the API server's words. The resync fails (its Job is deleted, which
+	// frees the pair for its next resync); create a new one once the cause is fixed.
+	ReasonPodCannotStart = "PodCannotStart"
 )
 
 // Event reasons, emitted on the pair or resync.
 const (
-	// EventTombstoneDecision: a decision resting on a master tombstone (one per record).
-	EventTombstoneDecision = "TombstoneDecision"
-	// EventMismatch: a new mismatch (one per record).
-	EventMismatch = "Mismatch"
+	// EventRecordsResolved (Normal): a summary of new records the replicator resolved by
+	// itself (mismatches it fixed, deletes on tombstone evidence), at most one a minute.
+	EventRecordsResolved = "RecordsResolved"
+	// EventNeedsAttention (Warning): a summary of new records that need a person
+	// (replica-only folders kept, uniqueid collisions, folders moved aside), at most one
+	// a minute.
+	EventNeedsAttention = "NeedsAttention"
 	// EventResyncStarted / EventResyncFinished: a resync's Job was created / finished.
 	EventResyncStarted  = "ResyncStarted"
 	EventResyncFinished = "ResyncFinished"

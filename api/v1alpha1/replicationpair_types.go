@@ -74,6 +74,65 @@ type ReplicationPairSpec struct {
 	// replicator tunes the replicator pods (image, resources, scheduling, user).
 	// +optional
 	Replicator ReplicatorPodSpec `json:"replicator,omitempty,omitzero"`
+
+	// verify runs a read-only verify of named users (a UserResync in Verify mode) on a
+	// schedule, and whenever the annotation replication.cyrusrepl.io/verifyRequestedAt
+	// gets a new value. Changing it does not restart the replicator.
+	// +optional
+	Verify *ScheduledVerify `json:"verify,omitempty"`
+}
+
+// AnnotationVerifyRequestedAt asks for a verify of spec.verify.users now: set it to any
+// new value (e.g. the current time, as `kubectl annotate` or Flux's requestedAt do); the
+// manager creates one verify UserResync per new value and echoes the value into
+// status.verify.lastHandledRequestAt.
+const AnnotationVerifyRequestedAt = "replication.cyrusrepl.io/verifyRequestedAt"
+
+// ScheduledVerify is a recurring read-only check of some users of a pair.
+type ScheduledVerify struct {
+	// schedule is a cron expression with five fields (minute hour day-of-month month
+	// day-of-week, in UTC), or a descriptor such as @daily. Unset: verify on request only.
+	// A run is skipped while the previous scheduled or requested verify has not finished;
+	// missed runs (manager down) are not caught up, only the latest one is started.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule,omitempty"`
+
+	// users are the Cyrus users to verify (1 to 1000, unique): for example a few canary
+	// users whose mail changes every day.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=255
+	// +kubebuilder:validation:items:Pattern=`^[^\s/\-][^\s/]*$`
+	Users []string `json:"users"`
+}
+
+// VerifyStatus is the state of a pair's scheduled and requested verifies.
+type VerifyStatus struct {
+	// lastScheduleTime is the schedule time of the most recent scheduled verify run.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// lastHandledRequestAt is the value of the verifyRequestedAt annotation the manager
+	// last acted on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledRequestAt string `json:"lastHandledRequestAt,omitempty"`
+
+	// lastResync is the UserResync the most recent verify created.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	LastResync string `json:"lastResync,omitempty"`
+
+	// message says why the last scheduled run was skipped or the schedule is not used
+	// (e.g. an invalid cron expression).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
 }
 
 // WorkloadState summarises the replicator Deployment.
@@ -150,9 +209,16 @@ type ReplicationPairStatus struct {
 	// +optional
 	Replicator ReplicatorStatus `json:"replicator,omitempty,omitzero"`
 
-	// backlog is the number of sync-log entries not yet replicated (rolling mode).
+	// backlog is the number of sync-log entries (lines of the channel's log and log-run)
+	// not yet replicated (rolling mode).
 	// +optional
 	Backlog *int64 `json:"backlog,omitempty"`
+
+	// pendingSince is when the oldest of those entries was first seen (rolling mode;
+	// unset when none waits). Its age is the replication lag, shown in the Lag column;
+	// docs/operations.md says how an entry is dated (Cyrus writes no timestamps).
+	// +optional
+	PendingSince *metav1.Time `json:"pendingSince,omitempty"`
 
 	// lastBatch is the replicator's most recent batch.
 	// +optional
@@ -161,6 +227,10 @@ type ReplicationPairStatus struct {
 	// report holds the decision and mismatch counts and the most recent records.
 	// +optional
 	Report ReportStatus `json:"report,omitempty,omitzero"`
+
+	// verify is the state of the verifies spec.verify asks for.
+	// +optional
+	Verify *VerifyStatus `json:"verify,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -171,6 +241,7 @@ type ReplicationPairStatus struct {
 // +kubebuilder:printcolumn:name="In-Sync",type=string,JSONPath=`.status.conditions[?(@.type=="InSync")].status`
 // +kubebuilder:printcolumn:name="Split-Brain",type=string,JSONPath=`.status.conditions[?(@.type=="SplitBrainSuspected")].status`
 // +kubebuilder:printcolumn:name="Backlog",type=integer,JSONPath=`.status.backlog`
+// +kubebuilder:printcolumn:name="Lag",type=date,JSONPath=`.status.pendingSince`
 // +kubebuilder:printcolumn:name="Last-Batch",type=date,JSONPath=`.status.lastBatch.time`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Master",type=string,JSONPath=`.spec.master.host`,priority=1

@@ -40,7 +40,19 @@ type UserResyncSpec struct {
 	// mode is Sync (full sync of each user) or Verify (compare and report only).
 	// +required
 	Mode ResyncMode `json:"mode"`
+
+	// ttlSecondsAfterFinished is how long the resync is kept once it finished (Succeeded
+	// or Failed); then the manager deletes it, and with it everything it owns (its report
+	// ConfigMap, ServiceAccount, Role and RoleBinding). Unset means 604800 (7 days); 0
+	// deletes it as soon as it finished. No default is written, so a manifest without it
+	// shows no drift.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
+
+// DefaultResyncTTLSeconds is the ttlSecondsAfterFinished of a resync that leaves it unset.
+const DefaultResyncTTLSeconds int32 = 7 * 24 * 60 * 60
 
 // ResyncPhase is where a UserResync is in its life.
 // +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed

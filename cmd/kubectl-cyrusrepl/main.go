@@ -1,16 +1,19 @@
 // Command kubectl-cyrusrepl is a kubectl plugin (`kubectl cyrusrepl ...`) for cyrusrepl:
-// the state of a ReplicationPair, and resync or verify of users through UserResync
-// objects. Install it anywhere on PATH.
+// the state of a ReplicationPair, resync or verify of users through UserResync objects,
+// suspend/resume, the replicator's logs and a support bundle. Install it anywhere on PATH.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,7 +56,7 @@ func run(ctx context.Context, args []string) int {
 		return kubectlplugin.ExitUsage
 	}
 	scheme := runtime.NewScheme()
-	if err := replv1.AddToScheme(scheme); err != nil {
+	if err := errors.Join(replv1.AddToScheme(scheme), clientgoscheme.AddToScheme(scheme)); err != nil {
 		fmt.Fprintf(os.Stderr, "kubectl-cyrusrepl: %v\n", err)
 		return kubectlplugin.ExitUsage
 	}
@@ -62,7 +65,12 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "kubectl-cyrusrepl: %v\n", err)
 		return kubectlplugin.ExitUsage
 	}
-	p := &kubectlplugin.Plugin{Client: c, Out: os.Stdout, Opts: opts}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kubectl-cyrusrepl: %v\n", err)
+		return kubectlplugin.ExitUsage
+	}
+	p := &kubectlplugin.Plugin{Client: c, Kube: kube, Out: os.Stdout, Opts: opts}
 	code, err := p.Run(ctx, cmd, pos)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kubectl-cyrusrepl %s: %v\n", cmd, err)

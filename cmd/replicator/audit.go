@@ -84,6 +84,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			jobs[i] = replication.Job{Users: []string{u}, Verify: *verifyOnly}
 		}
 		failed := r.RunRecord(ctx, jobs)
+		if len(failed) == 0 && walkErr == nil && ctx.Err() == nil {
+			rec.MarkSuccess(time.Now().UTC())
+		}
 		out.emit(c.stats.line()) // cumulative since the replicator started
 		rec.SetBatch(report.Batch{Time: time.Now().UTC(), Users: len(walk), Failed: len(failed), DurationMS: time.Since(start).Milliseconds()}, nil)
 		var fin *time.Time

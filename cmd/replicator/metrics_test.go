@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
@@ -17,9 +22,10 @@ func TestWriteMetrics(t *testing.T) {
 		DecisionCounts: map[string]int{"delete/tombstone": 2, "keep/none": 1},
 		MismatchCounts: map[string]int{"replica-only": 3}}
 	var b bytes.Buffer
-	writeMetrics(&b, s)
+	writeMetrics(&b, s, time.Unix(200, 0), time.Unix(300, 0))
 	for _, want := range []string{
-		"cyrusrepl_users 3\n", "cyrusrepl_users_failed 1\n", "cyrusrepl_sync_log_backlog_bytes 42\n",
+		"cyrusrepl_users 3\n", "cyrusrepl_users_failed 1\n", "cyrusrepl_sync_log_backlog_entries 42\n",
+		"cyrusrepl_replication_lag_seconds 0\n", "cyrusrepl_last_success_timestamp_seconds 200\n",
 		"cyrusrepl_last_batch_timestamp_seconds 100\n", "cyrusrepl_last_batch_duration_seconds 1.5\n",
 		`cyrusrepl_decisions_total{action="delete",evidence="tombstone"} 2`,
 		`cyrusrepl_decisions_total{action="keep",evidence="none"} 1`,
@@ -74,5 +80,82 @@ func TestCsyncStatsMetrics(t *testing.T) {
 	}
 	if l := st.line(); l.Type != "csync-stats" || len(l.Commands) != 2 || l.Commands[0].End != "master" {
 		t.Errorf("line: %+v", l)
+	}
+}
+
+// TestMetricsHelpAndDocs: every metric the replicator serves has HELP text, and every
+// one is listed in docs/operations.md.
+func TestMetricsHelpAndDocs(t *testing.T) {
+	backlog := 3
+	since := time.Unix(100, 0)
+	s := &report.Summary{Backlog: &backlog, PendingSince: &since, LastBatch: &report.Batch{Time: since},
+		DecisionCounts: map[string]int{"create/none": 1}, MismatchCounts: map[string]int{"replica-only": 1}}
+	var b bytes.Buffer
+	writeMetrics(&b, s, since, since.Add(90*time.Second))
+	writeCsyncMetrics(&b, []csyncStat{{End: "master", Command: "GET USER", Count: 1}})
+	if !strings.Contains(b.String(), "cyrusrepl_replication_lag_seconds 90\n") {
+		t.Errorf("lag of an entry pending 90s:\n%s", b.String())
+	}
+	helped := map[string]bool{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[1] == "HELP" && len(f) > 3 {
+			helped[f[2]] = true
+		}
+	}
+	docs, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.Fields(line)[0], "{")
+		if !helped[name] {
+			t.Errorf("%s has no HELP text", name)
+		}
+	}
+	for name := range metricHelp {
+		if !helped[name] {
+			t.Errorf("%s (in metricHelp) was not served by this test: extend it", name)
+		}
+		if !strings.Contains(string(docs), "`"+name+"`") {
+			t.Errorf("docs/operations.md does not list `%s`", name)
+		}
+	}
+}
+
+// TestProbes: /healthz and /readyz answer while the replicator runs; /readyz turns 503
+// once it shuts down.
+func TestProbes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop, err := serveMetrics(ctx, addr, replication.NewRecorder("rolling", "p", time.Now()), &csyncStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	status := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if c := status(p); c != http.StatusOK {
+			t.Errorf("%s: %d", p, c)
+		}
+	}
+	cancel()
+	if c := status("/readyz"); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz after shutdown began: %d, want 503", c)
 	}
 }

@@ -49,6 +49,10 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
+	pending, err := replication.OpenPendingQueue(replication.LogDir{Dir: *logDir}.PendingPath())
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := replication.NewRecorder("rolling", c.pair, time.Now().UTC())
@@ -59,7 +63,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	defer stopMetrics()
 	roll := &replication.Rolling{
 		Log:   replication.LogDir{Dir: *logDir},
-		Retry: retry, Interval: *interval, Emit: out.emit,
+		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
 		Publish: func(ctx context.Context) {
@@ -78,7 +82,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		if err != nil && !errors.Is(err, replication.ErrNoLog) {
 			return exitFailed, err
 		}
-		if retry.Len() > 0 {
+		if retry.Len() > 0 || pending.Len() > 0 {
 			return exitFailed, nil
 		}
 		return exitOK, nil

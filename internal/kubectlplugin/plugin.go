@@ -9,16 +9,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	replv1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/operator"
 )
 
 // Exit codes: 0 success, 1 the resync failed or found differences, 2 usage or API errors.
@@ -28,19 +32,25 @@ const (
 	ExitUsage  = 2
 )
 
-// Options are the flags common to every command.
+// Options are the flags of the commands.
 type Options struct {
 	Namespace string
 	Wait      bool
 	Timeout   time.Duration
 	Poll      time.Duration
+	Output    string // status: "" (text), json or yaml
+	Follow    bool   // logs
+	Tail      int64  // logs: last lines per pod; -1 all
+	File      string // report: archive path
 }
 
 // Plugin runs the commands against one API client.
 type Plugin struct {
 	Client client.Client
-	Out    io.Writer
-	Opts   Options
+	// Kube reads pod logs (logs, report); the controller-runtime client cannot.
+	Kube kubernetes.Interface
+	Out  io.Writer
+	Opts Options
 }
 
 // Usage is the plugin's help text.
@@ -50,6 +60,11 @@ commands:
   status PAIR              health, backlog, last batch, decisions and mismatches of a pair
   resync PAIR USER...      full sync of the users (creates a UserResync, waits for its result)
   verify PAIR USER...      compare the users and report differences; changes nothing
+  suspend PAIR             stop the pair's replicator (the master's sync log keeps growing)
+  resume PAIR              start it again; it consumes what accumulated
+  logs PAIR                the replicator's log (the pair's Deployment)
+  report PAIR              a support bundle (pair, resyncs, events, report ConfigMaps,
+                           Deployment, Jobs, pods, replicator logs; no Secret) as .tar.gz
 
 flags:
   -n, --namespace NS       namespace (default: the kubeconfig context's)
@@ -57,6 +72,11 @@ flags:
   --context NAME           kubeconfig context
   --wait=false             create the UserResync and return without waiting
   --timeout 30m            how long to wait for a resync to finish
+  -o, --output json|yaml   status: print the ReplicationPair object instead of the summary
+  -f, --follow             logs: stream new lines
+  --tail N                 logs: the last N lines of each pod (default: all)
+  --file PATH              report: where to write the archive
+                           (default: cyrusrepl-report-PAIR-<time>.tar.gz)
 `
 
 // ParseArgs splits flags from positional arguments; flags may come anywhere.
@@ -69,6 +89,12 @@ func ParseArgs(args []string) (cmd string, pos []string, kubeconfig, kubecontext
 	fs.StringVar(&kubecontext, "context", "", "")
 	fs.BoolVar(&opts.Wait, "wait", true, "")
 	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Minute, "")
+	fs.StringVar(&opts.Output, "output", "", "")
+	fs.StringVar(&opts.Output, "o", "", "")
+	fs.BoolVar(&opts.Follow, "follow", false, "")
+	fs.BoolVar(&opts.Follow, "f", false, "")
+	fs.Int64Var(&opts.Tail, "tail", -1, "")
+	fs.StringVar(&opts.File, "file", "", "")
 	opts.Poll = time.Second
 	rest := args
 	for len(rest) > 0 {
@@ -94,7 +120,25 @@ func (p *Plugin) Run(ctx context.Context, cmd string, args []string) (int, error
 		if len(args) != 1 {
 			return ExitUsage, errors.New("status takes exactly one pair name")
 		}
+		if p.Opts.Output != "" {
+			return p.StatusObject(ctx, args[0], p.Opts.Output)
+		}
 		return p.Status(ctx, args[0])
+	case "suspend", "resume":
+		if len(args) != 1 {
+			return ExitUsage, fmt.Errorf("%s takes exactly one pair name", cmd)
+		}
+		return p.SetSuspend(ctx, args[0], cmd == "suspend")
+	case "logs":
+		if len(args) != 1 {
+			return ExitUsage, errors.New("logs takes exactly one pair name")
+		}
+		return p.Logs(ctx, args[0])
+	case "report":
+		if len(args) != 1 {
+			return ExitUsage, errors.New("report takes exactly one pair name")
+		}
+		return p.Report(ctx, args[0])
 	case "resync", "verify":
 		if len(args) < 2 {
 			return ExitUsage, fmt.Errorf("%s takes a pair name and at least one user", cmd)
@@ -134,7 +178,7 @@ func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode r
 	ur := &replv1.UserResync{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:    p.Opts.Namespace,
-			GenerateName: pair + "-" + strings.ToLower(string(mode)) + "-",
+			GenerateName: ResyncNamePrefix(pair, mode),
 			Labels:       map[string]string{"app.kubernetes.io/created-by": "kubectl-cyrusrepl"},
 		},
 		Spec: replv1.UserResyncSpec{PairName: pair, Users: dedupe(users), Mode: mode},
@@ -181,6 +225,24 @@ func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode r
 	return ExitOK, nil
 }
 
+// maxResyncName is the UserResync's metadata.name limit (its CRD's CEL rule); the API
+// server appends generatedSuffix random characters to a generateName.
+const (
+	maxResyncName   = operator.MaxResyncName
+	generatedSuffix = 5
+)
+
+// ResyncNamePrefix is the generateName of a UserResync the plugin creates:
+// "<pair>-<mode>-", with the pair's name cut so that the generated name fits the
+// UserResync's 52-character limit even for the longest pair name (48 characters).
+func ResyncNamePrefix(pair string, mode replv1.ResyncMode) string {
+	suffix := "-" + strings.ToLower(string(mode)) + "-"
+	if keep := maxResyncName - generatedSuffix - len(suffix); len(pair) > keep {
+		pair = strings.TrimRight(pair[:keep], "-.")
+	}
+	return pair + suffix
+}
+
 func orPending(p replv1.ResyncPhase) replv1.ResyncPhase {
 	if p == "" {
 		return replv1.ResyncPending
@@ -204,14 +266,20 @@ func dedupe(in []string) []string {
 func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Pair:\t%s/%s\n", pair.Namespace, pair.Name)
-	fmt.Fprintf(tw, "Master:\t%s:%d\n", pair.Spec.Master.Host, pair.Spec.Master.Port)
-	fmt.Fprintf(tw, "Replica:\t%s:%d\n", pair.Spec.Replica.Host, pair.Spec.Replica.Port)
+	fmt.Fprintf(tw, "Master:\t%s\n", endpoint(pair.Spec.Master))
+	fmt.Fprintf(tw, "Replica:\t%s\n", endpoint(pair.Spec.Replica))
 	fmt.Fprintf(tw, "Replicator:\t%s %s (%s)\n", pair.Status.Replicator.DeploymentName, pair.Status.Replicator.Mode, pair.Status.Replicator.State)
 	if pair.Status.Backlog != nil {
 		fmt.Fprintf(tw, "Backlog:\t%d sync-log entries\n", *pair.Status.Backlog)
 	}
 	if lb := pair.Status.LastBatch; lb != nil {
 		fmt.Fprintf(tw, "Last batch:\t%s, %d user(s), %d failed, %s\n", lb.Time.UTC().Format(time.RFC3339), lb.Users, lb.FailedUsers, lb.Result)
+	}
+	if v := pair.Spec.Verify; v != nil {
+		fmt.Fprintf(tw, "Verify:\t%d user(s), schedule %s\n", len(v.Users), orNone(v.Schedule))
+	}
+	if v := pair.Status.Verify; v != nil && (v.LastResync != "" || v.Message != "") {
+		fmt.Fprintf(tw, "Last verify:\t%s %s\n", orNone(v.LastResync), v.Message)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nConditions:")
@@ -289,9 +357,25 @@ func counts(m map[string]int64) string {
 	return strings.Join(parts, " ")
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
+}
+
+// endpoint shows host:port with the port the replicator uses (2005 when unset).
+func endpoint(e replv1.Endpoint) string {
+	port, note := e.Port, ""
+	if port == 0 {
+		port, note = replv1.DefaultCsyncPort, " (default port)"
+	}
+	return net.JoinHostPort(e.Host, strconv.Itoa(int(port))) + note
 }

@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -19,7 +20,10 @@ import (
 	replv1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 )
 
-var k8s client.Client
+var (
+	k8s  client.Client
+	kube kubernetes.Interface
+)
 
 // TestMain starts one real kube-apiserver + etcd (envtest) with the project's CRDs.
 func TestMain(m *testing.M) {
@@ -44,6 +48,9 @@ func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = replv1.AddToScheme(scheme)
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err == nil {
+		kube, err = kubernetes.NewForConfig(cfg)
+	}
 	if err != nil {
 		os.Stderr.WriteString("client: " + err.Error() + "\n")
 		_ = env.Stop()
@@ -267,4 +274,25 @@ func waitForResync(ctx context.Context, t *testing.T, match func(*replv1.UserRes
 	}
 	t.Fatal("plugin created no UserResync")
 	return nil
+}
+
+// TestResyncLongestPairName: `verify` and `resync` must work for a pair whose name is as
+// long as the API allows (48 characters): the generated UserResync name must stay within
+// the UserResync's own 52-character limit.
+func TestResyncLongestPairName(t *testing.T) {
+	needEnvtest(t)
+	ctx := context.Background()
+	name := strings.Repeat("p", 47) + "x" // 48 characters, the CRD's maximum
+	newPair(t, "default", name)
+	for _, cmd := range []string{"verify", "resync"} {
+		var out bytes.Buffer
+		p := &Plugin{Client: k8s, Out: &out, Opts: Options{Namespace: "default", Wait: false}}
+		code, err := p.Run(ctx, cmd, []string{name, "alice"})
+		if err != nil || code != ExitOK {
+			t.Fatalf("%s on a %d-character pair: exit %d, %v", cmd, len(name), code, err)
+		}
+		if !strings.Contains(out.String(), "created") {
+			t.Fatalf("%s: output %q", cmd, out.String())
+		}
+	}
 }

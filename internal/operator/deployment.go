@@ -31,10 +31,11 @@ func PairMode(pair *v1.ReplicationPair) string {
 }
 
 // SpecHash is a short hash of the pair's spec without suspend (suspending scales, it
-// does not roll).
+// does not roll) and without verify (scheduled verifies run as Jobs of their own).
 func SpecHash(pair *v1.ReplicationPair) string {
 	s := pair.Spec.DeepCopy()
 	s.Suspend = false
+	s.Verify = nil
 	b, _ := json.Marshal(s) // a plain struct: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -81,6 +82,8 @@ func Deployment(pair *v1.ReplicationPair, o PodOptions) *appsv1.Deployment {
 	}
 	labels := pairLabels(pair.Name)
 	ports := []corev1.ContainerPort{{Name: "metrics", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP}}
+	spec := podSpec(pair, o, ReplicatorName(pair.Name), args, parts, ports)
+	podProbes(&spec.Containers[0], o.HostNetwork)
 	return &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -95,11 +98,8 @@ func Deployment(pair *v1.ReplicationPair, o PodOptions) *appsv1.Deployment {
 			Strategy:             appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			RevisionHistoryLimit: ptr.To[int32](3),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels:      copyMap(labels),
-					Annotations: map[string]string{AnnotationSpecHash: SpecHash(pair)},
-				},
-				Spec: podSpec(pair, o, ReplicatorName(pair.Name), args, parts, ports),
+				ObjectMeta: podMeta(pair, o, labels, map[string]string{AnnotationSpecHash: SpecHash(pair)}),
+				Spec:       spec,
 			},
 		},
 	}

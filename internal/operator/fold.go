@@ -220,29 +220,6 @@ func FitStatus(status any, rs *v1.ReportStatus, users *[]v1.UserResultRecord, bu
 	return n
 }
 
-// EventWorthy lists the records that deserve an Event: every decision resting on a
-// tombstone (the replicator deleted mail on the master's word) and every mismatch.
-func EventWorthy(s *report.Summary) (decisions []report.Decision, mismatches []report.Mismatch) {
-	for _, d := range s.Decisions {
-		if d.Evidence == report.EvidenceTombstone {
-			decisions = append(decisions, d)
-		}
-	}
-	return decisions, append(mismatches, s.Mismatches...)
-}
-
-// DecisionMessage and MismatchMessage are the Event notes (kept under the 1 KiB limit).
-func DecisionMessage(d report.Decision) string {
-	return trunc(fmt.Sprintf("user %s: %s %s on tombstone evidence (uniqueid %s, master %q, replica %q): %s [record %s]",
-		d.User, d.Action, folderName(d.MasterName, d.ReplicaName), d.UniqueID, d.MasterName, d.ReplicaName, d.Reason, d.ID), 1000)
-}
-
-// MismatchMessage describes a mismatch for an Event.
-func MismatchMessage(m report.Mismatch) string {
-	return trunc(fmt.Sprintf("user %s: %s %s (uniqueid %s, master %q, replica %q): %s [record %s]",
-		m.User, m.Kind, folderName(m.MasterName, m.ReplicaName), m.UniqueID, m.MasterName, m.ReplicaName, m.Detail, m.ID), 1000)
-}
-
 func folderName(master, replica string) string {
 	return strings.TrimSpace(firstNonEmpty(replica, master))
 }

@@ -77,7 +77,7 @@ func Job(rs *v1.UserResync, pair *v1.ReplicationPair, o PodOptions) *batchv1.Job
 				},
 			}}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: copyMap(labels)},
+				ObjectMeta: podMeta(pair, o, labels, nil),
 				Spec:       spec,
 			},
 		},

@@ -20,6 +20,9 @@ type PairObservation struct {
 	// MissingReferences names the Secrets, ConfigMaps and keys the pods mount that do
 	// not exist (MissingReferences' sentences); empty when all are there.
 	MissingReferences []string
+	// DisallowedVolumes names the spec fields asking for volumes the manager may not
+	// mount (DisallowedVolumes); the pair then has no Deployment.
+	DisallowedVolumes []string
 }
 
 // PairStatus computes the whole status of a pair from an observation. It is a pure
@@ -45,6 +48,11 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 	// sets the conditions in the same order: no status churn.)
 	missing := len(obs.MissingReferences) > 0 && state != v1.WorkloadSuspended
 	switch {
+	case len(obs.DisallowedVolumes) > 0 && state != v1.WorkloadSuspended:
+		msg := VolumeMessage(obs.DisallowedVolumes)
+		clear(v1.ConditionReconciling)
+		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonVolumeNotAllowed, msg)
+		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonVolumeNotAllowed, msg)
 	case missing:
 		msg := ReferenceMessage(obs.MissingReferences)
 		clear(v1.ConditionReconciling)
@@ -103,6 +111,11 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 	if r.Backlog != nil {
 		b := int64(*r.Backlog)
 		st.Backlog = &b
+	}
+	st.PendingSince = nil
+	if r.PendingSince != nil {
+		t := metav1.NewTime(*r.PendingSince)
+		st.PendingSince = &t
 	}
 	switch {
 	case r.Backlog != nil && *r.Backlog > 0:

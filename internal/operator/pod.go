@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -190,14 +191,25 @@ type PodOptions struct {
 	// KUBERNETES_SERVICE_HOST/PORT (where the Service IP is unreachable, e.g. with
 	// HostNetwork on the local cluster) so the report publisher reaches the API.
 	APIServerHost, APIServerPort string
+	// AllowHostPath lets pairs mount hostPath and nfs volumes; without it such a pair
+	// gets no pod (see DisallowedVolumes).
+	AllowHostPath bool
+	// Defaults are the pod settings of every pair that does not set its own in
+	// spec.replicator (nil: BuiltinPodDefaults).
+	Defaults *v1.ReplicatorPodSpec
 }
 
-// podSpec assembles the pod: hardened security context, the pair's scheduling, the
-// downward-API POD_NAMESPACE the report publisher needs.
+func (o PodOptions) defaults() v1.ReplicatorPodSpec {
+	if o.Defaults == nil {
+		return BuiltinPodDefaults()
+	}
+	return *o.Defaults
+}
+
+// podSpec assembles the pod: hardened security context, the pair's scheduling over the
+// manager's defaults, the downward-API POD_NAMESPACE the report publisher needs.
 func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args []string, p *podParts, ports []corev1.ContainerPort) corev1.PodSpec {
-	r := &pair.Spec.Replicator
-	uid := ptr.Deref(r.RunAsUser, defaultUID)
-	gid := ptr.Deref(r.RunAsGroup, defaultUID)
+	r := effectivePod(pair.Spec.Replicator, o.defaults())
 	image := o.Image
 	if r.Image != "" {
 		image = r.Image
@@ -212,13 +224,14 @@ func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args
 			corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: o.APIServerPort})
 	}
 	c := corev1.Container{
-		Name:         "replicator",
-		Image:        image,
-		Args:         args,
-		Env:          env,
-		Ports:        ports,
-		Resources:    *r.Resources.DeepCopy(),
-		VolumeMounts: p.mounts,
+		Name:            "replicator",
+		Image:           image,
+		ImagePullPolicy: r.ImagePullPolicy,
+		Args:            args,
+		Env:             env,
+		Ports:           ports,
+		Resources:       r.Resources,
+		VolumeMounts:    p.mounts,
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -234,13 +247,16 @@ func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args
 		AutomountServiceAccountToken: ptr.To(true), // the report publisher talks to the API
 		Containers:                   []corev1.Container{c},
 		Volumes:                      p.volumes,
-		NodeSelector:                 copyMap(r.NodeSelector),
-		Affinity:                     r.Affinity.DeepCopy(),
+		ImagePullSecrets:             r.ImagePullSecrets,
+		PriorityClassName:            r.PriorityClassName,
+		NodeSelector:                 r.NodeSelector,
+		Affinity:                     r.Affinity,
+		Tolerations:                  r.Tolerations,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To(uid),
-			RunAsGroup:     ptr.To(gid),
-			FSGroup:        ptr.To(gid),
+			RunAsUser:      r.RunAsUser,
+			RunAsGroup:     r.RunAsGroup,
+			FSGroup:        r.FSGroup,
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
@@ -248,10 +264,14 @@ func podSpec(pair *v1.ReplicationPair, o PodOptions, serviceAccount string, args
 		spec.HostNetwork = true
 		spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
 	}
-	for _, t := range r.Tolerations {
-		spec.Tolerations = append(spec.Tolerations, *t.DeepCopy())
-	}
 	return spec
+}
+
+// podMeta is the pod template's metadata: the manager's and the pair's extra labels and
+// annotations under the operator's own.
+func podMeta(pair *v1.ReplicationPair, o PodOptions, labels, annotations map[string]string) metav1.ObjectMeta {
+	r := effectivePod(pair.Spec.Replicator, o.defaults())
+	return metav1.ObjectMeta{Labels: withLabels(labels, r.PodLabels), Annotations: mergeMaps(r.PodAnnotations, annotations)}
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -42,99 +43,123 @@ type Grouped struct {
 
 // GroupEntries turns sync-log entries into per-user batches.
 func GroupEntries(entries []LogEntry) Grouped {
-	work := map[string]*UserWork{}
-	parent := map[string]string{}
-	var find func(string) string
-	find = func(u string) string {
-		for parent[u] != u {
-			parent[u] = parent[parent[u]]
-			u = parent[u]
-		}
-		return u
-	}
-	get := func(u string) *UserWork {
-		w, ok := work[u]
-		if !ok {
-			w = &UserWork{User: u}
-			work[u] = w
-			parent[u] = u
-		}
-		return w
-	}
-	union := func(a, b string) {
-		ra, rb := find(a), find(b)
-		if ra != rb {
-			parent[rb] = ra
-		}
-	}
-	var g Grouped
-	addMailbox := func(name string, full bool) (string, bool) {
-		u := UserOf(name)
-		if u == "" {
-			return "", false
-		}
-		w := get(u)
-		w.Full = w.Full || full
-		if !slices.Contains(w.Mailboxes, name) {
-			w.Mailboxes = append(w.Mailboxes, name)
-		}
-		return u, true
-	}
+	gr := NewGrouper()
+	var skipped []LogEntry
 	for _, e := range entries {
-		switch e.Type {
-		case "MAILBOX", "APPEND":
-			if _, ok := addMailbox(e.Args[0], false); !ok {
-				g.Skipped = append(g.Skipped, e)
-			}
-		case "ANNOTATION":
-			if _, ok := addMailbox(e.Args[0], false); !ok {
-				g.Skipped = append(g.Skipped, e)
-			}
-		case "DOUBLEMAILBOX", "RENAME":
-			full := e.Type == "RENAME" && !localRename(e.Args[0], e.Args[1])
-			ua, oka := addMailbox(e.Args[0], full)
-			ub, okb := addMailbox(e.Args[1], full)
-			if !oka && !okb {
-				g.Skipped = append(g.Skipped, e)
-			}
-			if oka && okb {
-				union(ua, ub)
-			}
-		case "UNMAILBOX":
-			if _, ok := addMailbox(e.Args[0], true); !ok {
-				g.Skipped = append(g.Skipped, e)
-			}
-		case "USER", "UNUSER":
-			get(e.Args[0]).Full = true
-		case "META", "SIEVE", "SEEN", "SUB", "UNSUB":
-			get(e.Args[0]).Meta = true
-		case "QUOTA":
-			if u := UserOf(e.Args[0]); u != "" {
-				get(u).Meta = true
-			} else {
-				g.Skipped = append(g.Skipped, e)
-			}
-		default:
-			g.Skipped = append(g.Skipped, e)
+		if !gr.Add(e) {
+			skipped = append(skipped, e)
 		}
 	}
+	g := gr.Batches()
+	g.Skipped = skipped
+	return g
+}
+
+// Grouper folds sync-log entries, one at a time, into per-user work. It holds one record
+// per distinct user and folder named, however many lines name them, so a log of any
+// length is grouped in bounded memory.
+type Grouper struct {
+	work    map[string]*UserWork
+	folders map[string]map[string]bool // user → internal names
+	parent  map[string]string          // union-find over users joined by cross-user entries
+}
+
+// NewGrouper returns an empty Grouper.
+func NewGrouper() *Grouper {
+	return &Grouper{work: map[string]*UserWork{}, folders: map[string]map[string]bool{}, parent: map[string]string{}}
+}
+
+// Users is the number of distinct users seen so far.
+func (g *Grouper) Users() int { return len(g.work) }
+
+func (g *Grouper) find(u string) string {
+	for g.parent[u] != u {
+		g.parent[u] = g.parent[g.parent[u]]
+		u = g.parent[u]
+	}
+	return u
+}
+
+func (g *Grouper) user(u string) *UserWork {
+	w, ok := g.work[u]
+	if !ok {
+		w = &UserWork{User: u}
+		g.work[u] = w
+		g.folders[u] = map[string]bool{}
+		g.parent[u] = u
+	}
+	return w
+}
+
+func (g *Grouper) union(a, b string) {
+	if ra, rb := g.find(a), g.find(b); ra != rb {
+		g.parent[rb] = ra
+	}
+}
+
+// mailbox notes a user's folder; it returns the user ("" when the name is no user's).
+func (g *Grouper) mailbox(name string, full bool) string {
+	u := UserOf(name)
+	if u == "" {
+		return ""
+	}
+	w := g.user(u)
+	w.Full = w.Full || full
+	g.folders[u][name] = true
+	return u
+}
+
+// Add folds one entry in. It returns false when the replicator does not act on the
+// entry (shared folders, server annotations): the caller records it as skipped.
+func (g *Grouper) Add(e LogEntry) bool {
+	switch e.Type {
+	case "MAILBOX", "APPEND", "ANNOTATION":
+		return g.mailbox(e.Args[0], false) != ""
+	case "DOUBLEMAILBOX", "RENAME":
+		full := e.Type == "RENAME" && !localRename(e.Args[0], e.Args[1])
+		ua, ub := g.mailbox(e.Args[0], full), g.mailbox(e.Args[1], full)
+		if ua != "" && ub != "" {
+			g.union(ua, ub)
+		}
+		return ua != "" || ub != ""
+	case "UNMAILBOX":
+		return g.mailbox(e.Args[0], true) != ""
+	case "USER", "UNUSER":
+		g.user(e.Args[0]).Full = true
+		return true
+	case "META", "SIEVE", "SEEN", "SUB", "UNSUB":
+		g.user(e.Args[0]).Meta = true
+		return true
+	case "QUOTA":
+		if u := UserOf(e.Args[0]); u != "" {
+			g.user(u).Meta = true
+			return true
+		}
+	}
+	return false
+}
+
+// Batches returns the work grouped so far: users joined by a cross-user RENAME or
+// DOUBLEMAILBOX share a batch; batches are sorted by their first user.
+func (g *Grouper) Batches() Grouped {
 	comps := map[string][]string{}
-	for u := range work {
-		r := find(u)
+	for u := range g.work {
+		r := g.find(u)
 		comps[r] = append(comps[r], u)
 	}
+	var out Grouped
 	for _, users := range comps {
 		sort.Strings(users)
 		var b Batch
 		for _, u := range users {
-			w := work[u]
-			sort.Strings(w.Mailboxes)
-			b.Users = append(b.Users, *w)
+			w := *g.work[u]
+			w.Mailboxes = slices.Sorted(maps.Keys(g.folders[u]))
+			b.Users = append(b.Users, w)
 		}
-		g.Batches = append(g.Batches, b)
+		out.Batches = append(out.Batches, b)
 	}
-	sort.Slice(g.Batches, func(i, j int) bool { return g.Batches[i].Users[0].User < g.Batches[j].Users[0].User })
-	return g
+	sort.Slice(out.Batches, func(i, j int) bool { return out.Batches[i].Users[0].User < out.Batches[j].Users[0].User })
+	return out
 }
 
 // localRename reports whether a logged RENAME stays within one user and moves neither

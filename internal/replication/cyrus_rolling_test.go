@@ -77,6 +77,9 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 	if e := retry.Entry("bob"); e == nil || e.Attempts != 1 || !strings.Contains(e.LastError, "bob") {
 		t.Fatalf("bob not parked after failing on the replica: %+v", e)
 	}
+	if !rec.LastSuccess().IsZero() {
+		t.Fatal("a cycle in which bob failed counted as a success")
+	}
 	// New mail for both arrives.
 	m.Deliver(t, "alice", cyruspair.Message("urgent", "for alice"))
 	m.Deliver(t, "bob", cyruspair.Message("more", "for bob"))
@@ -185,6 +188,11 @@ func TestCyrusRollingBadLine(t *testing.T) {
 	appendLog(t, logDir, `MAILBOX "user.alice.unterminated`)
 	appendLog(t, logDir, "FROBNICATE user.alice")
 	m.Deliver(t, "alice", cyruspair.Message("after", "y"))
+	// The backlog counts the real log's entries (lines), the oldest one dated.
+	var tr PendingTracker
+	if p := tr.Observe(LogDir{Dir: logDir}); p.Entries < 4 || p.Since.IsZero() {
+		t.Fatalf("pending before the cycle: %+v, want at least 4 entries, dated", p)
+	}
 	rec := NewRecorder("rolling", "test", time.Now())
 	retry, _ := OpenRetryQueue(t.TempDir())
 	var bad []badLineRecord
@@ -201,6 +209,9 @@ func TestCyrusRollingBadLine(t *testing.T) {
 	}
 	if len(bad) != 2 || rec.Summary(nil).BadLogLines != 2 {
 		t.Fatalf("bad lines: %+v", bad)
+	}
+	if s := rec.Summary(nil); s.Backlog == nil || *s.Backlog != 0 || s.PendingSince != nil || rec.LastSuccess().IsZero() {
+		t.Fatalf("after the cycle: backlog %v pendingSince %v lastSuccess %v", s.Backlog, s.PendingSince, rec.LastSuccess())
 	}
 	assertEqual(t, e.p, e.p.Replica, "alice")
 }

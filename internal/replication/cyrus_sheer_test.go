@@ -17,7 +17,7 @@ import (
 // drainLog empties the channel log (everything so far is replicated by the caller).
 func drainLog(t *testing.T, dir string) {
 	t.Helper()
-	err := LogDir{Dir: dir}.ConsumeOnce(func([]LogEntry, []BadLine, bool) error { return nil })
+	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error { collect(sc); return sc.Err() })
 	if err != nil && !errors.Is(err, ErrNoLog) {
 		t.Fatal(err)
 	}
@@ -26,7 +26,8 @@ func drainLog(t *testing.T, dir string) {
 func takeLog(t *testing.T, dir string) []LogEntry {
 	t.Helper()
 	var out []LogEntry
-	err := LogDir{Dir: dir}.ConsumeOnce(func(e []LogEntry, bad []BadLine, _ bool) error {
+	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
+		e, bad := collect(sc)
 		if len(bad) > 0 {
 			t.Fatalf("master wrote lines we cannot parse: %+v", bad)
 		}

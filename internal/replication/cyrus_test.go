@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 type env struct {
 	p       *cyruspair.Pair
 	x       *Executor
+	mu      sync.Mutex // executors of several workers emit at once
 	records []any
 }
 
@@ -54,7 +56,7 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
 		t.Fatal(err)
 	}
 	return &Executor{Pair: "test", Master: m, Replica: r, Ledger: led, MailboxesDB: db.ForUsers,
-		Emit: func(rec any) { e.records = append(e.records, rec) },
+		Emit: func(rec any) { e.mu.Lock(); e.records = append(e.records, rec); e.mu.Unlock() },
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 	"strings"
@@ -87,6 +88,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, er
 			}
 			return sent, errors.Join(append(folderErrs, err)...)
 		}
+		x.progress()
 	}
 	return sent, errors.Join(folderErrs...)
 }
@@ -280,7 +282,7 @@ func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
 			}
-			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: body}, nil)
+			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: progressReader{body, x.progress}}, nil)
 			if err := body.Close(); err != nil && more {
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
@@ -397,4 +399,18 @@ func (x *Executor) saveApplied(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// progressReader reports every read that moved bytes (the stall guard's ticks).
+type progressReader struct {
+	r    io.Reader
+	tick func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.tick()
+	}
+	return n, err
 }

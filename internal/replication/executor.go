@@ -29,6 +29,9 @@ type Executor struct {
 	Emit func(rec any)
 	// Close releases the connections (nil: nothing to release).
 	Close func()
+	// Progress, when set, is called whenever the batch moves: message body bytes read
+	// from the master, an action completed (the Runner's stall guard).
+	Progress func()
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
@@ -53,16 +56,28 @@ type BatchResult struct {
 	// MailboxLevel: only the logged folders were compared (no escalation was needed).
 	MailboxLevel bool
 	DurationMS   int64
+
+	recorded map[string]bool // decisions and mismatches already in the result
 }
 
-// maxRounds bounds re-planning (cross-user joins, and the verification pass).
-const maxRounds = 4
+// maxRounds bounds re-planning (after a concurrent change, and the verification pass).
+// Rounds that only join more users do not count: they are bounded by maxJoins.
+const (
+	maxRounds = 4
+	maxJoins  = 64
+)
 
 func (x *Executor) now() time.Time {
 	if x.Now != nil {
 		return x.Now()
 	}
 	return time.Now().UTC()
+}
+
+func (x *Executor) progress() {
+	if x.Progress != nil {
+		x.Progress()
+	}
 }
 
 func (x *Executor) emit(rec any) {
@@ -75,40 +90,49 @@ func (x *Executor) emit(rec any) {
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
 	x.diverged, x.newDiverged = nil, 0
-	return x.sync(ctx, users, verify)
+	return x.sync(ctx, users, verify, nil)
 }
 
-func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
+// sync is Sync continuing res, the result of work already done in this batch (nil: none),
+// e.g. a mailbox-level pass that escalated: its records and bodies stay in the result.
+func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *BatchResult) (*BatchResult, error) {
 	start := x.now()
-	res := &BatchResult{Actions: map[string]int{}}
+	if res == nil {
+		res = &BatchResult{Actions: map[string]int{}}
+	}
+	res.MailboxLevel = false
 	users = slices.Clone(users)
 	sort.Strings(users)
 	var lastPlan Plan
-	applied := false
-	for round := 0; round < maxRounds; round++ {
+	planned := false
+	for round, joins := 0, 0; round < maxRounds; round++ {
 		in, err := x.gather(ctx, users)
 		if err != nil {
 			return res, err
 		}
 		p := Compute(in)
 		if len(p.NeedUsers) > 0 {
+			// Folders moved to or from users outside the batch: they join, and the
+			// round is planned again with them (not counted as a round).
+			if joins++; joins > maxJoins {
+				return res, fmt.Errorf("batch keeps asking for more users after %d joins (now %d users); not run", maxJoins, len(users))
+			}
 			users = append(users, p.NeedUsers...)
 			sort.Strings(users)
 			users = slices.Compact(users)
+			round--
 			continue
 		}
-		lastPlan = p
-		if applied {
-			// Planned again after a write under us or a refused folder: a decision the
-			// first plan did not make (a keep, a move-aside) is new and is recorded.
-			x.recordNew(res, &p)
-		}
-		if !applied {
-			// The records of what was found and decided come from the first plan; later
-			// rounds only confirm the result.
+		lastPlan, planned = p, true
+		last := verify || p.Empty() || round == maxRounds-1
+		if round == 0 || !last || p.Empty() {
+			// The first plan is the record of what was found and decided; a later plan
+			// (after a concurrent change or a refusal) adds the decisions it makes anew:
+			// of the actions it is about to run, or a keep. A plan left unrun (no round
+			// left) records nothing it did not do.
 			x.recordPlan(res, &p)
 		}
-		if verify || p.Empty() || round == maxRounds-1 {
+		if last {
 			break
 		}
 		n, err := x.execute(ctx, &p, in)
@@ -116,14 +140,12 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
 			// Someone changed a folder between our read and our write (a rename on
 			// the master, a write on the replica): read both ends again and re-plan.
-			applied = true
 			res.Actions["replan"]++
 			continue
 		}
 		if err != nil {
 			return res, err
 		}
-		applied = true
 		if err := x.Replica.Restart(ctx); err != nil {
 			return res, fmt.Errorf("replica RESTART: %w", err)
 		}
@@ -136,49 +158,43 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool) (*Batc
 		}
 	}
 	res.Kept = lastPlan.Kept
-	res.Equal = lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
-	res.DurationMS = x.now().Sub(start).Milliseconds()
+	// Equal only from a plan that found nothing left to do.
+	res.Equal = planned && lastPlan.Empty() && len(lastPlan.NeedUsers) == 0 && lastPlan.Blocked == 0
+	res.DurationMS += x.now().Sub(start).Milliseconds()
+	res.Users = nil
 	x.userResults(res, users)
 	return res, nil
 }
 
-// recordPlan adds a plan's decisions and mismatches to the batch result and emits them.
+// recordPlan adds a plan's decisions and mismatches to the batch result and emits them,
+// once each: a decision or mismatch already in the result (same uniqueid, names, action
+// or kind) is not repeated by a later plan.
 func (x *Executor) recordPlan(res *BatchResult, p *Plan) {
+	if res.recorded == nil {
+		res.recorded = map[string]bool{}
+	}
 	for _, d := range p.Decisions {
+		rname := d.ReplicaName
+		if d.Action == report.ActionMoveAside {
+			rname = "" // the rescue name carries the plan's time
+		}
+		key := "d|" + d.UniqueID + "|" + d.MasterName + "|" + rname + "|" + string(d.Action) + "|" + string(d.Evidence)
+		if res.recorded[key] {
+			continue
+		}
+		res.recorded[key] = true
 		res.Decisions = append(res.Decisions, d)
 		res.Actions[string(d.Action)]++
 		x.emit(decisionLine{Type: "decision", Decision: d})
 	}
 	for _, m := range p.Mismatches {
-		res.Mismatches = append(res.Mismatches, m)
-		x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
-	}
-}
-
-// recordNew adds the decisions of a later plan that no earlier plan of the batch made
-// (same folder, action and evidence) to the batch result and emits them.
-func (x *Executor) recordNew(res *BatchResult, p *Plan) {
-	type key struct {
-		uid, mname, rname string
-		a                 report.Action
-		ev                report.Evidence
-	}
-	made := map[key]bool{}
-	for _, d := range res.Decisions {
-		made[key{d.UniqueID, d.MasterName, d.ReplicaName, d.Action, d.Evidence}] = true
-	}
-	for _, d := range p.Decisions {
-		k := key{d.UniqueID, d.MasterName, d.ReplicaName, d.Action, d.Evidence}
-		if d.Action == report.ActionMoveAside {
-			k.rname = "" // the rescue name carries the plan's time
-		}
-		if made[k] {
+		key := "m|" + m.UniqueID + "|" + m.MasterName + "|" + m.ReplicaName + "|" + string(m.Kind)
+		if res.recorded[key] {
 			continue
 		}
-		made[k] = true
-		res.Decisions = append(res.Decisions, d)
-		res.Actions[string(d.Action)]++
-		x.emit(decisionLine{Type: "decision", Decision: d})
+		res.recorded[key] = true
+		res.Mismatches = append(res.Mismatches, m)
+		x.emit(mismatchLine{Type: "mismatch", Mismatch: m})
 	}
 }
 

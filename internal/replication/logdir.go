@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,9 +22,15 @@ type LogDir struct{ Dir string }
 func (l LogDir) logPath() string { return filepath.Join(l.Dir, "log") }
 func (l LogDir) runPath() string { return filepath.Join(l.Dir, "log-run") }
 
-// Begin returns the content to process: a leftover log-run (reprocessed=true) or the
-// current log after renaming it to log-run. ErrNoLog when neither exists.
-func (l LogDir) Begin() (data []byte, reprocessed bool, err error) {
+// PendingPath is the directory where the work taken from this channel's log-runs and
+// not yet replicated is kept (see PendingQueue): beside the log, as durable as the log
+// itself. Cyrus never touches it (its writers only open "log").
+func (l LogDir) PendingPath() string { return filepath.Join(l.Dir, "log-pending") }
+
+// Begin opens what to process: a leftover log-run (reprocessed=true) or the current log
+// after renaming it to log-run. ErrNoLog when neither exists. The caller reads the file
+// (streamed: it may be large after an outage) and closes it.
+func (l LogDir) Begin() (f *os.File, reprocessed bool, err error) {
 	run := l.runPath()
 	if _, err := os.Stat(run); err == nil {
 		reprocessed = true
@@ -40,22 +47,39 @@ func (l LogDir) Begin() (data []byte, reprocessed bool, err error) {
 			return nil, false, err
 		}
 	}
-	f, err := os.Open(run)
+	// Read-write: a POSIX write lock needs a descriptor open for writing.
+	f, err = os.OpenFile(run, os.O_RDWR, 0)
 	if err != nil {
 		return nil, reprocessed, fmt.Errorf("open %s: %w", run, err)
 	}
-	defer f.Close()
-	// A writer that opened "log" before the rename holds the flock while it writes and
-	// then notices the inode moved; taking the lock once waits for it to finish.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := waitForWriters(f); err != nil {
+		f.Close()
 		return nil, reprocessed, fmt.Errorf("lock %s: %w", run, err)
 	}
-	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	data, err = os.ReadFile(run)
-	if err != nil {
-		return nil, reprocessed, fmt.Errorf("read %s: %w", run, err)
+	return f, reprocessed, nil
+}
+
+// waitForWriters waits for any Cyrus process still appending to the renamed log. Cyrus
+// writers (sync_log_base) open "log", take a POSIX record lock on the whole file
+// (fcntl F_SETLKW, not flock: the two do not exclude each other on Linux), check that
+// the inode is still "log", append, fsync and unlock. A writer that locked before our
+// rename appends to the inode we now hold as log-run; taking the same lock once waits
+// for it, and every later writer sees the inode moved and opens a new "log". This is
+// what Cyrus's own consumer (sync_client) does.
+func waitForWriters(f *os.File) error {
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+	for {
+		err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLKW, &lk)
+		if errors.Is(err, syscall.EINTR) {
+			continue // a signal (Go's preemption among them) cut the wait short
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
-	return data, reprocessed, nil
+	lk.Type = syscall.F_UNLCK
+	return syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
 }
 
 // End removes log-run after everything in it was handled (replicated, or handed to the
@@ -65,17 +89,6 @@ func (l LogDir) End() error {
 		return fmt.Errorf("remove log-run: %w", err)
 	}
 	return syncDir(l.Dir)
-}
-
-// Backlog returns the size in bytes of the log not yet taken (log + log-run).
-func (l LogDir) Backlog() int64 {
-	var n int64
-	for _, p := range []string{l.logPath(), l.runPath()} {
-		if st, err := os.Stat(p); err == nil {
-			n += st.Size()
-		}
-	}
-	return n
 }
 
 func syncDir(dir string) error {
@@ -126,17 +139,24 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return writeFileAtomic(path, data, perm)
 }
 
-// ConsumeOnce runs one cycle: take the log (or a leftover log-run), parse it, hand the
-// entries and malformed lines to handle, and remove log-run only when handle succeeds.
-// It returns ErrNoLog when there was nothing to do.
-func (l LogDir) ConsumeOnce(handle func(entries []LogEntry, bad []BadLine, reprocessed bool) error) error {
-	data, reprocessed, err := l.Begin()
+// ConsumeOnce runs one cycle: take the log (or a leftover log-run), hand a streaming
+// scanner over it to handle, and remove log-run only when handle succeeds and the whole
+// file was read. It returns ErrNoLog when there was nothing to do.
+func (l LogDir) ConsumeOnce(handle func(s *LogScanner, reprocessed bool) error) error {
+	f, reprocessed, err := l.Begin()
 	if err != nil {
 		return err
 	}
-	entries, bad := ParseLog(data)
-	if err := handle(entries, bad, reprocessed); err != nil {
+	defer f.Close()
+	s := NewLogScanner(f)
+	if err := handle(s, reprocessed); err != nil {
 		return fmt.Errorf("processing sync log (kept as log-run for the next cycle): %w", err)
+	}
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("reading sync log (kept as log-run for the next cycle): %w", err)
+	}
+	if _, _, more := s.Next(); more {
+		return errors.New("sync log handler stopped before the end of log-run (kept for the next cycle)")
 	}
 	return l.End()
 }

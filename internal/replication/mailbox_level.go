@@ -38,7 +38,8 @@ func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult,
 		return res, err
 	}
 	x.emit(escalationRecord{Type: "escalation", Users: users, Reason: escalate})
-	return x.sync(ctx, users, false)
+	// What the mailbox-level pass did (actions, bodies, records) stays in the result.
+	return x.sync(ctx, users, false, res)
 }
 
 // syncMailboxes is the mailbox-level path. It returns a non-empty reason when the batch
@@ -113,7 +114,9 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			// A split-brain: the rescue folder is a new folder of the user.
 			return res, "split-brain: a replica folder is ahead of the master's", nil
 		}
-		if !applied {
+		if !applied || p.Empty() || round < maxRounds-1 {
+			// The first plan, and a later one about to run or only confirming and
+			// keeping (recordPlan skips repeats).
 			x.recordPlan(res, &p)
 		}
 		if p.Empty() {

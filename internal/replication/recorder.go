@@ -15,6 +15,10 @@ type Recorder struct {
 	// current state of every user seen in this run.
 	users map[string]report.UserResult
 	order []string
+	// lastSuccess is the end of the latest cycle or pass in which no user failed and no
+	// error occurred. Kept out of the summary: an idle replicator moves it every cycle,
+	// and the report must not change (no ConfigMap write) when nothing else did.
+	lastSuccess time.Time
 }
 
 // NewRecorder starts a summary for a mode.
@@ -78,6 +82,33 @@ func (r *Recorder) SetBacklog(backlog *int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.s.Backlog = backlog
+}
+
+// SetPendingSince records when the oldest sync-log entry not replicated yet was first
+// seen (zero: none waits).
+func (r *Recorder) SetPendingSince(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t.IsZero() {
+		r.s.PendingSince = nil
+		return
+	}
+	t = t.UTC().Truncate(time.Second)
+	r.s.PendingSince = &t
+}
+
+// MarkSuccess records the end of a cycle or pass in which no user failed.
+func (r *Recorder) MarkSuccess(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastSuccess = t
+}
+
+// LastSuccess is the time MarkSuccess last recorded (zero: never).
+func (r *Recorder) LastSuccess() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSuccess
 }
 
 // SetError records a run-level error.

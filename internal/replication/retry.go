@@ -14,8 +14,9 @@ import (
 
 // RetryQueue holds users that must be (re)synced in full: failed users with their
 // backoff, and users whose log entries arrived while they were backing off. It is
-// saved atomically in <state-dir>/retry.json before a log-run is removed, so no entry
-// is lost, and a failing user is retried with backoff instead of in a hot loop.
+// saved atomically in <state-dir>/retry.json before their work leaves the pending queue
+// (see PendingQueue), so no entry is lost, and a failing user is retried with backoff
+// instead of in a hot loop.
 type RetryQueue struct {
 	mu      sync.Mutex
 	path    string

@@ -10,17 +10,57 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
-// Rolling consumes a sync-log channel the way `sync_client -r` does, batch by batch,
-// with per-user batches run in parallel, failing users parked in the durable retry
-// queue with backoff, and malformed lines recorded and skipped.
+// Rolling consumes a sync-log channel the way `sync_client -r` does, with per-user
+// batches run on a pool of workers, failing users parked in the durable retry queue
+// with backoff, and malformed lines recorded and skipped.
+//
+// Consumption never waits for replication: each pass takes the log, merges its work
+// into the durable pending queue (saved before log-run is removed) and hands ready
+// batches to free workers. A slow user holds one worker, not the log: the other users'
+// mail keeps flowing, and entries for a user in flight wait in the queue until it is
+// done.
 type Rolling struct {
-	Log      LogDir
-	Runner   *Runner
-	Retry    *RetryQueue
-	Interval time.Duration             // pause between cycles when there is nothing to do
-	Publish  func(ctx context.Context) // called after every cycle (reports, metrics)
+	Log    LogDir
+	Runner *Runner
+	Retry  *RetryQueue
+	// Pending holds the work taken from the log and not yet replicated (nil: kept in
+	// memory only, then a crash loses what was taken; the replicator always sets it).
+	Pending  *PendingQueue
+	Interval time.Duration             // pause between passes when there is nothing to do
+	Publish  func(ctx context.Context) // called after every pass (reports, metrics)
 	Emit     func(rec any)
 	Now      func() time.Time
+
+	pool    chan *Executor // a token per worker: its idle executor (nil: connect on use)
+	results chan flight
+	busy    map[string]bool // users in flight
+	running int
+	lag     PendingTracker // dates the oldest entry of log and log-run
+	// ran: users run in the current Cycle, not run again in it as due retries (a zero
+	// backoff would otherwise loop).
+	ran map[string]bool
+}
+
+// flight is one job handed to a worker, and its result once done.
+type flight struct {
+	id int // pending batch (-1: a due retry, held by the retry queue)
+	JobResult
+}
+
+func (r *Rolling) init() {
+	if r.pool != nil {
+		return
+	}
+	workers := max(r.Runner.Workers, 1)
+	r.pool = make(chan *Executor, workers)
+	for range workers {
+		r.pool <- nil
+	}
+	r.results = make(chan flight, workers)
+	r.busy = map[string]bool{}
+	if r.Pending == nil {
+		r.Pending, _ = OpenPendingQueue("")
+	}
 }
 
 func (r *Rolling) now() time.Time {
@@ -44,118 +84,289 @@ type skippedRecord struct {
 	Why   string `json:"why"`
 }
 
-// Cycle runs one pass: the log (or a leftover log-run) plus the users whose retry is due.
-// It returns ErrNoLog when the log was empty (due retries still ran).
+// Cycle runs one pass to its end: the log (or a leftover log-run), the pending work and
+// the users whose retry is due, waiting for every job it started (rolling --once, tests).
+// It returns ErrNoLog when the log was empty (pending work and due retries still ran).
 func (r *Rolling) Cycle(ctx context.Context) error {
+	r.init()
+	r.ran = map[string]bool{}
+	defer func() { r.ran = nil }()
 	start := r.now()
-	var jobs []Job
-	logErr := r.Log.ConsumeOnce(func(entries []LogEntry, bad []BadLine, reprocessed bool) error {
-		if !reprocessed {
-			r.Runner.Rec.AddBadLogLines(len(bad))
+	logErr := r.take()
+	var settled, failed int
+	for {
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+			logErr = err
 		}
-		for _, b := range bad {
-			r.emit(badLineRecord{Type: "bad-log-line", File: "log-run", Line: b.Line, Text: b.Text, Error: b.Err})
+		if r.running == 0 {
+			break
 		}
-		g := GroupEntries(entries)
-		for _, s := range g.Skipped {
-			r.emit(skippedRecord{Type: "skipped-log-entry", Entry: s.String(), Why: "not a user's mailbox (shared folders and server annotations are not replicated)"})
+		n, f := r.settle(ctx, true)
+		settled, failed = settled+n, failed+f
+	}
+	r.closeIdle()
+	r.report(ctx, start, settled, failed, logErr)
+	return logErr
+}
+
+// Run passes until ctx ends, without waiting for jobs in flight: after each pass it
+// waits for a job to end or for Interval, and goes again at once when the log had
+// something. Errors of one pass (e.g. the replica is down) are recorded and retried;
+// they never end the loop. Jobs cut by the end of ctx stay in the pending queue.
+func (r *Rolling) Run(ctx context.Context) error {
+	r.init()
+	defer r.stop()
+	for {
+		start := r.now()
+		settled, failed := r.settle(ctx, false)
+		logErr := r.take()
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+			logErr = err
 		}
-		jobs = r.plan(g.Batches, start)
-		// Settled one by one as they end, so that a long log does not hold every
-		// user's decisions at once.
-		r.Runner.RunEach(ctx, jobs, r.settle)
-		// Failures are in the retry queue now; make it durable before log-run goes.
+		r.report(ctx, start, settled, failed, logErr)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if logErr == nil {
+			continue // more may be waiting: go again at once
+		}
+		if r.running == 0 {
+			r.closeIdle() // idle: do not keep sessions open for nothing
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.Interval):
+		case f := <-r.results:
+			r.results <- f // settled at the top of the next pass
+		}
+	}
+}
+
+// take moves the log (or a leftover log-run) into the pending queue, saved before
+// log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
+// was nothing.
+func (r *Rolling) take() error {
+	since := r.lag.Observe(r.Log).Since // date a new log before it is taken
+	return r.Log.ConsumeOnce(func(sc *LogScanner, reprocessed bool) error {
+		g, err := r.group(sc, reprocessed)
+		if err != nil {
+			return err
+		}
+		return r.Pending.Add(g.Batches, since)
+	})
+}
+
+// dispatch hands ready work to free workers: pending batches whose users are not in
+// flight, then due retries. Batches of users backing off go to the retry queue (which
+// asks for a full sync), saved before they leave the pending queue.
+func (r *Rolling) dispatch(ctx context.Context) error {
+	now := r.now()
+	var jobs []flight
+	var deferred []int
+	queued := map[string]bool{}
+	free := len(r.pool)
+	r.Pending.Ready(r.isBusy, func(pb PendingBatch) bool {
+		users := pb.UserNames()
+		if slices.ContainsFunc(users, func(u string) bool { return r.Retry.Waiting(u, now) }) {
+			for _, u := range users {
+				r.Retry.Defer(u, now)
+			}
+			deferred = append(deferred, pb.ID)
+			return true
+		}
+		work := slices.Clone(pb.Users)
+		for i := range work {
+			// A user owed a retry gets the full sync the retry stands for.
+			work[i].Full = work[i].Full || r.Retry.Entry(work[i].User) != nil
+		}
+		jobs = append(jobs, flight{id: pb.ID, JobResult: JobResult{Job: Job{Users: users, Work: work}}})
+		for _, u := range users {
+			queued[u] = true
+		}
+		return len(jobs) < free // no more than the free workers can take
+	})
+	if len(deferred) > 0 {
 		if err := r.Retry.Save(); err != nil {
 			return fmt.Errorf("save retry queue: %w", err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err() // interrupted: keep log-run, redo it next time
+		var errs []error
+		for _, id := range deferred {
+			errs = append(errs, r.Pending.Done(id))
 		}
-		return nil
-	})
-	if errors.Is(logErr, ErrNoLog) {
-		// Nothing logged: still run the users whose retry is due.
-		jobs = r.plan(nil, start)
-		if len(jobs) > 0 {
-			r.Runner.RunEach(ctx, jobs, r.settle)
-			if err := r.Retry.Save(); err != nil {
-				return fmt.Errorf("save retry queue: %w", err)
-			}
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 	}
+	for _, u := range r.Retry.Due(now) {
+		if !queued[u] && !r.busy[u] && !r.ran[u] {
+			jobs = append(jobs, flight{id: -1, JobResult: JobResult{Job: Job{Users: []string{u}}}})
+		}
+	}
+	for _, f := range jobs {
+		select {
+		case x := <-r.pool:
+			r.start(ctx, f, x)
+		default:
+			return nil // every worker is busy: the rest waits for the next pass
+		}
+	}
+	return nil
+}
+
+func (r *Rolling) isBusy(u string) bool { return r.busy[u] }
+
+// start runs one job on a worker.
+func (r *Rolling) start(ctx context.Context, f flight, x *Executor) {
+	for _, u := range f.Job.Users {
+		r.busy[u] = true
+		if r.ran != nil {
+			r.ran[u] = true
+		}
+	}
+	if f.id >= 0 {
+		r.Pending.Start(f.id)
+	}
+	r.running++
+	go func() {
+		f.Result, f.Err = r.Runner.attempt(ctx, &x, f.Job)
+		f.Attempts = 1
+		r.pool <- x
+		r.results <- f
+	}()
+}
+
+// settle records the jobs that ended (with wait, at least one) and moves their users in
+// or out of the retry queue, saved before their work leaves the pending queue. Jobs cut
+// because ctx ended are not failures: their work stays pending. It returns the number
+// of users settled and of those that failed.
+func (r *Rolling) settle(ctx context.Context, wait bool) (users, failed int) {
+	var done []flight
+	if wait && r.running > 0 {
+		done = append(done, <-r.results)
+	}
+	for more := true; more; {
+		select {
+		case f := <-r.results:
+			done = append(done, f)
+		default:
+			more = false
+		}
+	}
+	if len(done) == 0 {
+		return 0, 0
+	}
+	now := r.now()
+	var finished []int
+	for _, f := range done {
+		r.running--
+		for _, u := range f.Job.Users {
+			delete(r.busy, u)
+		}
+		if ctx.Err() != nil {
+			continue // interrupted: redone from the pending queue next time
+		}
+		r.Runner.Record([]JobResult{f.JobResult})
+		for _, u := range f.Job.Users {
+			if f.Err != nil {
+				r.Retry.Fail(u, f.Err, now)
+			} else {
+				r.Retry.Succeed(u)
+			}
+		}
+		users += len(f.Job.Users)
+		if f.Err != nil {
+			failed += len(f.Job.Users)
+		}
+		if f.id >= 0 {
+			finished = append(finished, f.id)
+		}
+	}
+	if err := r.Retry.Save(); err != nil {
+		// The work stays in the pending queue (in flight until a restart re-reads it).
+		r.Runner.Rec.SetError(fmt.Errorf("save retry queue: %w", err), now)
+		return users, failed
+	}
+	for _, id := range finished {
+		if err := r.Pending.Done(id); err != nil {
+			r.Runner.Rec.SetError(err, now)
+		}
+	}
+	return users, failed
+}
+
+// report records the pass (a batch when jobs ended in it), the backlog and its age, and
+// publishes. The backlog counts the entries of log and log-run plus one per user with
+// work in the pending queue.
+func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFailed int, logErr error) {
 	failed := 0
 	for _, u := range r.Runner.Rec.Outcomes() {
 		if u.Outcome == report.OutcomeFailed {
 			failed++
 		}
 	}
-	backlog := int(r.Log.Backlog())
-	users := 0
-	for _, j := range jobs {
-		users += len(j.Users)
+	waiting := r.lag.Observe(r.Log)
+	backlog := waiting.Entries + r.Pending.Len()
+	since := waiting.Since
+	if q := r.Pending.Since(); !q.IsZero() && (since.IsZero() || q.Before(since)) {
+		since = q
 	}
-	if len(jobs) > 0 {
-		r.Runner.Rec.SetBatch(report.Batch{Time: r.now(), Users: users, Failed: failed, DurationMS: r.now().Sub(start).Milliseconds()}, &backlog)
+	r.Runner.Rec.SetPendingSince(since)
+	if settled > 0 {
+		r.Runner.Rec.SetBatch(report.Batch{Time: r.now(), Users: settled, Failed: failed, DurationMS: r.now().Sub(start).Milliseconds()}, &backlog)
 	} else {
-		// An idle cycle is not a batch: leave LastBatch alone so that an idle replicator
+		// An idle pass is not a batch: leave LastBatch alone so that an idle replicator
 		// publishes an unchanged report (no ConfigMap write, no status churn).
 		r.Runner.Rec.SetBacklog(&backlog)
 	}
 	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
+	} else if passFailed == 0 {
+		r.Runner.Rec.MarkSuccess(r.now())
 	}
 	if r.Publish != nil {
 		r.Publish(ctx)
 	}
-	return logErr
 }
 
-// plan turns batches into jobs: users backing off are deferred to the retry queue (their
-// entries are not lost: the queue asks for a full sync), and due retries are added.
-func (r *Rolling) plan(batches []Batch, now time.Time) []Job {
-	var jobs []Job
-	inJob := map[string]bool{}
-	for _, b := range batches {
-		users := b.UserNames()
-		waiting := false
-		for _, u := range users {
-			waiting = waiting || r.Retry.Waiting(u, now)
+// closeIdle closes the sessions of idle workers.
+func (r *Rolling) closeIdle() {
+	for range cap(r.pool) - r.running {
+		x := <-r.pool
+		if x != nil && x.Close != nil {
+			x.Close()
 		}
-		if waiting {
-			for _, u := range users {
-				r.Retry.Defer(u, now)
+		r.pool <- nil
+	}
+}
+
+// stop waits for the jobs in flight (ctx has ended, so they end soon) and closes every
+// session; their work stays in the pending queue.
+func (r *Rolling) stop() {
+	for r.running > 0 {
+		<-r.results
+		r.running--
+	}
+	r.closeIdle()
+}
+
+// group streams the log into per-user work: memory grows with the distinct users and
+// folders named, not with the number of lines. Malformed lines and entries the
+// replicator does not act on are recorded as they are met.
+func (r *Rolling) group(sc *LogScanner, reprocessed bool) (Grouped, error) {
+	gr := NewGrouper()
+	for {
+		e, bad, ok := sc.Next()
+		switch {
+		case !ok:
+			return gr.Batches(), sc.Err()
+		case bad != nil:
+			if !reprocessed {
+				r.Runner.Rec.AddBadLogLines(1)
 			}
-			continue
-		}
-		work := slices.Clone(b.Users)
-		for i := range work {
-			// A user owed a retry gets the full sync the retry stands for.
-			work[i].Full = work[i].Full || r.Retry.Entry(work[i].User) != nil
-		}
-		jobs = append(jobs, Job{Users: users, Work: work})
-		for _, u := range users {
-			inJob[u] = true
-		}
-	}
-	for _, u := range r.Retry.Due(now) {
-		if !inJob[u] {
-			jobs = append(jobs, Job{Users: []string{u}})
-			inJob[u] = true
-		}
-	}
-	return jobs
-}
-
-// settle records a job's result and moves its users in or out of the retry queue (in
-// memory: Cycle saves the queue before the log-run goes).
-func (r *Rolling) settle(jr JobResult) {
-	now := r.now()
-	r.Runner.Record([]JobResult{jr})
-	for _, u := range jr.Job.Users {
-		if jr.Err != nil {
-			r.Retry.Fail(u, jr.Err, now)
-		} else {
-			r.Retry.Succeed(u)
+			r.emit(badLineRecord{Type: "bad-log-line", File: "log-run", Line: bad.Line, Text: bad.Text, Error: bad.Err})
+		case !gr.Add(e):
+			r.emit(skippedRecord{Type: "skipped-log-entry", Entry: e.String(), Why: "not a user's mailbox (shared folders and server annotations are not replicated)"})
 		}
 	}
 }
@@ -163,25 +374,5 @@ func (r *Rolling) settle(jr JobResult) {
 func (r *Rolling) emit(v any) {
 	if r.Emit != nil {
 		r.Emit(v)
-	}
-}
-
-// Run cycles until ctx ends. Errors of one cycle (e.g. the replica is down) are recorded
-// and retried after Interval; they never end the loop.
-func (r *Rolling) Run(ctx context.Context) error {
-	for {
-		err := r.Cycle(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := r.Interval
-		if err == nil {
-			wait = 0 // more may be waiting: go again at once
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
 	}
 }

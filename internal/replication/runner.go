@@ -24,10 +24,13 @@ const (
 // batch never holds up the others: it is retried after a backoff (one-shot modes) or
 // handed to the durable retry queue (rolling), while the other workers carry on.
 type Runner struct {
-	Connect      Connector
-	Workers      int
-	BatchTimeout time.Duration // per attempt; 0 = none
-	Attempts     int           // attempts per batch within one Run (default 1)
+	Connect Connector
+	Workers int
+	// BatchTimeout cuts an attempt that makes no progress (no message body bytes moved,
+	// no action completed) for this long; 0 = never. A big folder on a slow link is not
+	// cut as long as it moves, so it converges however long its upload takes.
+	BatchTimeout time.Duration
+	Attempts     int // attempts per batch within one Run (default 1)
 	Backoff      func(attempt int) time.Duration
 	Policy       string
 	Rec          *Recorder
@@ -142,19 +145,21 @@ func (r *Runner) run(ctx context.Context, jobs []Job, done func(JobResult)) {
 
 // attempt runs one job on the worker's executor, connecting (again) when needed.
 func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult, error) {
+	tick := func() {}
 	if r.BatchTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.BatchTimeout)
-		defer cancel()
+		var stop func()
+		ctx, tick, stop = stallGuard(ctx, r.BatchTimeout)
+		defer stop()
 	}
 	if *x == nil {
 		e, err := r.Connect(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("connect: %w", err)
+			return nil, fmt.Errorf("connect: %w", withCause(ctx, err))
 		}
 		e.Emit = r.Emit
 		*x = e
 	}
+	(*x).Progress = tick
 	var res *BatchResult
 	var err error
 	if len(j.Work) > 0 && !j.Verify {
@@ -162,7 +167,9 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 	} else {
 		res, err = (*x).Sync(ctx, j.Users, j.Verify)
 	}
+	(*x).Progress = nil
 	if err != nil {
+		err = withCause(ctx, err)
 		// The session may be unusable (or mid-command): start the next job afresh.
 		if (*x).Close != nil {
 			(*x).Close()
@@ -180,6 +187,24 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 		}
 	}
 	return res, nil
+}
+
+// errStalled is the cause of an attempt cut by its BatchTimeout.
+var errStalled = errors.New("batch made no progress for --batch-timeout")
+
+// stallGuard returns a context cancelled once tick has not been called for d.
+func stallGuard(parent context.Context, d time.Duration) (ctx context.Context, tick, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t := time.AfterFunc(d, func() { cancel(fmt.Errorf("%w (%s)", errStalled, d)) })
+	return ctx, func() { t.Reset(d) }, func() { t.Stop(); cancel(nil) }
+}
+
+// withCause names why ctx ended (e.g. the stall guard) in an error it caused.
+func withCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // Record folds job results into the recorder (and emits one "user" line per user). It

@@ -1,9 +1,12 @@
 package replication
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,46 +36,159 @@ var logArity = map[string]int{
 
 var errShort = errors.New("unexpected end of input")
 
-// ParseLog parses the content of a sync-log file the way sync_client's reader does:
+// ParseLog parses the content of a sync-log file held in memory (tests and tools; the
+// replicator streams the file with a LogScanner, which gives the same result).
+func ParseLog(data []byte) (entries []LogEntry, bad []BadLine) {
+	s := NewLogScanner(bytes.NewReader(data))
+	for {
+		e, b, ok := s.Next()
+		switch {
+		case !ok:
+			return entries, bad
+		case b != nil:
+			bad = append(bad, *b)
+		default:
+			entries = append(entries, e)
+		}
+	}
+}
+
+// maxLogLine bounds the bytes a LogScanner holds for one physical line; a longer line is
+// reported malformed and skipped without being held. It is above the largest literal the
+// parser accepts (1 MiB), so it changes nothing for a line that could be valid.
+const maxLogLine = 2 << 20
+
+// LogScanner reads sync-log entries one at a time the way sync_client's reader does:
 // TYPE is a word (upper-cased), each argument an atom, a "quoted" string with backslash
 // escapes, or an IMAP literal {N}/{N+}; an optional CR before LF; blank lines skipped.
-// A malformed line, or a line of an unknown type or wrong arity, is returned in bad and
-// skipped; parsing resumes after its LF.
-func ParseLog(data []byte) (entries []LogEntry, bad []BadLine) {
-	line := 1
-	for len(data) > 0 {
-		start, startLine := data, line
-		e, rest, lines, err := parseEntry(data)
-		if err == nil && e == nil { // blank line
-			data, line = rest, line+lines
+// A malformed line, or a line of an unknown type or wrong arity, is returned as a
+// BadLine and skipped; reading resumes after its LF. It holds at most the physical lines
+// of one entry (an entry spans more than one only through literals), so memory does not
+// grow with the length of the log.
+type LogScanner struct {
+	r    *bufio.Reader
+	buf  []byte // whole physical lines not yet parsed; the last may lack its LF at EOF
+	line int    // line number of buf[0]
+	next int    // line number of the next physical line to read
+	eof  bool
+	long *BadLine // an over-long line met while reading ahead, reported after buf
+	err  error
+}
+
+// NewLogScanner returns a scanner reading r.
+func NewLogScanner(r io.Reader) *LogScanner {
+	return &LogScanner{r: bufio.NewReaderSize(r, 64<<10), line: 1, next: 1}
+}
+
+// Err is the read error that ended the scan early (nil at a clean end of input).
+func (s *LogScanner) Err() error { return s.err }
+
+// Next returns the next entry, or the next malformed line as bad; ok is false at the end
+// of the input or on a read error (see Err).
+func (s *LogScanner) Next() (e LogEntry, bad *BadLine, ok bool) {
+	for {
+		if len(s.buf) == 0 {
+			if s.long != nil {
+				b := s.long
+				s.long, s.line = nil, b.Line+1
+				return LogEntry{}, b, true
+			}
+			if !s.fill() {
+				if s.long != nil {
+					continue
+				}
+				return LogEntry{}, nil, false
+			}
+		}
+		pe, rest, lines, err := parseEntry(s.buf)
+		if errors.Is(err, errShort) && s.long == nil && s.fill() {
+			continue // the entry goes on in the next physical line (a literal)
+		}
+		if err == nil && pe == nil { // blank line
+			s.consume(rest, lines)
 			continue
 		}
 		if err == nil {
-			e.Type = strings.ToUpper(e.Type)
-			if n, ok := logArity[e.Type]; !ok {
-				err = fmt.Errorf("unknown entry type %q", e.Type)
-			} else if len(e.Args) != n {
-				err = fmt.Errorf("%s takes %d argument(s), got %d", e.Type, n, len(e.Args))
+			pe.Type = strings.ToUpper(pe.Type)
+			if n, known := logArity[pe.Type]; !known {
+				err = fmt.Errorf("unknown entry type %q", pe.Type)
+			} else if len(pe.Args) != n {
+				err = fmt.Errorf("%s takes %d argument(s), got %d", pe.Type, n, len(pe.Args))
 			}
 		}
 		if err != nil {
-			// Skip to the end of the physical line where the entry started.
-			i := bytes.IndexByte(start, '\n')
-			text := start
-			if i >= 0 {
-				text, data = start[:i], start[i+1:]
-			} else {
-				data = nil
+			// Skip the physical line where the entry started.
+			text, rest := s.buf, []byte(nil)
+			if i := bytes.IndexByte(s.buf, '\n'); i >= 0 {
+				text, rest = s.buf[:i], s.buf[i+1:]
 			}
-			bad = append(bad, BadLine{Line: startLine, Text: strings.TrimRight(string(text), "\r"), Err: err.Error()})
-			line = startLine + 1
-			continue
+			b := &BadLine{Line: s.line, Text: strings.TrimRight(string(text), "\r"), Err: err.Error()}
+			s.consume(rest, 1)
+			return LogEntry{}, b, true
 		}
-		e.Line = startLine
-		entries = append(entries, *e)
-		data, line = rest, line+lines
+		pe.Line = s.line
+		s.consume(rest, lines)
+		return *pe, nil, true
 	}
-	return entries, bad
+}
+
+// consume drops the parsed lines from buf.
+func (s *LogScanner) consume(rest []byte, lines int) {
+	s.line += lines
+	if len(rest) == 0 {
+		s.buf = s.buf[:0]
+		return
+	}
+	s.buf = append(s.buf[:0], rest...)
+}
+
+// fill appends the next physical line to buf. It returns false at the end of the input,
+// on a read error, or when the line is longer than maxLogLine (then recorded in s.long
+// and skipped up to its LF).
+func (s *LogScanner) fill() bool {
+	if s.eof {
+		return false
+	}
+	start := len(s.buf)
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if len(s.buf)-start+len(chunk) > maxLogLine {
+			s.skipLong(s.buf[start:], chunk, err)
+			s.buf = s.buf[:start]
+			return false
+		}
+		s.buf = append(s.buf, chunk...)
+		switch {
+		case err == nil:
+			s.next++
+			return true
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			s.eof = true
+			return len(s.buf) > start
+		default:
+			s.eof, s.err = true, fmt.Errorf("read sync log: %w", err)
+			return false
+		}
+	}
+}
+
+// skipLong records an over-long line and reads past its LF without holding it.
+func (s *LogScanner) skipLong(head, chunk []byte, err error) {
+	text := append(slices.Clone(head), chunk...)
+	s.long = &BadLine{Line: s.next, Text: clip(text), Err: fmt.Sprintf("line longer than %d bytes", maxLogLine)}
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = s.r.ReadSlice('\n')
+	}
+	switch {
+	case err == nil:
+		s.next++
+	case errors.Is(err, io.EOF):
+		s.eof = true
+	default:
+		s.eof, s.err = true, fmt.Errorf("read sync log: %w", err)
+	}
 }
 
 // parseEntry parses one entry from the start of data. It returns (nil, rest, 1, nil)
@@ -158,7 +274,7 @@ func parseAstring(d []byte) (string, int, int, error) {
 		return "", 0, 0, errShort
 	case '{':
 		end := bytes.IndexByte(d, '}')
-		if end < 0 {
+		if nl := bytes.IndexByte(d, '\n'); end < 0 || nl >= 0 && nl < end {
 			return "", 0, 0, errors.New("unterminated literal size")
 		}
 		num := strings.TrimSuffix(string(d[1:end]), "+")

@@ -1,10 +1,14 @@
 package replication
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
@@ -255,4 +259,106 @@ func mustParse(t *testing.T, log string) []LogEntry {
 		t.Fatalf("bad lines %+v", bad)
 	}
 	return entries
+}
+
+// parseLogWhole is the former in-memory parser, kept as the reference the streaming
+// LogScanner must agree with.
+func parseLogWhole(data []byte) (entries []LogEntry, bad []BadLine) {
+	line := 1
+	for len(data) > 0 {
+		start, startLine := data, line
+		e, rest, lines, err := parseEntry(data)
+		if err == nil && e == nil { // blank line
+			data, line = rest, line+lines
+			continue
+		}
+		if err == nil {
+			e.Type = strings.ToUpper(e.Type)
+			if n, ok := logArity[e.Type]; !ok {
+				err = fmt.Errorf("unknown entry type %q", e.Type)
+			} else if len(e.Args) != n {
+				err = fmt.Errorf("%s takes %d argument(s), got %d", e.Type, n, len(e.Args))
+			}
+		}
+		if err != nil {
+			// Skip to the end of the physical line where the entry started.
+			i := bytes.IndexByte(start, '\n')
+			text := start
+			if i >= 0 {
+				text, data = start[:i], start[i+1:]
+			} else {
+				data = nil
+			}
+			bad = append(bad, BadLine{Line: startLine, Text: strings.TrimRight(string(text), "\r"), Err: err.Error()})
+			line = startLine + 1
+			continue
+		}
+		e.Line = startLine
+		entries = append(entries, *e)
+		data, line = rest, line+lines
+	}
+	return entries, bad
+}
+
+// FuzzLogScannerMatchesWhole: reading a log through the streaming scanner, whatever the
+// read sizes, gives exactly the entries and malformed lines of parsing it whole.
+func FuzzLogScannerMatchesWhole(f *testing.F) {
+	f.Add([]byte("MAILBOX user.a\nMAILBOX {6}\nuser.b\nBOGUS\n\nRENAME user.a.X \"user.b.Y Z\"\nMAILBOX user.t"), 3)
+	f.Add([]byte("MAILBOX {5+}\r\nab\ncd\nUSER x\r\n"), 1)
+	f.Add([]byte("MAILBOX {99}\nUSER dave\nMAILBOX {12\n}\nUSER erin\n"), 7)
+	f.Fuzz(func(t *testing.T, data []byte, chunk int) {
+		wantE, wantB := parseLogWhole(data)
+		s := NewLogScanner(iotest.HalfReader(&chunkReader{data: data, n: max(chunk%17, 1)}))
+		var gotE []LogEntry
+		var gotB []BadLine
+		for {
+			e, b, ok := s.Next()
+			if !ok {
+				break
+			}
+			if b != nil {
+				gotB = append(gotB, *b)
+			} else {
+				gotE = append(gotE, e)
+			}
+		}
+		if s.Err() != nil {
+			t.Fatal(s.Err())
+		}
+		if !reflect.DeepEqual(gotE, wantE) || !reflect.DeepEqual(gotB, wantB) {
+			t.Fatalf("scanner differs from the whole-buffer parse\n got %+v %+v\nwant %+v %+v", gotE, gotB, wantE, wantB)
+		}
+	})
+}
+
+type chunkReader struct {
+	data []byte
+	n    int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.n)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// TestLogScannerLongLine: a line longer than the scanner holds is one malformed line
+// with its number; the lines around it are read as usual.
+func TestLogScannerLongLine(t *testing.T) {
+	long := "MAILBOX user.x" + strings.Repeat("y", maxLogLine+10)
+	in := "MAILBOX user.a\n" + long + "\nMAILBOX user.b\nMAILBOX {3}\n" + long + "\nUSER c\n"
+	entries, bad := ParseLog([]byte(in))
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprint(e.Line, " ", e.Args[0]))
+	}
+	if fmt.Sprint(got) != "[1 user.a 3 user.b 6 c]" {
+		t.Fatalf("entries %v", got)
+	}
+	if len(bad) != 3 || bad[0].Line != 2 || bad[1].Line != 4 || bad[2].Line != 5 || !strings.Contains(bad[0].Err, "longer than") {
+		t.Fatalf("bad lines %+v", bad)
+	}
 }

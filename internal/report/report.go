@@ -126,9 +126,12 @@ type Summary struct {
 	MismatchCounts map[string]int `json:"mismatchCounts,omitempty"` // by MismatchKind
 	Decisions      []Decision     `json:"decisions,omitempty"`
 	Mismatches     []Mismatch     `json:"mismatches,omitempty"`
-	Backlog        *int           `json:"backlog,omitempty"` // sync-log entries not yet replicated
-	LastBatch      *Batch         `json:"lastBatch,omitempty"`
-	LastError      string         `json:"lastError,omitempty"`
+	Backlog        *int           `json:"backlog,omitempty"` // sync-log entries (lines) not yet replicated
+	// PendingSince is when the oldest of those entries was first seen (rolling mode;
+	// nil when none waits): the replication lag is its age.
+	PendingSince *time.Time `json:"pendingSince,omitempty"`
+	LastBatch    *Batch     `json:"lastBatch,omitempty"`
+	LastError    string     `json:"lastError,omitempty"`
 	// BadLogLines counts malformed sync-log lines that were recorded and skipped.
 	BadLogLines int `json:"badLogLines,omitempty"`
 }

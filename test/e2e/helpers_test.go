@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,4 +192,45 @@ func portFree(port int) bool {
 	}
 	l.Close()
 	return true
+}
+
+// tableCells splits one row of `kubectl get` output into its cells by the header's
+// column offsets (kubectl aligns every cell under its header), so an empty cell is ""
+// rather than shifting the ones after it.
+func tableCells(header, row string) map[string]string {
+	cells := map[string]string{}
+	var starts []int
+	for i := 0; i < len(header); i++ {
+		if header[i] != ' ' && (i == 0 || header[i-1] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	for k, start := range starts {
+		end := len(row)
+		if k+1 < len(starts) && starts[k+1] < end {
+			end = starts[k+1]
+		}
+		name := strings.Fields(header[start:])[0]
+		if start < len(row) {
+			cells[name] = strings.TrimSpace(row[start:end])
+		} else {
+			cells[name] = ""
+		}
+	}
+	return cells
+}
+
+// httpGetLocal fetches a URL on this host and returns the body and status code.
+func httpGetLocal(ctx context.Context, url string) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode, err
 }

@@ -78,8 +78,9 @@ type resyncStatus struct {
 // against a real Cyrus master and replica: a ReplicationPair's replicator pod replicates
 // new mail and a folder rename (as a rename), UserResyncs run as Job pods (kubectl apply
 // and the kubectl plugin), a verify finds a deliberate difference and changes nothing,
-// a replicator pod deleted mid-stream loses nothing, and re-applying the manifests
-// changes nothing.
+// a replicator pod deleted mid-stream loses nothing, a rotated Secret rolls the
+// replicator, a resync whose image does not exist fails with PodCannotStart, and
+// re-applying the manifests changes nothing.
 func TestReplication(t *testing.T) {
 	requireE2E(t, os.Geteuid() == 0, "the e2e cluster needs root (containerd, runc, kubelet)")
 	ok, why := cyruspair.Available()
@@ -119,8 +120,10 @@ func TestReplication(t *testing.T) {
 			c.diagnose(t, e2eNS)
 		}
 	})
-	// The operator as users get it: the chart, with the local-cluster values.
-	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait"); err != nil {
+	// The operator as users get it: the chart, with the local-cluster values. The pair
+	// below mounts the master's sync log as a hostPath, which the manager refuses unless
+	// allowed (the local-cluster values allow it too; said here so the test shows it).
+	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait", "--set", "replicator.allowHostPath=true"); err != nil {
 		t.Fatal(err)
 	}
 	pluginBin := filepath.Join(t.TempDir(), "kubectl-cyrusrepl")
@@ -204,18 +207,45 @@ spec:
 		if len(lines) != 2 {
 			t.Fatalf("want a header and one row, got:\n%s", out)
 		}
-		header, row := strings.Fields(lines[0]), strings.Fields(lines[1])
+		header, row := strings.Fields(lines[0]), tableCells(lines[0], lines[1])
+		// LAG is empty when nothing waits: cells are cut at the header's offsets.
+		if _, ok := row["LAG"]; !ok {
+			t.Errorf("no LAG column in %v", header)
+		}
 		want := map[string]string{"NAME": pairName, "READY": "True", "IN-SYNC": "True", "SPLIT-BRAIN": "False", "BACKLOG": "0", "STATUS": "Available"}
-		for i, h := range header {
+		for h, got := range row {
 			if w, ok := want[h]; ok {
-				if i >= len(row) || row[i] != w {
-					t.Errorf("column %s: row %v, want %q", h, row, w)
+				if got != w {
+					t.Errorf("column %s = %q, want %q (row %q)", h, got, w, lines[1])
 				}
 				delete(want, h)
 			}
 		}
 		if len(want) > 0 {
 			t.Errorf("columns missing from the header %v: %v", header, want)
+		}
+	})
+
+	// What the chart's PodMonitor scrapes: the replicator pod's metrics port. On this
+	// cluster the pod shares the node's network, so the port listens on 127.0.0.1. The
+	// pod became Ready above, so its readiness probe (/readyz) answered the kubelet.
+	t.Run("the replicator pod serves its metrics and probes", func(t *testing.T) {
+		waitFor(t, ctx, time.Minute, "replicator /metrics", func(ctx context.Context) (bool, string, error) {
+			body, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090/metrics")
+			if err != nil || code != 200 {
+				return false, fmt.Sprintf("%d %v", code, err), nil
+			}
+			for _, want := range []string{"# HELP cyrusrepl_replication_lag_seconds ", "cyrusrepl_sync_log_backlog_entries ", "cyrusrepl_last_success_timestamp_seconds "} {
+				if !strings.Contains(body, want) {
+					return false, "no " + want, nil
+				}
+			}
+			return true, "", nil
+		})
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if _, code, err := httpGetLocal(ctx, "http://127.0.0.1:9090"+path); err != nil || code != 200 {
+				t.Errorf("%s: %d %v", path, code, err)
+			}
 		}
 	})
 
@@ -363,6 +393,52 @@ spec:
 		waitPair(t, ctx, c, "Ready again with no backlog", func(s *pairStatus) bool {
 			return s.condition("Ready") == "True" && s.Status.Backlog != nil && *s.Status.Backlog == 0
 		})
+	})
+
+	t.Run("a rotated Secret rolls the replicator", func(t *testing.T) {
+		sel := "replication.cyrusrepl.io/pair=" + pairName + ",app.kubernetes.io/component=replicator"
+		running := func(ctx context.Context) (string, error) {
+			return c.kubectlOut(ctx, "-n", e2eNS, "get", "pods", "-l", sel, "--field-selector", "status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
+		}
+		before, err := running(ctx)
+		if err != nil || before == "" || strings.Contains(before, " ") {
+			t.Fatalf("want one running replicator pod, got %q (%v)", before, err)
+		}
+		// A write to the Secret (here a label; a new password alike) reaches the replicator
+		// as a new pod, which reads the files again.
+		if _, err := c.kubectlOut(ctx, "-n", e2eNS, "label", "secret", "cyrus-repl", "rotated=1"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, waitLong, "a new replicator pod in place of "+before, func(ctx context.Context) (bool, string, error) {
+			now, err := running(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return now != "" && now != before && !strings.Contains(now, " "), now, nil
+		})
+		p.Master.Deliver(t, "alice", cyruspair.Message("after rotation", "body"))
+		waitFolder(t, ctx, p, p.Replica, "alice", "INBOX", int(p.Master.Status(t, "alice", "INBOX").Messages))
+	})
+
+	t.Run("a resync whose image does not exist fails instead of hanging", func(t *testing.T) {
+		// A second pair, suspended (no replicator of its own), whose pods use an image that
+		// cannot be pulled; its resync must end PodCannotStart, not run for 6 hours.
+		ghost := strings.Replace(manifests[strings.Index(manifests, "apiVersion: replication.cyrusrepl.io"):],
+			"name: "+pairName+",", "name: ghost,", 1)
+		ghost = strings.Replace(ghost, "  replicator:\n", "  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
+		c.apply(t, ctx, ghost)
+		c.apply(t, ctx, strings.Replace(resyncManifest("ghost-sync", "Sync", "alice"), "pairName: "+pairName, "pairName: ghost", 1))
+		rs := waitResync(t, ctx, c, "ghost-sync")
+		var reason, msg string
+		for _, cd := range rs.Status.Conditions {
+			if cd.Type == "Stalled" {
+				reason, msg = cd.Reason, cd.Message
+			}
+		}
+		if rs.Status.Phase != "Failed" || reason != "PodCannotStart" || !strings.Contains(msg, "no-such-image") {
+			t.Fatalf("resync: phase %s, Stalled %s %q; want Failed, PodCannotStart naming the image", rs.Status.Phase, reason, msg)
+		}
+		t.Logf("stalled resync: %s", msg)
 	})
 
 	t.Run("re-applying the manifests changes nothing", func(t *testing.T) {

@@ -90,12 +90,15 @@ func TestKillReplicaSyncServerMidApplyRolling(t *testing.T) {
 		base[pid] = readBytes(pid)
 	}
 	pr := startProxy(t, e.p.Replica.SyncAddr)
-	pr.SetDelay(2 * time.Millisecond) // pace the upload so that the kill lands inside it
+	// The mail is logged before rolling starts, so that alice's 8 MB go up in one batch
+	// (delivered while rolling ran, they went up in small batches that could all end
+	// before a loaded machine saw the first MiB), paced so that the kill lands inside it.
+	m.DeliverMany(t, "alice", bigMessages("big", 80, 100_000))
+	m.Deliver(t, "bob", bigMessages("bob", 1, 500)[0])
+	pr.SetDelay(10 * time.Millisecond)
 	e.Replica = pr.Addr
 	roll := e.start(t, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--interval", "50ms",
 		"--retry-base", "300ms", "--retry-max", "2s")
-	m.DeliverMany(t, "alice", bigMessages("big", 80, 100_000))
-	m.Deliver(t, "bob", bigMessages("bob", 1, 500)[0])
 	var killed []int
 	waitFor(t, 60*time.Second, "a replica sync_server reading the upload", func() bool {
 		for _, pid := range syncServers(t, e.p.Replica) {

@@ -81,11 +81,14 @@ func retryQueue(t *testing.T, stateDir string) map[string]replication.RetryEntry
 	return out
 }
 
-// TestRollingSIGKILLMidBatch kills `replicator rolling` with SIGKILL while a batch is in
-// flight (log-run exists and the process is uploading), five times, with more mail,
-// folder creations and renames logged each round. After every kill the log-run is
-// still there (nothing was acknowledged early); a restarted replicator reprocesses
-// it, and in the end every message is on the replica and verify finds no difference.
+// TestRollingSIGKILLMidBatch kills `replicator rolling` with SIGKILL mid-batch, five
+// times, with more mail, folder creations and renames logged each round. Each kill is
+// proven to land mid-batch: the log was taken, at least one user's new mail was already
+// applied on the replica in this run, and another user's was not yet (the upload is
+// paced by a throttling proxy and one worker takes the users in turn); at that moment
+// the unfinished work is durable (in log-run or the pending queue). A restarted
+// replicator picks it up, and in the end every message is on the replica and verify
+// finds no difference.
 func TestRollingSIGKILLMidBatch(t *testing.T) {
 	e := newEnv(t, "delayed")
 	m := e.p.Master
@@ -95,9 +98,18 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 		m.CreateFolder(t, u, "Work")
 	}
 	logDir := m.SyncLogDir(e.p.Channel)
-	run := filepath.Join(logDir, "log-run")
+	e.drainRolling(t) // the users exist on the replica: their INBOX counts can be read
+	pr := startProxy(t, e.p.Replica.SyncAddr)
+	pr.SetDelay(25 * time.Millisecond) // ~0.6 MB/s: each user's 600 kB take about a second
+	e.Replica = pr.Addr
 	want := map[string]uint32{}
-	midBatch := 0
+	count := func() map[string]uint32 {
+		got := map[string]uint32{}
+		for _, u := range users {
+			got[u] = e.p.Replica.Status(t, u, "INBOX").Messages
+		}
+		return got
+	}
 	for round := range 5 {
 		for _, u := range users {
 			m.DeliverMany(t, u, bigMessages(fmt.Sprintf("r%d", round), 6, 100_000))
@@ -108,20 +120,36 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 		m.Append(t, u, fmt.Sprintf("New%d", round), cyruspair.Message("new", "x"))
 		m.Rename(t, u, "Work", fmt.Sprintf("Work%d", round))
 		m.Rename(t, u, fmt.Sprintf("Work%d", round), "Work")
-		roll := e.start(t, "rolling", "--sync-log", logDir, "--interval", "20ms", "--retry-base", "100ms")
-		waitFor(t, 60*time.Second, "a batch in flight", func() bool {
-			_, err := os.Stat(run)
-			return err == nil
-		})
-		time.Sleep(time.Duration(round*15) * time.Millisecond) // vary the point of the kill
-		roll.kill(syscall.SIGKILL)
-		if _, err := os.Stat(run); err == nil {
-			midBatch++
+		before := count()
+		roll := e.start(t, "rolling", "--sync-log", logDir, "--interval", "20ms", "--retry-base", "100ms", "--workers", "1")
+		var done, behind []string
+		mid := func() bool {
+			if _, err := os.Stat(filepath.Join(logDir, "log")); err == nil {
+				return false // not taken yet
+			}
+			now := count()
+			done, behind = nil, nil
+			for _, u := range users {
+				if now[u] > before[u] {
+					done = append(done, u)
+				}
+				if now[u] < want[u] {
+					behind = append(behind, u)
+				}
+			}
+			return len(done) > 0 && len(behind) > 0
 		}
+		waitFor(t, 2*time.Minute, "a batch half applied (one user's new mail on the replica, another's not yet)", mid)
+		roll.kill(syscall.SIGKILL)
+		if !mid() {
+			t.Fatalf("round %d: the batch ended before the SIGKILL landed; the kill proved nothing\n%s", round, roll.output())
+		}
+		if !durable(t, logDir, behind) {
+			t.Fatalf("round %d: killed with %v behind, but their work is neither in log-run nor in the pending queue (log-pending/)", round, behind)
+		}
+		t.Logf("round %d: SIGKILL with %v applied and %v behind", round, done, behind)
 	}
-	if midBatch == 0 {
-		t.Fatal("no kill landed mid-batch (log-run was always gone); the test proved nothing")
-	}
+	pr.SetDelay(0)
 	e.drainRolling(t)
 	for _, u := range users {
 		if st := e.p.Replica.Status(t, u, "INBOX"); st.Messages != want[u] {
@@ -129,5 +157,25 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 		}
 	}
 	e.assertEqual(t, users...)
-	t.Logf("%d of 5 SIGKILLs landed with log-run pending", midBatch)
+}
+
+// durable reports whether every user's work is held by log-run or the pending queue.
+func durable(t *testing.T, logDir string, users []string) bool {
+	t.Helper()
+	paths := []string{filepath.Join(logDir, "log-run")}
+	segs, _ := filepath.Glob(filepath.Join(logDir, "log-pending", "*.json"))
+	var held []byte
+	for _, p := range append(paths, segs...) {
+		b, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		held = append(held, b...)
+	}
+	for _, u := range users {
+		if !strings.Contains(string(held), "user."+u) && !strings.Contains(string(held), `"`+u+`"`) {
+			return false
+		}
+	}
+	return true
 }

@@ -122,7 +122,8 @@ func get(v any, path ...any) any {
 
 func str(v any, path ...any) string { s, _ := get(v, path...).(string); return s }
 
-// template renders the chart with --set values and returns the objects by "Kind/name".
+// template renders the chart with --set values and returns the objects by "Kind/name"
+// ("Kind/namespace/name" for a second object of the same kind and name).
 func (c *chart) template(sets ...string) map[string]obj {
 	c.t.Helper()
 	args := []string{"template", "rel", chartDir, "--namespace", "cyrusrepl-system"}
@@ -138,6 +139,7 @@ func (c *chart) template(sets ...string) map[string]obj {
 		c.t.Fatal(err)
 	}
 	objs := map[string]obj{}
+	seen := map[string]bool{}
 	for _, doc := range strings.Split(out, "\n---") {
 		if strings.TrimSpace(doc) == "" {
 			continue
@@ -150,8 +152,13 @@ func (c *chart) template(sets ...string) map[string]obj {
 			continue // comment-only document
 		}
 		key := o.kind() + "/" + o.name()
-		if _, dup := objs[key]; dup {
-			c.t.Fatalf("%s rendered twice", key)
+		full := o.kind() + "/" + str(o, "metadata", "namespace") + "/" + o.name()
+		if _, dup := seen[full]; dup {
+			c.t.Fatalf("%s rendered twice", full)
+		}
+		seen[full] = true
+		if _, taken := objs[key]; taken {
+			key = full // same name in another namespace (e.g. the namespaced Roles)
 		}
 		objs[key] = o
 	}

@@ -78,7 +78,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("serviceAccountName %q", str(spec, "serviceAccountName"))
 	}
 	ctr := get(spec, "containers", 0)
-	if str(ctr, "image") != "ghcr.io/cyrusrepl/cyrusrepl:dev" || str(ctr, "imagePullPolicy") != "IfNotPresent" {
+	if str(ctr, "image") != "ghcr.io/cyrusrepl/cyrusrepl:0.1.0" || str(ctr, "imagePullPolicy") != "IfNotPresent" {
 		t.Errorf("image %q pullPolicy %q", str(ctr, "image"), str(ctr, "imagePullPolicy"))
 	}
 	sc := get(ctr, "securityContext")
@@ -87,7 +87,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("container securityContext not hardened: %v", sc)
 	}
 	args := stringsOf(get(ctr, "args"))
-	for _, want := range []string{"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--log-level=info"} {
+	for _, want := range []string{"--leader-elect=true", "--metrics-bind-address=:8443", "--metrics-secure=true", "--health-probe-bind-address=:8081",
+		"--log-level=info", "--allow-host-path=false", "--replicator-defaults=/etc/cyrusrepl/replicator-defaults/defaults.yaml"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}
@@ -101,14 +102,14 @@ func TestDefaults(t *testing.T) {
 	for _, p := range get(ctr, "ports").([]any) {
 		ports[str(p, "name")] = get(p, "containerPort").(float64)
 	}
-	if ports["metrics"] != 8080 || ports["health"] != 8081 {
+	if ports["metrics"] != 8443 || ports["health"] != 8081 {
 		t.Errorf("container ports %v", ports)
 	}
 	env := envOf(ctr)
 	if _, ok := env["KUBERNETES_SERVICE_HOST"]; ok {
 		t.Errorf("KUBERNETES_SERVICE_HOST overridden by default")
 	}
-	if env["REPLICATOR_IMAGE"] != "ghcr.io/cyrusrepl/replicator:dev" || env["CYRUSREPL_HOST_NETWORK"] != "false" {
+	if env["REPLICATOR_IMAGE"] != "ghcr.io/cyrusrepl/replicator:0.1.0" || env["CYRUSREPL_HOST_NETWORK"] != "false" {
 		t.Errorf("REPLICATOR_IMAGE %q CYRUSREPL_HOST_NETWORK %q", env["REPLICATOR_IMAGE"], env["CYRUSREPL_HOST_NETWORK"])
 	}
 	if get(ctr, "resources", "limits", "memory") == nil {
@@ -130,7 +131,7 @@ func TestLocalClusterValues(t *testing.T) {
 		t.Errorf("image %q pullPolicy %q", str(ctr, "image"), str(ctr, "imagePullPolicy"))
 	}
 	args := stringsOf(get(ctr, "args"))
-	for _, want := range []string{"--metrics-bind-address=127.0.0.1:8080", "--health-probe-bind-address=127.0.0.1:8081"} {
+	for _, want := range []string{"--metrics-bind-address=127.0.0.1:8443", "--health-probe-bind-address=127.0.0.1:8081", "--allow-host-path=true"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}

@@ -51,3 +51,46 @@ app.kubernetes.io/part-of: cyrusrepl
 {{- define "cyrusrepl.bindHost" -}}
 {{- if .Values.hostNetwork }}127.0.0.1{{ end }}
 {{- end }}
+
+{{/* The replicator pod defaults file (--replicator-defaults): a pair's spec.replicator
+shape. A null id is left out, which leaves it to the platform. */}}
+{{- define "cyrusrepl.replicatorDefaults" -}}
+{{- $r := .Values.replicator -}}
+imagePullPolicy: {{ $r.imagePullPolicy }}
+{{- with $r.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.podLabels }}
+podLabels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.podAnnotations }}
+podAnnotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with $r.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- range $k := list "runAsUser" "runAsGroup" "fsGroup" }}
+{{- with index $r $k }}
+{{ $k }}: {{ int64 . }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -140,8 +140,13 @@ func Available() (bool, string) {
 }
 
 // Require skips the test when Cyrus is missing, or fails it when CYRUSREPL_REQUIRE_CYRUS=1.
+// CYRUSREPL_UNIT_ONLY=1 skips it on purpose: the race-detector pass of `make test` runs
+// the server-free tests only (the server tests run in the main pass).
 func Require(t testing.TB) {
 	t.Helper()
+	if os.Getenv("CYRUSREPL_UNIT_ONLY") == "1" {
+		t.Skip("CYRUSREPL_UNIT_ONLY=1: server tests run in the main pass")
+	}
 	if ok, why := Available(); !ok {
 		if os.Getenv("CYRUSREPL_REQUIRE_CYRUS") == "1" {
 			t.Fatalf("CYRUSREPL_REQUIRE_CYRUS=1 but %s", why)
