@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-race test-only lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
+.PHONY: all build test test-race test-only test-default-namespace lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
 
 all: build
 
@@ -57,7 +57,7 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-race test-only fuzz-ci e2e
+test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace fuzz-ci e2e
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
@@ -69,6 +69,15 @@ test-only:
 	KUBEBUILDER_ASSETS=$$(hack/k8s-binaries.sh $(K8S_COMPONENTS)) \
 	  CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_REQUIRE_ENVTEST=1 CYRUSREPL_REQUIRE_HELM=1 \
 	  $(GO) test $(GOTEST_FLAGS) $(PKGS)
+
+## test-default-namespace: the Cyrus integration suites again, with every test pair in
+## Cyrus 3's default namespace plus virtdomains (test-only runs them in netnews first).
+## Tests that already run each namespace themselves are not repeated.
+NAMESPACE_PKGS ?= ./internal/replication/ ./cmd/replicator/ ./test/fault/
+NAMESPACE_SKIP ?= TestCyrusNamesMatchCtlMboxlist|TestCyrusRollingSkipsSharedFolders|TestCLIAuditDottedDomainUsers
+test-default-namespace:
+	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default \
+	  $(GO) test $(GOTEST_FLAGS) -skip '$(NAMESPACE_SKIP)' $(NAMESPACE_PKGS)
 
 bench: cyrus
 	hack/bench.sh

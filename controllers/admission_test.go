@@ -27,8 +27,13 @@ func TestAdmissionRejects(t *testing.T) {
 		{"bad port", func(p *v1.ReplicationPair) { p.Spec.Replica.Port = 70000 }, "should be less than or equal to 65535"},
 		{"tls with both CAs", func(p *v1.ReplicationPair) {
 			p.Spec.Master.TLS.CAConfigMapRef = &v1.ConfigMapKeyRef{Name: "ca", Key: "ca.crt"}
-		}, "tls needs exactly one of caSecretRef or caConfigMapRef"},
-		{"tls with neither CA", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.CASecretRef = nil }, "tls needs exactly one of caSecretRef or caConfigMapRef"},
+		}, "tls takes at most one of caSecretRef or caConfigMapRef"},
+		{"tls off with a CA", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = v1.TLSModeNone }, "tls.mode None is plaintext and verifies nothing"},
+		{"tls off with a server name", func(p *v1.ReplicationPair) {
+			p.Spec.Master.TLS = &v1.TLSConfig{Mode: v1.TLSModeNone, ServerName: "mail.example.com"}
+		}, "tls.mode None is plaintext and verifies nothing"},
+		{"tls without a mode", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = "" }, "spec.master.tls.mode"},
+		{"unknown tls mode", func(p *v1.ReplicationPair) { p.Spec.Master.TLS.Mode = "SSL" }, `supported values: "None", "StartTLS", "TLS"`},
 		{"sync log with two volume kinds", func(p *v1.ReplicationPair) {
 			p.Spec.SyncLog.Volume.NFS = &corev1NFS
 		}, "exactly one of persistentVolumeClaim, hostPath or nfs must be set"},

@@ -10,7 +10,7 @@
 //	replicator audit --interval D       (no sync log)
 //
 // followed by the common flags --master HOST:PORT --master-user U
-// --master-password-file F [--master-ca-file F] [--master-starttls], the same for
+// --master-password-file F --master-tls starttls|tls|none [--master-ca-file F], the same for
 // --replica*, [--master-config PATH], --workers N, --replica-only-policy keep|fail,
 // --report-configmap NAME, --pair NAME, and --metrics-addr :9090.
 //

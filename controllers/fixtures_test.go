@@ -22,7 +22,7 @@ func newPair(ns, name string) *v1.ReplicationPair {
 			Master: v1.Endpoint{
 				Host: "cyrus-master.mail.svc", Username: "repl",
 				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "master-password"},
-				TLS:               &v1.TLSConfig{CASecretRef: &v1.SecretKeyRef{Name: "cyrus-ca", Key: "ca.crt"}, StartTLS: true},
+				TLS:               &v1.TLSConfig{Mode: v1.TLSModeStartTLS, CASecretRef: &v1.SecretKeyRef{Name: "cyrus-ca", Key: "ca.crt"}},
 			},
 			Replica: v1.Endpoint{
 				Host: "cyrus-replica.mail.svc", Port: 12005, Username: "repl",

@@ -180,7 +180,7 @@ func TestPairCAConfigMapKey(t *testing.T) {
 	ns := newNamespace(t, ctx)
 	createPairSecrets(t, ctx, ns)
 	pair := newPair(ns, "cm")
-	pair.Spec.Replica.TLS = &v1.TLSConfig{CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "replica-ca", Key: "bundle.pem"}}
+	pair.Spec.Replica.TLS = &v1.TLSConfig{Mode: v1.TLSModeStartTLS, CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "replica-ca", Key: "bundle.pem"}}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "replica-ca"}, Data: map[string]string{"other.pem": "x"}}
 	if err := k8s.Create(ctx, cm); err != nil {
 		t.Fatal(err)

@@ -129,7 +129,12 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			}
 		}
 	}
-	if c := operator.NewStateLoss(base.Status.Conditions, pair.Status.Conditions); c != nil {
+	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionPlaintextPassword, v1.ReasonPlaintextRequested); c != nil {
+		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+			log.Error(err, "announce plaintext")
+		}
+	}
+	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionStateLost, v1.ReasonStateLost); c != nil {
 		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Replicate", c); err != nil {
 			log.Error(err, "announce state loss")
 		}

@@ -48,9 +48,9 @@ func TestPairCreatesDeployment(t *testing.T) {
 	want := []string{"rolling", "--sync-log", "/var/lib/cyrusrepl/sync-log/sync/cyrusrepl",
 		"--master", "cyrus-master.mail.svc:2005", "--master-user", "repl",
 		"--master-password-file", "/etc/cyrusrepl/master-password/password",
-		"--master-ca-file", "/etc/cyrusrepl/master-ca/ca.crt", "--master-starttls",
+		"--master-tls", "starttls", "--master-ca-file", "/etc/cyrusrepl/master-ca/ca.crt",
 		"--replica", "cyrus-replica.mail.svc:12005", "--replica-user", "repl",
-		"--replica-password-file", "/etc/cyrusrepl/replica-password/password",
+		"--replica-password-file", "/etc/cyrusrepl/replica-password/password", "--replica-tls", "starttls",
 		"--workers", "4", "--replica-only-policy", "keep", "--report-configmap", "main-report", "--pair", "main", "--state-dir", "/var/lib/cyrusrepl/state",
 		"--metrics-addr", ":9090"}
 	if !slices.Equal(c.Args, want) {

@@ -2,6 +2,7 @@
 # A real Cyrus IMAP 3.6 replication pair on 127.0.0.1, for tests and the demo.
 #
 #   hack/cyrus-pair.sh start DIR [--delete-mode delayed|immediate] [--second-replica]
+#                                [--namespace netnews|default] [--deleted-prefix PREFIX] [--tls]
 #   hack/cyrus-pair.sh stop DIR
 #   hack/cyrus-pair.sh status DIR
 #
@@ -14,6 +15,13 @@
 # sync_client, aimed at replica2 when there is one). Cyrus logs only through syslog, so a
 # small sink (hack/syslogsink) serves /dev/log while any pair is up; lines are tagged
 # with the pair's own prefix, and DIR/syslog.log links to the shared file.
+# --namespace netnews (the default here) runs unixhierarchysep: no, altnamespace: no and
+# virtdomains: off; --namespace default runs Cyrus 3's defaults, unixhierarchysep: yes and
+# altnamespace: yes, plus virtdomains: userid (users like john.doe@example.com).
+# --deleted-prefix sets imapd.conf's deletedprefix (Cyrus's default is DELETED).
+# --tls makes a CA (DIR/tls/ca.pem) and a certificate per instance for 127.0.0.1 and its
+# servername, and sets tls_server_cert/tls_server_key: sync_server and imapd then offer
+# STARTTLS (plaintext stays allowed, so tests can also check the plaintext mode).
 # stop ends only what start started, by PID.
 set -euo pipefail
 
@@ -114,9 +122,8 @@ notifysocket: $d/run/socket/notify
 syslog_prefix: $prefix
 cyrus_user: $CYRUS_USER
 cyrus_group: $CYRUS_GROUP
-unixhierarchysep: no
-altnamespace: no
-virtdomains: off
+$NAMESPACE_CONF
+deletedprefix: $DELETED_PREFIX
 hashimapspool: false
 conversations: 0
 delete_mode: $DELETE_MODE
@@ -133,6 +140,13 @@ umask: 077
 lmtp_downcase_rcpt: yes
 failedloginpause: 1
 CONF
+  if [ "$TLS" = 1 ]; then
+    make_cert "$d" "$name.$PAIR_ID.pair.test"
+    cat >> "$d/imapd.conf" <<CONF
+tls_server_cert: $d/tls/server.pem
+tls_server_key: $d/tls/server.key
+CONF
+  fi
   if [ "$role" = master ]; then
     cat >> "$d/imapd.conf" <<CONF
 sync_log: 1
@@ -177,6 +191,25 @@ CONF
   done
 }
 
+# make_ca DIR: a throw-away CA for the pair's certificates (DIR/tls/ca.pem, ca.key).
+make_ca() {
+  mkdir -p "$1/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cyrusrepl test pair CA" \
+    -keyout "$1/tls/ca.key" -out "$1/tls/ca.pem" 2>/dev/null
+}
+
+# make_cert INSTANCE_DIR SERVERNAME: a key and a certificate signed by the pair's CA, for
+# 127.0.0.1, localhost and SERVERNAME.
+make_cert() {
+  local d=$1 cn=$2 ca=$BASE_DIR/tls
+  mkdir -p "$d/tls"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/tls/server.key" -out "$d/tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:%s\n' "$cn" > "$d/tls/ext.cnf"
+  openssl x509 -req -in "$d/tls/server.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial \
+    -days 30 -extfile "$d/tls/ext.cnf" -out "$d/tls/server.pem" 2>/dev/null
+  chmod 0600 "$d/tls/server.key"
+}
+
 start_instance() { # dir
   local d=$1
   "$CYRUS_BIN/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/run/master.pid" -L "$d/master.log" -d
@@ -208,9 +241,14 @@ stop_instances() {
 
 cmd_start() {
   local base=$1; shift
-  DELETE_MODE=delayed; SECOND=0
+  DELETE_MODE=delayed; SECOND=0; NAMESPACE=netnews; DELETED_PREFIX=DELETED; TLS=0
   while [ $# -gt 0 ]; do
     case "$1" in
+      --namespace) NAMESPACE=$2; shift 2 ;;
+      --namespace=*) NAMESPACE=${1#*=}; shift ;;
+      --deleted-prefix) DELETED_PREFIX=$2; shift 2 ;;
+      --deleted-prefix=*) DELETED_PREFIX=${1#*=}; shift ;;
+      --tls) TLS=1; shift ;;
       --delete-mode) DELETE_MODE=$2; shift 2 ;;
       --delete-mode=*) DELETE_MODE=${1#*=}; shift ;;
       --second-replica) SECOND=1; shift ;;
@@ -218,6 +256,12 @@ cmd_start() {
     esac
   done
   case "$DELETE_MODE" in delayed|immediate) ;; *) die "delete mode must be delayed or immediate" ;; esac
+  case "$NAMESPACE" in
+    netnews) NAMESPACE_CONF=$'unixhierarchysep: no\naltnamespace: no\nvirtdomains: off' ;;
+    default) NAMESPACE_CONF=$'unixhierarchysep: yes\naltnamespace: yes\nvirtdomains: userid' ;;
+    *) die "namespace must be netnews or default" ;;
+  esac
+  case "$DELETED_PREFIX" in ''|*[!A-Za-z0-9_-]*) die "deleted prefix must be letters, digits, _ or -" ;; esac
   "$HERE/cyrus-install.sh" || die "Cyrus is not installed and could not be installed (hack/cyrus-install.sh)"
   if [ "$(id -u)" = 0 ]; then CYRUS_USER=cyrus; CYRUS_GROUP=mail
   else CYRUS_USER=$(id -un); CYRUS_GROUP=$(id -gn); fi
@@ -227,6 +271,8 @@ cmd_start() {
   chmod 0755 "$base"
   local id; id=$(basename "$base" | tr -c 'A-Za-z0-9\n' '-' | tail -c 24)
   PAIR_ID=$id
+  BASE_DIR=$base
+  if [ "$TLS" = 1 ]; then make_ca "$base"; fi
   local instances=(master replica) ports
   [ $SECOND = 1 ] && instances+=(replica2)
   read -r -a ports <<<"$(pick_ports $((4 * ${#instances[@]})))"
@@ -249,6 +295,8 @@ cmd_start() {
   # written before the start so that a failed start can still be stopped
   {
     echo "PAIR_DIR=$base"; echo "PAIR_ID=$id"; echo "DELETE_MODE=$DELETE_MODE"
+    echo "NAMESPACE=$NAMESPACE"; echo "DELETED_PREFIX=$DELETED_PREFIX"
+    if [ "$TLS" = 1 ]; then echo "TLS_CA=$base/tls/ca.pem"; fi
     echo "REPL_USER=repl"; echo "REPL_PASSWORD=$REPL_PASSWORD"
     echo "ADMIN_USER=admin"; echo "ADMIN_PASSWORD=$ADMIN_PASSWORD"; echo "CHANNEL=cyrusrepl"
     for n in "${instances[@]}"; do
@@ -280,6 +328,8 @@ cmd_start() {
   {
     echo "{"
     echo "  \"dir\": \"$base\", \"id\": \"$id\", \"deleteMode\": \"$DELETE_MODE\","
+    echo "  \"namespace\": \"$NAMESPACE\", \"deletedPrefix\": \"$DELETED_PREFIX\","
+    if [ "$TLS" = 1 ]; then echo "  \"tlsCA\": \"$base/tls/ca.pem\","; fi
     echo "  \"replUser\": \"repl\", \"replPassword\": \"$REPL_PASSWORD\","
     echo "  \"adminUser\": \"admin\", \"adminPassword\": \"$ADMIN_PASSWORD\", \"channel\": \"cyrusrepl\","
     echo "  \"syslogPrefix\": \"cyrusrepl-$id\","

@@ -148,11 +148,13 @@ spec:
     port: ${MASTER_SYNC##*:}
     username: $REPL_USER
     passwordSecretRef: {name: cyrus-repl, key: master-password}
+    tls: {mode: None}   # the demo pair is plain, on loopback only (the pair shows PlaintextPassword)
   replica:
     host: 127.0.0.1
     port: ${REPLICA_SYNC##*:}
     username: $REPL_USER
     passwordSecretRef: {name: cyrus-repl, key: replica-password}
+    tls: {mode: None}
   # the master's own sync-log channel for cyrusrepl (sync_log_channels: cyrusrepl)
   syncLog:
     volume:

@@ -46,29 +46,59 @@ type Endpoint struct {
 	// +required
 	PasswordSecretRef SecretKeyRef `json:"passwordSecretRef"`
 
-	// tls, when set, encrypts the csync connection and verifies the server against a CA.
+	// tls says how the csync connection (and, for the master, the IMAP user listing) is
+	// secured. When unset the replicator uses STARTTLS and verifies the server against
+	// the system's CA roots; plaintext only with mode None, and the pair then shows the
+	// PlaintextPassword condition and a Warning Event.
 	// +optional
 	TLS *TLSConfig `json:"tls,omitempty"`
 }
 
-// TLSConfig says how the replicator secures one csync connection.
-// +kubebuilder:validation:XValidation:rule="has(self.caSecretRef) != has(self.caConfigMapRef)",message="tls needs exactly one of caSecretRef or caConfigMapRef"
+// TLSMode is how the replicator secures a connection.
+// +kubebuilder:validation:Enum=None;StartTLS;TLS
+type TLSMode string
+
+// The TLS modes.
+const (
+	// TLSModeStartTLS connects in clear and upgrades with the csync STARTTLS command: what
+	// Cyrus's sync_server offers once tls_server_cert and tls_server_key are set.
+	TLSModeStartTLS TLSMode = "StartTLS"
+	// TLSModeTLS is TLS from the first byte, for a TLS-terminating proxy in front of
+	// sync_server (sync_server itself has no such mode).
+	TLSModeTLS TLSMode = "TLS"
+	// TLSModeNone is plaintext: the password crosses the network in clear.
+	TLSModeNone TLSMode = "None"
+)
+
+// TLSConfig says how the replicator secures one csync connection. The server's
+// certificate is verified against the CA (or the system roots) and the endpoint's host
+// name or IP address.
+// +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="tls takes at most one of caSecretRef or caConfigMapRef"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'None' || (!has(self.caSecretRef) && !has(self.caConfigMapRef) && !has(self.serverName))",message="tls.mode None is plaintext and verifies nothing: remove the CA and serverName, or choose StartTLS or TLS"
 type TLSConfig struct {
+	// mode is StartTLS (upgrade a plain connection; what sync_server offers), TLS (TLS
+	// from the first byte, through a TLS-terminating proxy) or None (plaintext).
+	// +required
+	Mode TLSMode `json:"mode"`
+
 	// caSecretRef names the Secret key holding the PEM CA bundle used to verify the server.
-	// Exactly one of caSecretRef and caConfigMapRef is set.
+	// At most one of caSecretRef and caConfigMapRef is set; with neither, the system's
+	// roots verify it.
 	// +optional
 	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty"`
 
 	// caConfigMapRef names the ConfigMap key holding the PEM CA bundle used to verify the
-	// server. Exactly one of caSecretRef and caConfigMapRef is set.
+	// server. At most one of caSecretRef and caConfigMapRef is set.
 	// +optional
 	CAConfigMapRef *ConfigMapKeyRef `json:"caConfigMapRef,omitempty"`
 
-	// startTLS, when true, connects in clear and upgrades with the csync STARTTLS command
-	// (what Cyrus's sync_server offers on its plain port); when false the connection is
-	// TLS from the first byte.
+	// serverName is the name the server's certificate must be issued for, when it is
+	// not the endpoint's host (e.g. a Service name in front of mail.example.com).
 	// +optional
-	StartTLS bool `json:"startTLS,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9:]([A-Za-z0-9.:\-]*[A-Za-z0-9])?$`
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // SecretKeyRef names one key of a Secret in the object's namespace.

@@ -32,6 +32,10 @@ const (
 	// replica-only folders without evidence or found one name held by different
 	// uniqueids at the two ends. Mail is kept; a person should look.
 	ConditionSplitBrainSuspected = "SplitBrainSuspected"
+
+	// ConditionPlaintextPassword (abnormal-true, pairs only): an endpoint's tls.mode is
+	// None, so the replicator's password crosses the network in clear. Absent otherwise.
+	ConditionPlaintextPassword = "PlaintextPassword"
 )
 
 // Reasons. Each is CamelCase and names the cause, not the symptom.
@@ -82,6 +86,9 @@ const (
 	ReasonUniqueIDCollision = "UniqueIDCollision"
 	// ReasonNoEvidenceOfSplitBrain: nothing suggests split-brain (SplitBrainSuspected=False).
 	ReasonNoEvidenceOfSplitBrain = "NoEvidence"
+
+	// ReasonPlaintextRequested: an endpoint asks for tls.mode None (PlaintextPassword=True).
+	ReasonPlaintextRequested = "PlaintextRequested"
 
 	// ReasonWaitingForPair: the resync's pair does not exist yet (Pending).
 	ReasonWaitingForPair = "WaitingForPair"

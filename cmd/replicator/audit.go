@@ -39,11 +39,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" {
 		return exitUsage, usageErrorf("give --user, or --master-config or --master-imap to list every user")
 	}
-	imapTLS, err := tlsConfig(c.masterStartTLS || c.masterCAFile != "", *masterIMAP, c.masterCAFile)
+	connect, sink, err := c.open(ctx)
 	if err != nil {
 		return exitUsage, err
 	}
-	connect, sink, err := c.open(ctx)
+	// The IMAP user listing is secured exactly as the master's csync connection.
+	imapTLS, err := c.masterTLS.config(*masterIMAP)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -73,7 +74,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 				rec.SetError(walkErr, time.Now().UTC())
 			}
 		default:
-			walk, err = listUsersIMAP(ctx, *masterIMAP, c.masterUser, c.masterPassword, imapTLS, c.masterStartTLS, c.timeout)
+			walk, err = listUsersIMAP(ctx, *masterIMAP, c.masterUser, c.masterPassword, imapTLS, c.masterTLS.mode == tlsImplicit, c.timeout)
 			if err != nil {
 				walkErr = fmt.Errorf("listing the master's users: %w", err)
 				rec.SetError(walkErr, time.Now().UTC())

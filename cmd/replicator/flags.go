@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,9 +31,9 @@ type commonFlags struct {
 	stateDir                            string
 	pair                                string
 	replicaOnlyPolicy                   string
-	masterStartTLS, replicaStartTLS     bool
+	masterTLS, replicaTLS               tlsEnd
 	compress                            bool
-	masterCAFile, replicaCAFile         string
+	deletedPrefix                       string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
 	// writerWait is how long a batch waits for another writer of one of its users; a
@@ -50,6 +48,7 @@ type commonFlags struct {
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
 	stats                           csyncStats // every session's commands, for csync-stats and /metrics
+	fs                              *flag.FlagSet
 }
 
 // sinkFlagHooks lets other files add report sinks with their own flags (e.g. the
@@ -58,6 +57,7 @@ type commonFlags struct {
 var sinkFlagHooks []func(fs *flag.FlagSet) func() (report.Sink, error)
 
 func (c *commonFlags) bind(fs *flag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.master, "master", "", "master sync_server HOST:PORT (read only: GET commands)")
 	fs.StringVar(&c.replica, "replica", "", "replica sync_server HOST:PORT")
 	fs.StringVar(&c.masterUser, "master-user", "repl", "csync admin user on the master")
@@ -73,10 +73,9 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
 	fs.BoolVar(&c.compress, "compress", false, "COMPRESS DEFLATE on both connections when the server offers it (as sync_client always does); worth it on slow links, costs CPU on fast ones")
-	fs.BoolVar(&c.masterStartTLS, "master-starttls", false, "STARTTLS to the master")
-	fs.BoolVar(&c.replicaStartTLS, "replica-starttls", false, "STARTTLS to the replica")
-	fs.StringVar(&c.masterCAFile, "master-ca-file", "", "PEM CA bundle to verify the master's certificate (default: system roots)")
-	fs.StringVar(&c.replicaCAFile, "replica-ca-file", "", "PEM CA bundle to verify the replica's certificate (default: system roots)")
+	c.masterTLS.bind(fs, "master")
+	c.replicaTLS.bind(fs, "replica")
+	fs.StringVar(&c.deletedPrefix, "deleted-prefix", "", "the master's deletedprefix (its delayed-delete namespace); default: read from --master-config, else Cyrus's default DELETED")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "cut a batch attempt that makes no progress (no message bytes moved, no action done) for this long, so a stuck user cannot hold a worker; a slow one that moves is never cut")
 	if c.writerWait == 0 {
@@ -116,10 +115,39 @@ func (c *commonFlags) check() error {
 	if err := os.MkdirAll(c.stateDir, 0o700); err != nil {
 		return usageErrorf("--state-dir: %v", err)
 	}
+	for _, e := range []struct {
+		end  *tlsEnd
+		side string
+	}{{&c.masterTLS, "master"}, {&c.replicaTLS, "replica"}} {
+		if err := e.end.check(e.side); err != nil {
+			return err
+		}
+		if e.end.mode == tlsNone && c.fs != nil {
+			fmt.Fprintf(c.fs.Output(), "warning: --%s-tls none: the %s password crosses the network in clear\n", e.side, e.side)
+		}
+	}
+	return c.applyMasterSettings()
+}
+
+// applyMasterSettings reads the master's imapd.conf (when given) and sets the deleted
+// namespace's prefix from it or from --deleted-prefix; the two must agree.
+func (c *commonFlags) applyMasterSettings() error {
+	prefix := c.deletedPrefix
 	if c.masterConfig != "" {
-		if _, err := replication.ConfigDirectory(c.masterConfig); err != nil {
+		s, err := replication.ReadMasterSettings(c.masterConfig)
+		if err != nil {
 			return usageErrorf("--master-config: %v", err)
 		}
+		if prefix != "" && prefix != s.DeletedPrefix {
+			return usageErrorf("--deleted-prefix %q contradicts the master's imapd.conf (deletedprefix %q)", prefix, s.DeletedPrefix)
+		}
+		prefix = s.DeletedPrefix
+	}
+	if prefix == "" {
+		prefix = replication.DefaultMasterSettings.DeletedPrefix
+	}
+	if err := replication.SetDeletedPrefix(prefix); err != nil {
+		return usageErrorf("--deleted-prefix: %v", err)
 	}
 	return nil
 }
@@ -138,35 +166,14 @@ func secret(file, env string) (string, error) {
 	return "", usageErrorf("no password: give a password file or set $%s", env)
 }
 
-// tlsConfig is the TLS config for a --*-starttls flag (nil when off); inspect uses it too.
-func tlsConfig(enabled bool, addr, caFile string) (*tls.Config, error) {
-	if !enabled {
-		return nil, nil
-	}
-	host, _, _ := net.SplitHostPort(addr)
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usageErrorf("CA file: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("CA file %s holds no PEM certificate", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
-
 // connector returns a function that opens an executor: a read-only master session and
 // a replica session, plus the evidence sources.
 func (c *commonFlags) connector() (replication.Connector, error) {
-	mtls, err := tlsConfig(c.masterStartTLS, c.master, c.masterCAFile)
+	mopt, err := c.masterTLS.options(c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})
 	if err != nil {
 		return nil, err
 	}
-	rtls, err := tlsConfig(c.replicaStartTLS, c.replica, c.replicaCAFile)
+	ropt, err := c.replicaTLS.options(c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("replica")})
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +194,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		mboxdb = db.ForUsers
 	}
 	return func(ctx context.Context) (*replication.Executor, error) {
-		m, err := csync.DialMaster(ctx, c.master, csync.Options{Username: c.masterUser, Password: c.masterPassword, TLS: mtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("master")})
+		m, err := csync.DialMaster(ctx, c.master, mopt)
 		if err != nil {
 			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
 		}
-		r, err := csync.DialReplica(ctx, c.replica, csync.Options{Username: c.replicaUser, Password: c.replicaPassword, TLS: rtls, Timeout: c.timeout, CompressIfOffered: c.compress, Observe: c.stats.observer("replica")})
+		r, err := csync.DialReplica(ctx, c.replica, ropt)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
@@ -223,7 +230,13 @@ func probe(ctx context.Context, connect replication.Connector) error {
 	return nil
 }
 
-// sink builds the report sink from --report and any hooked sink flags.
+// flagsCheckOnly makes open stop, with errFlagsChecked, once the flags are parsed and
+// checked (files read, TLS configs built) and before any report sink or connection: a
+// test feeds the operator's generated arguments through the real parser this way.
+var flagsCheckOnly bool
+
+var errFlagsChecked = errors.New("flags checked, stopping before any connection")
+
 // open validates the common flags, builds the connector and the report sink, and proves
 // that both servers answer to an admin before any work starts: what every replicating
 // mode does first. Its errors are usage errors (exit 2).
@@ -240,6 +253,9 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
+	}
+	if flagsCheckOnly {
+		return nil, nil, errFlagsChecked
 	}
 	sink, err := c.sink()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -57,8 +58,10 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	username := fs.String("username", "repl", "admin user to authenticate as")
 	passwordFile := fs.String("password-file", "", "file holding the password (default: env CYRUSREPL_PASSWORD)")
 	timeout := fs.Duration("timeout", 30*time.Second, "overall time limit")
-	starttls := fs.Bool("starttls", false, "use STARTTLS")
-	caFile := fs.String("ca-file", "", "PEM CA bundle to verify the server with STARTTLS (default: system roots)")
+	var end tlsEnd
+	fs.StringVar(&end.mode, "tls", tlsStartTLS, "starttls, tls (TLS from the first byte) or none (plaintext: the password crosses the network in clear)")
+	fs.StringVar(&end.caFile, "ca-file", "", "PEM CA bundle to verify the server (default: system roots); needs --tls starttls or tls")
+	fs.StringVar(&end.serverName, "tls-server-name", "", "the name the server's certificate must be issued for (default: the host of --server)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -74,18 +77,17 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageErrorf("--user is required")
 	case *timeout <= 0:
 		return exitUsage, usageErrorf("--timeout must be positive")
-	case *caFile != "" && !*starttls:
-		return exitUsage, usageErrorf("--ca-file needs --starttls")
+	}
+	if err := end.check(""); err != nil {
+		return exitUsage, err
 	}
 	password, err := readPassword(*passwordFile)
 	if err != nil {
 		return exitUsage, err
 	}
-	opt := csync.Options{Username: *username, Password: password, Timeout: *timeout}
-	if *starttls {
-		if opt.TLS, err = tlsConfig(true, *server, *caFile); err != nil {
-			return exitUsage, err
-		}
+	opt, err := end.options(*server, csync.Options{Username: *username, Password: password, Timeout: *timeout})
+	if err != nil {
+		return exitUsage, err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -127,7 +129,10 @@ func readPassword(file string) (string, error) {
 // describeDialError names the cause of a failed connection in one line.
 func describeDialError(err error, server, username string) error {
 	var netErr *net.OpError
+	var certErr *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &certErr):
+		return fmt.Errorf("refused the TLS certificate of %s (check the CA file, the host name or IP it was issued for and its validity): %w", server, err)
 	case errors.Is(err, csync.ErrAuthFailed):
 		return fmt.Errorf("wrong username or password for %q on %s: %w", username, server, err)
 	case errors.Is(err, csync.ErrPermissionDenied):

@@ -30,7 +30,8 @@ func TestInspectUsage(t *testing.T) {
 		{"inspect", "--server", "127.0.0.1:1"},
 		{"inspect", "--server", "127.0.0.1:1", "--user", "alice", "extra"},
 		{"inspect", "--bogus-flag"},
-		{"inspect", "--server", "127.0.0.1:1", "--user", "a", "--ca-file", "x"},
+		{"inspect", "--server", "127.0.0.1:1", "--user", "a", "--tls", "none", "--ca-file", "x"},
+		{"inspect", "--server", "127.0.0.1:1", "--user", "a", "--tls", "starttls-please"},
 		{"inspect", "--server", "127.0.0.1:1", "--user", "a", "--password-file", "/nonexistent"},
 	} {
 		if code, _, stderr := runCmd(t, args...); code != exitUsage || stderr == "" {
@@ -75,7 +76,7 @@ func TestInspectRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := runCmd(t, "inspect", "--server", in.SyncAddr, "--user", "alice",
-		"--username", p.ReplUser, "--password-file", pwFile, "--timeout", "60s")
+		"--username", p.ReplUser, "--password-file", pwFile, "--timeout", "60s", "--tls", "none")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -131,7 +132,7 @@ func TestInspectRealServer(t *testing.T) {
 		{"alice", "alicepw", "not an admin"},
 	} {
 		t.Setenv("CYRUSREPL_PASSWORD", tc.pass)
-		code, stdout, stderr := runCmd(t, "inspect", "--server", in.SyncAddr, "--user", "alice", "--username", tc.user)
+		code, stdout, stderr := runCmd(t, "inspect", "--server", in.SyncAddr, "--user", "alice", "--username", tc.user, "--tls", "none")
 		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%s/%s: exit %d stdout %q stderr %q", tc.user, tc.pass, code, stdout, stderr)
 		}

@@ -39,13 +39,17 @@ type cli struct {
 }
 
 func newCLI(t *testing.T, mode string) *cli {
-	p := cyruspair.Start(t, cyruspair.Options{DeleteMode: mode})
+	return newCLIOpts(t, cyruspair.Options{DeleteMode: mode})
+}
+
+func newCLIOpts(t *testing.T, opts cyruspair.Options) *cli {
+	p := cyruspair.Start(t, opts)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return &cli{p: p, common: []string{"--master", p.Master.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
+		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
 		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}}
 }
 
@@ -167,6 +171,13 @@ func TestCLIUsageAndConnectionErrors(t *testing.T) {
 	args = append(args, "--master", "127.0.0.1:1", "--user", "alice")
 	if code := run(context.Background(), args, &out, &errb); code != exitUsage {
 		t.Fatalf("unreachable master: exit %d", code)
+	}
+	// No TLS mode given: STARTTLS, which this pair (no certificate) does not offer.
+	errb.Reset()
+	args = append([]string{"sync"}, withoutFlag(c.common, "--master-tls")...)
+	args = append(args, "--user", "alice")
+	if code := run(context.Background(), args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "lacks capability: STARTTLS") {
+		t.Fatalf("STARTTLS by default to a server without it: exit %d, %s", code, errb.String())
 	}
 }
 

@@ -16,11 +16,12 @@ import (
 // LIST "" "user<sep>%" names every user's INBOX. It is what audit mode uses when the
 // master's mailboxes.db is not at hand (no --master-config, as in a pod whose image has
 // no Cyrus tools). Read-only: LIST is the only command sent after authentication.
-func listUsersIMAP(ctx context.Context, addr, user, password string, tlsCfg *tls.Config, startTLS bool, timeout time.Duration) ([]string, error) {
+// tlsCfg nil is plaintext; else TLS from the first byte (implicit, IMAPS) or STARTTLS.
+func listUsersIMAP(ctx context.Context, addr, user, password string, tlsCfg *tls.Config, implicit bool, timeout time.Duration) ([]string, error) {
 	d := net.Dialer{Timeout: timeout}
 	var conn net.Conn
 	var err error
-	if tlsCfg != nil && !startTLS {
+	if tlsCfg != nil && implicit {
 		conn, err = (&tls.Dialer{NetDialer: &d, Config: tlsCfg}).DialContext(ctx, "tcp", addr)
 	} else {
 		conn, err = d.DialContext(ctx, "tcp", addr)
@@ -66,7 +67,7 @@ func listUsersIMAP(ctx context.Context, addr, user, password string, tlsCfg *tls
 			}
 		}
 	}
-	if startTLS && tlsCfg != nil {
+	if tlsCfg != nil && !implicit {
 		if _, err := cmd("STARTTLS"); err != nil {
 			return nil, err
 		}
@@ -98,12 +99,18 @@ func listUsersIMAP(ctx context.Context, addr, user, password string, tlsCfg *tls
 	return usersFromList(lines, sep), nil
 }
 
-// usersFromList turns untagged LIST replies for user<sep>% into sorted user names.
+// usersFromList turns untagged LIST replies for user<sep>% into sorted user names:
+// alice, or john.doe@example.com with virtual domains (IMAP puts the domain last).
 func usersFromList(lines []string, sep string) []string {
 	prefix := "user" + sep
 	set := map[string]bool{}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "LIST ") {
+			continue
+		}
+		// In the default namespace with virtual domains, user/john.doe is a \Noselect
+		// intermediate of john.doe@example.com's folders, not a user.
+		if flags, _, _ := strings.Cut(l, ")"); strings.Contains(flags, `\Noselect`) || strings.Contains(flags, `\NonExistent`) {
 			continue
 		}
 		name := l[strings.LastIndexByte(l, ' ')+1:]

@@ -16,11 +16,16 @@ func TestUsersFromList(t *testing.T) {
 		`LIST (\HasNoChildren) "." "user.john doe"`,
 		`LIST (\HasNoChildren) "." user.bob.Sent`, // not a user (a nested level)
 		`LIST (\Noselect) "." shared`,
+		`LIST (\HasNoChildren) "/" user/john.doe@example.com`, // default namespace, virtdomains
+		`LIST (\Noselect \HasChildren) "/" user/john.doe`,     // its folders' intermediate
 		`OK nothing`,
 	}
-	got := usersFromList(lines, ".")
+	got := usersFromList(lines[:5], ".")
 	if want := []string{"alice", "bob", "john doe"}; !slices.Equal(got, want) {
 		t.Fatalf("users = %q, want %q", got, want)
+	}
+	if got := usersFromList(lines[5:], "/"); !slices.Equal(got, []string{"john.doe@example.com"}) {
+		t.Fatalf("default-namespace users = %q", got)
 	}
 }
 
@@ -39,7 +44,7 @@ func TestCLIAuditListsUsersOverIMAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &cli{p: p, common: []string{"--master", m.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
+		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
 		"--master-imap", m.IMAPAddr}}
 	code, out, errs := c.run(t, "audit")
 	if code != exitOK {

@@ -19,9 +19,12 @@ import (
 type Options struct {
 	Username string // SASL authentication id; must be in the server's admins
 	Password string
-	// TLS, when non-nil, makes Dial issue STARTTLS (required to be advertised) and
-	// handshake with this config before authenticating.
+	// TLS, when non-nil, encrypts the session with this config before authenticating:
+	// Dial issues STARTTLS (required to be advertised), or, with ImplicitTLS, handshakes
+	// from the first byte (a TLS-terminating proxy in front of sync_server).
 	TLS *tls.Config
+	// ImplicitTLS: TLS from the first byte instead of STARTTLS (needs TLS).
+	ImplicitTLS bool
 	// Compress turns on COMPRESS DEFLATE after authentication (required to be advertised).
 	Compress bool
 	// CompressIfOffered turns on COMPRESS DEFLATE when the server advertises it, as
@@ -114,11 +117,19 @@ func Dial(ctx context.Context, addr string, opt Options) (_ *Conn, err error) {
 			err = fmt.Errorf("csync: %s: %w", addr, err)
 		}
 	}()
+	if opt.ImplicitTLS {
+		if opt.TLS == nil {
+			return nil, errors.New("csync: ImplicitTLS needs a TLS config")
+		}
+		if err := c.handshake(ctx, opt.TLS); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := c.call(ctx, "banner", func() error { return c.readBanner() }); err != nil {
 		return nil, err
 	}
-	if opt.TLS != nil {
+	if opt.TLS != nil && !opt.ImplicitTLS {
 		if err := c.startTLS(ctx, opt.TLS); err != nil {
 			return nil, err
 		}
@@ -362,13 +373,22 @@ func (c *Conn) startTLS(ctx context.Context, cfg *tls.Config) error {
 		if c.br.Buffered() != 0 {
 			return fmt.Errorf("%w: data after STARTTLS reply", ErrGarbled)
 		}
-		tc := tls.Client(c.dc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("csync: TLS handshake: %w", err)
+		if err := c.handshake(ctx, cfg); err != nil {
+			return err
 		}
-		c.setStreams(tc)
 		return c.readBanner()
 	})
+}
+
+// handshake turns the connection into TLS with cfg (the server's certificate verified
+// as cfg says) and reads and writes through it from now on.
+func (c *Conn) handshake(ctx context.Context, cfg *tls.Config) error {
+	tc := tls.Client(c.dc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("csync: TLS handshake: %w", err)
+	}
+	c.setStreams(tc)
+	return nil
 }
 
 func (c *Conn) authenticate(ctx context.Context, user, pass string) error {

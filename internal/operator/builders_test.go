@@ -27,13 +27,13 @@ func TestAuditArgsAndIPv6(t *testing.T) {
 	p := pair()
 	p.Spec.AuditInterval = &metav1.Duration{Duration: 30 * time.Minute}
 	p.Spec.ReplicaOnlyPolicy = v1.ReplicaOnlyFail
-	p.Spec.Replica.TLS = &v1.TLSConfig{CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "ca", Key: "bundle.pem"}}
+	p.Spec.Replica.TLS = &v1.TLSConfig{Mode: v1.TLSModeTLS, CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "ca", Key: "bundle.pem"}}
 	p.Spec.MasterConfig = &v1.MasterConfigSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}, Path: "imapd.conf"}
 	got := PairArgs(p)
 	want := []string{"audit", "--interval", "30m0s",
-		"--master", "m:2005", "--master-user", "repl", "--master-password-file", "/etc/cyrusrepl/master-password/password",
+		"--master", "m:2005", "--master-user", "repl", "--master-password-file", "/etc/cyrusrepl/master-password/password", "--master-tls", "starttls",
 		"--replica", "[fd00::1]:3005", "--replica-user", "repl2", "--replica-password-file", "/etc/cyrusrepl/replica-password/password",
-		"--replica-ca-file", "/etc/cyrusrepl/replica-ca/ca.crt",
+		"--replica-tls", "tls", "--replica-ca-file", "/etc/cyrusrepl/replica-ca/ca.crt",
 		"--master-config", "/etc/cyrusrepl/master-config/imapd.conf",
 		"--workers", "4", "--replica-only-policy", "fail", "--report-configmap", "p-report", "--pair", "p",
 		"--state-dir", "/var/lib/cyrusrepl/state", "--metrics-addr", ":9090"}

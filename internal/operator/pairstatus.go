@@ -87,6 +87,13 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 		}
 	}
 
+	// Plaintext asked for: said for as long as the spec asks it.
+	if msg := PlaintextMessage(pair); msg != "" {
+		set(v1.ConditionPlaintextPassword, metav1.ConditionTrue, v1.ReasonPlaintextRequested, msg)
+	} else {
+		clear(v1.ConditionPlaintextPassword)
+	}
+
 	// Report.
 	if obs.Report == nil {
 		reason, msg := v1.ReasonNoReport, "the replicator has not published a report yet"
@@ -191,4 +198,25 @@ func deployCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *ap
 func deployStalled(d *appsv1.Deployment) bool {
 	c := deployCondition(d, appsv1.DeploymentProgressing)
 	return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded"
+}
+
+// PlaintextMessage names the endpoints whose tls.mode is None ("" when none is): their
+// csync password crosses the network in clear.
+func PlaintextMessage(pair *v1.ReplicationPair) string {
+	var sides []string
+	for _, e := range []struct {
+		name string
+		ep   v1.Endpoint
+	}{{"master", pair.Spec.Master}, {"replica", pair.Spec.Replica}} {
+		if e.ep.TLS != nil && e.ep.TLS.Mode == v1.TLSModeNone {
+			sides = append(sides, e.name)
+		}
+	}
+	switch len(sides) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("spec.%s.tls.mode is None: the replicator's password for the %s crosses the network in clear", sides[0], sides[0])
+	}
+	return "spec.master.tls.mode and spec.replica.tls.mode are None: the replicator's passwords cross the network in clear"
 }

@@ -87,6 +87,7 @@ func (p *podParts) endpoint(side string, e v1.Endpoint) {
 		"--"+side+"-user", e.Username,
 		"--"+side+"-password-file", pw,
 	)
+	p.args = append(p.args, "--"+side+"-tls", TLSFlag(e.TLS))
 	if e.TLS == nil {
 		return
 	}
@@ -100,8 +101,24 @@ func (p *podParts) endpoint(side string, e v1.Endpoint) {
 	if ca != "" {
 		p.args = append(p.args, "--"+side+"-ca-file", ca)
 	}
-	if e.TLS.StartTLS {
-		p.args = append(p.args, "--"+side+"-starttls")
+	if e.TLS.ServerName != "" {
+		p.args = append(p.args, "--"+side+"-tls-server-name", e.TLS.ServerName)
+	}
+}
+
+// TLSFlag maps an endpoint's tls to the replicator's --master-tls/--replica-tls value:
+// unset is STARTTLS (verified against the system roots), never plaintext.
+func TLSFlag(t *v1.TLSConfig) string {
+	if t == nil {
+		return "starttls"
+	}
+	switch t.Mode {
+	case v1.TLSModeNone:
+		return "none"
+	case v1.TLSModeTLS:
+		return "tls"
+	default:
+		return "starttls"
 	}
 }
 

@@ -172,11 +172,17 @@ func ReferenceMessage(missing []string) string {
 // since before (absent there, or another reason or message): the moment to announce it,
 // once. Stalled is removed when the cause goes, so a recurrence is new again.
 func NewStall(before, after []metav1.Condition, reason string) *metav1.Condition {
-	a := apimeta.FindStatusCondition(after, v1.ConditionStalled)
+	return NewTrue(before, after, v1.ConditionStalled, reason)
+}
+
+// NewTrue returns the condition condType of after when it is true with reason and is new
+// since before (absent there, or another reason or message).
+func NewTrue(before, after []metav1.Condition, condType, reason string) *metav1.Condition {
+	a := apimeta.FindStatusCondition(after, condType)
 	if a == nil || a.Status != metav1.ConditionTrue || a.Reason != reason {
 		return nil
 	}
-	if b := apimeta.FindStatusCondition(before, v1.ConditionStalled); b != nil && b.Status == a.Status && b.Reason == a.Reason && b.Message == a.Message {
+	if b := apimeta.FindStatusCondition(before, condType); b != nil && b.Status == a.Status && b.Reason == a.Reason && b.Message == a.Message {
 		return nil
 	}
 	return a

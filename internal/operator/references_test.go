@@ -15,8 +15,8 @@ import (
 
 func tlsPair() *v1.ReplicationPair {
 	p := pair()
-	p.Spec.Master.TLS = &v1.TLSConfig{CASecretRef: &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}}
-	p.Spec.Replica.TLS = &v1.TLSConfig{CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "bundle", Key: "ca.pem"}}
+	p.Spec.Master.TLS = &v1.TLSConfig{Mode: v1.TLSModeStartTLS, CASecretRef: &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}}
+	p.Spec.Replica.TLS = &v1.TLSConfig{Mode: v1.TLSModeTLS, CAConfigMapRef: &v1.ConfigMapKeyRef{Name: "bundle", Key: "ca.pem"}}
 	return p
 }
 

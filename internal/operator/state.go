@@ -2,7 +2,6 @@ package operator
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -98,17 +97,4 @@ func foldState(prev *v1.StateStatus, rep *report.State) (*v1.StateStatus, metav1
 	default:
 		return cur, metav1.ConditionFalse, v1.ReasonStateKept, "the replicator runs on the pair's state of " + since + " (id " + rep.ID + ")"
 	}
-}
-
-// NewStateLoss returns the StateLost condition when it turned True between before and
-// after (a state replaced by an empty one), so the manager announces it once.
-func NewStateLoss(before, after []metav1.Condition) *metav1.Condition {
-	a := apimeta.FindStatusCondition(after, v1.ConditionStateLost)
-	if a == nil || a.Status != metav1.ConditionTrue {
-		return nil
-	}
-	if b := apimeta.FindStatusCondition(before, v1.ConditionStateLost); b != nil && b.Status == a.Status && b.Message == a.Message {
-		return nil
-	}
-	return a
 }

@@ -70,7 +70,8 @@ func assertKept(t *testing.T, p *cyruspair.Pair, user string, before map[string]
 func deleteUser(t *testing.T, in *cyruspair.Instance, admin, user string) {
 	t.Helper()
 	c := in.IMAPAs(t, admin)
-	for _, cmd := range []string{"SETACL user." + user + " " + admin + " lrswipkxtecda", "DELETE user." + user} {
+	name := cyruspair.Quote(in.AdminName(user, ""))
+	for _, cmd := range []string{"SETACL " + name + " " + admin + " lrswipkxtecda", "DELETE " + name} {
 		if _, err := c.Cmd("%s", cmd); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}

@@ -37,7 +37,7 @@ func TestCyrusMailboxesDBForUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Cmd("RENAME %s %s", cyruspair.Quote("user.alice.Give"), cyruspair.Quote("user.bob.Given")); err != nil {
+	if _, err := admin.Cmd("RENAME %s %s", cyruspair.Quote(p.IMAPAdminName("alice", "Give")), cyruspair.Quote(p.IMAPAdminName("bob", "Given"))); err != nil {
 		t.Fatal(err)
 	}
 	admin.Close()

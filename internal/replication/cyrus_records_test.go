@@ -34,8 +34,9 @@ func TestCyrusJoinChainNeverEqualWithoutRunning(t *testing.T) {
 	e.sync(t, users...)
 	admin := m.IMAPAs(t, e.p.AdminUser)
 	for i := 1; i < n; i++ {
-		from, to := fmt.Sprintf("user.u%d.F", i), fmt.Sprintf("user.u%d.G", i+1)
-		for _, cmd := range []string{"SETACL " + from + " admin lrswipkxtecda", fmt.Sprintf("SETACL user.u%d admin lrswipkxtecda", i+1), "RENAME " + from + " " + to} {
+		from, to := cyruspair.Quote(e.p.IMAPAdminName(fmt.Sprintf("u%d", i), "F")), cyruspair.Quote(e.p.IMAPAdminName(fmt.Sprintf("u%d", i+1), "G"))
+		inbox := cyruspair.Quote(e.p.IMAPAdminName(fmt.Sprintf("u%d", i+1), ""))
+		for _, cmd := range []string{"SETACL " + from + " admin lrswipkxtecda", "SETACL " + inbox + " admin lrswipkxtecda", "RENAME " + from + " " + to} {
 			if _, err := admin.Cmd("%s", cmd); err != nil {
 				t.Fatalf("%s: %v", cmd, err)
 			}

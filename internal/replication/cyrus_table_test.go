@@ -61,7 +61,7 @@ func TestCyrusRowMasterOnlyAndDelete(t *testing.T) {
 					t.Fatalf("no delete/tombstone decision: %+v", res.Decisions)
 				}
 			}
-			if slices.Contains(names(t, e.p.Replica, "alice"), "INBOX.Sent") {
+			if slices.Contains(names(t, e.p.Replica, "alice"), "Sent") {
 				t.Fatal("Sent still live on the replica")
 			}
 			assertEqual(t, e.p, e.p.Replica, "alice")
@@ -150,7 +150,8 @@ func TestCyrusRowCrossUserRename(t *testing.T) {
 	e.sync(t, "alice")
 	e.sync(t, "bob")
 	admin := m.IMAPAs(t, e.p.AdminUser)
-	for _, cmd := range []string{`SETACL user.alice.Work admin lrswipkxtecda`, `SETACL user.bob admin lrswipkxtecda`, `RENAME user.alice.Work user.bob.Work`} {
+	aw, b, bw := cyruspair.Quote(e.p.IMAPAdminName("alice", "Work")), cyruspair.Quote(e.p.IMAPAdminName("bob", "")), cyruspair.Quote(e.p.IMAPAdminName("bob", "Work"))
+	for _, cmd := range []string{`SETACL ` + aw + ` admin lrswipkxtecda`, `SETACL ` + b + ` admin lrswipkxtecda`, `RENAME ` + aw + ` ` + bw} {
 		if _, err := admin.Cmd("%s", cmd); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}
@@ -179,7 +180,8 @@ func TestCyrusRowUserDeleted(t *testing.T) {
 			seedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			admin := e.p.Master.IMAPAs(t, e.p.AdminUser)
-			for _, cmd := range []string{`SETACL user.alice admin lrswipkxtecda`, `DELETE user.alice`} {
+			a := cyruspair.Quote(e.p.IMAPAdminName("alice", ""))
+			for _, cmd := range []string{`SETACL ` + a + ` admin lrswipkxtecda`, `DELETE ` + a} {
 				if _, err := admin.Cmd("%s", cmd); err != nil {
 					t.Fatalf("%s: %v", cmd, err)
 				}

@@ -81,11 +81,11 @@ func TestCyrusTwoskipMatchesDBTool(t *testing.T) {
 	const folders = 1000
 	for i := range folders {
 		u := []string{"alice", "alice2", "bob"}[i%3]
-		imap("CREATE %s", cyruspair.Quote(fmt.Sprintf("user.%s.F%04d", u, i)))
+		imap("CREATE %s", cyruspair.Quote(p.IMAPAdminName(u, fmt.Sprintf("F%04d", i))))
 	}
 	for i := 0; i < folders; i += 7 {
 		u := []string{"alice", "alice2", "bob"}[i%3]
-		imap("RENAME %s %s", cyruspair.Quote(fmt.Sprintf("user.%s.F%04d", u, i)), cyruspair.Quote(fmt.Sprintf("user.%s.R%04d", u, i)))
+		imap("RENAME %s %s", cyruspair.Quote(p.IMAPAdminName(u, fmt.Sprintf("F%04d", i))), cyruspair.Quote(p.IMAPAdminName(u, fmt.Sprintf("R%04d", i))))
 	}
 	for i := 3; i < folders; i += 11 {
 		if i%7 == 0 {
@@ -102,7 +102,7 @@ func TestCyrusTwoskipMatchesDBTool(t *testing.T) {
 		u := []string{"alice", "alice2", "bob"}[i%3]
 		m.Delete(t, u, fmt.Sprintf("F%04d", i)) // delayed, kept
 	}
-	imap("RENAME %s %s", cyruspair.Quote("user.alice.F0006"), cyruspair.Quote("user.bob.FromAlice"))
+	imap("RENAME %s %s", cyruspair.Quote(p.IMAPAdminName("alice", "F0006")), cyruspair.Quote(p.IMAPAdminName("bob", "FromAlice")))
 
 	path := mailboxesDBPath(t, m)
 	check := func(when string) {
@@ -186,7 +186,7 @@ func TestCyrusTwoskipWhileWriting(t *testing.T) {
 				return
 			default:
 			}
-			tmp, done := cyruspair.FolderName(fmt.Sprintf("Tmp%04d", i)), cyruspair.FolderName(fmt.Sprintf("Done%04d", i))
+			tmp, done := p.IMAPFolder(fmt.Sprintf("Tmp%04d", i)), p.IMAPFolder(fmt.Sprintf("Done%04d", i))
 			if _, werr = alice.Cmd("CREATE %s", cyruspair.Quote(tmp)); werr != nil {
 				return
 			}

@@ -265,6 +265,9 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 		if err != nil {
 			return in, fmt.Errorf("master GET USER %s: %w", u, err)
 		}
+		if err := CheckOwnNames(u, mailboxNames(mu)); err != nil {
+			return in, err
+		}
 		ru, err := x.Replica.GetUser(ctx, u)
 		if err != nil {
 			return in, fmt.Errorf("replica GET USER %s: %w", u, err)

@@ -1,11 +1,9 @@
 package replication
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -24,22 +22,11 @@ const DefaultCyrusBin = "/usr/lib/cyrus/bin"
 
 // ConfigDirectory returns the configdirectory setting of an imapd.conf.
 func ConfigDirectory(imapdConf string) (string, error) {
-	f, err := os.Open(imapdConf)
+	s, err := ReadMasterSettings(imapdConf)
 	if err != nil {
-		return "", fmt.Errorf("open imapd.conf: %w", err)
+		return "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "configdirectory" {
-			return strings.TrimSpace(v), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read imapd.conf: %w", err)
-	}
-	return "", errors.New("imapd.conf has no configdirectory")
+	return s.ConfigDirectory, nil
 }
 
 type mbRecord struct {

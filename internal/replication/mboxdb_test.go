@@ -136,3 +136,23 @@ func TestInternalToDBName(t *testing.T) {
 		t.Errorf("deletedRoot: %q", got)
 	}
 }
+
+func TestReadMasterSettings(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "imapd.conf")
+	os.WriteFile(p, []byte("configdirectory: /c\n# deletedprefix: NO\ndeletedprefix: Trash-bin\ndelete_mode: immediate\nunixhierarchysep: no\naltnamespace: 0\nvirtdomains: userid\n"), 0o600)
+	s, err := ReadMasterSettings(p)
+	want := MasterSettings{ConfigDirectory: "/c", DeletedPrefix: "Trash-bin", DeleteMode: "immediate", VirtDomains: "userid"}
+	if err != nil || s != want || s.Separator() != "." {
+		t.Fatalf("got %+v %v, want %+v", s, err, want)
+	}
+	os.WriteFile(p, []byte("configdirectory: /c\n"), 0o600)
+	if s, err := ReadMasterSettings(p); err != nil || s.DeletedPrefix != "DELETED" || s.DeleteMode != "delayed" || s.Separator() != "/" || s.VirtDomains != "off" {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+	for _, bad := range []string{"deletedprefix: a.b", "delete_mode: soon", "virtdomains: maybe", "unixhierarchysep: perhaps"} {
+		os.WriteFile(p, []byte("configdirectory: /c\n"+bad+"\n"), 0o600)
+		if _, err := ReadMasterSettings(p); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

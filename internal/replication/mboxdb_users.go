@@ -278,24 +278,14 @@ func readAString(br *bufio.Reader) (string, error) {
 	}
 }
 
-// InternalToDBName turns an internal dotted name into its mailboxes.db form (0x1F
-// hierarchy separator, 0x1D after the domain): the inverse of DBNameToInternal.
-func InternalToDBName(internal string) string {
-	domain, rest, hasDomain := strings.Cut(internal, "!")
-	if !hasDomain {
-		return strings.ReplaceAll(internal, ".", "\x1f")
-	}
-	return domain + "\x1d" + strings.ReplaceAll(rest, ".", "\x1f")
-}
-
 // deletedRoot is the internal name under which a user's delayed-deleted folders live:
 // DELETED.user.alice (…, then .<folder>.<HEXTIME>).
 func deletedRoot(userid string) string {
 	root := UserRoot(userid)
 	if domain, rest, ok := strings.Cut(root, "!"); ok {
-		return domain + "!" + DeletedPrefix + "." + rest
+		return domain + "!" + DeletedPrefix() + "." + rest
 	}
-	return DeletedPrefix + "." + root
+	return DeletedPrefix() + "." + root
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -3,11 +3,40 @@ package replication
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
 
-// DeletedPrefix is the first component of Cyrus's delayed-delete namespace
-// (imapd.conf deletedprefix, default "DELETED").
-const DeletedPrefix = "DELETED"
+// deletedPrefix is the first component of the master's delayed-delete namespace
+// (imapd.conf deletedprefix, Cyrus's default "DELETED"). The replicator sets it once,
+// from the master's imapd.conf or its flag, before any work.
+var deletedPrefix atomic.Pointer[string]
+
+// DeletedPrefix returns the deleted namespace's prefix in use.
+func DeletedPrefix() string {
+	if p := deletedPrefix.Load(); p != nil {
+		return *p
+	}
+	return DefaultMasterSettings.DeletedPrefix
+}
+
+// SetDeletedPrefix sets the master's deletedprefix for every name parsed from now on.
+func SetDeletedPrefix(prefix string) error {
+	if err := checkDeletedPrefix(prefix); err != nil {
+		return err
+	}
+	deletedPrefix.Store(&prefix)
+	return nil
+}
+
+// checkDeletedPrefix refuses a prefix that cannot be one component of an internal name.
+func checkDeletedPrefix(p string) error {
+	if p == "" || strings.ContainsAny(p, ".!^/ \t") || p == "user" {
+		return fmt.Errorf("deletedprefix %q: want one name component (not \"user\", no '.', '!', '^', '/' or space)", p)
+	}
+	return nil
+}
 
 // Name is a parsed Cyrus internal mailbox name:
 // [<domain>!][DELETED.]user.<localpart>[.<box>…][.<HEXTIME>].
@@ -27,9 +56,9 @@ func ParseName(internal string) Name {
 	if i := strings.IndexByte(s, '!'); i >= 0 {
 		n.Domain, s = s[:i], s[i+1:]
 	}
-	if strings.HasPrefix(s, DeletedPrefix+".") {
+	if prefix := DeletedPrefix() + "."; strings.HasPrefix(s, prefix) {
 		n.Deleted = true
-		s = s[len(DeletedPrefix)+1:]
+		s = s[len(prefix):]
 	}
 	if !strings.HasPrefix(s, "user.") {
 		n.Rest = s
@@ -70,8 +99,13 @@ func FolderName(userid, rel string) string {
 	return UserRoot(userid) + "." + rel
 }
 
-// DBNameToInternal turns a mailboxes.db name (0x1F hierarchy separator, 0x1D after the
-// domain) into the internal dotted name used on the wire.
+// DBNameToInternal turns a mailboxes.db name into the internal name used on the wire.
+// mailboxes.db keeps every character of a name as the user wrote it, with 0x1F as the
+// hierarchy separator and 0x1D after the domain; the internal form uses '.' as the
+// separator, so a dot of a name (john.doe, Work.2026) becomes '^' there, and '!' ends the
+// domain: "example.com\x1duser\x1fjohn.doe\x1fWork.2026" is
+// "example.com!user.john^doe.Work^2026". ('^' itself is not allowed in a mailbox name,
+// so the mapping is one to one.)
 func DBNameToInternal(db string) string {
 	var b strings.Builder
 	if i := strings.IndexByte(db, 0x1D); i >= 0 {
@@ -79,8 +113,22 @@ func DBNameToInternal(db string) string {
 		b.WriteByte('!')
 		db = db[i+1:]
 	}
-	b.WriteString(strings.ReplaceAll(db, "\x1f", "."))
+	b.WriteString(strings.NewReplacer(".", "^", "\x1f", ".").Replace(db))
 	return b.String()
+}
+
+// InternalToDBName turns an internal name into its mailboxes.db form: the inverse of
+// DBNameToInternal.
+func InternalToDBName(internal string) string {
+	domain, rest, hasDomain := strings.Cut(internal, "!")
+	if !hasDomain {
+		domain, rest = "", internal
+	}
+	rest = strings.NewReplacer(".", "\x1f", "^", ".").Replace(rest)
+	if !hasDomain {
+		return rest
+	}
+	return domain + "\x1d" + rest
 }
 
 // asideName is where a replica folder without evidence is moved when the master's folder
@@ -96,4 +144,27 @@ func tempName(name, uniqueid string) string {
 		return name + ".cyrusrepl-tmp-" + uniqueid
 	}
 	return UserRoot(n.User) + ".cyrusrepl-tmp-" + uniqueid
+}
+
+// CheckOwnNames refuses a master's GET USER answer that names a mailbox the user does
+// not own by this package's reading of names. GET USER lists only the user's own
+// folders (live and delayed-deleted), so a stranger is the sign of a master whose
+// deletedprefix is not the one in use: its deleted folders would look like shared
+// folders, and the replica's copies would be renamed after them.
+func CheckOwnNames(user string, names []string) error {
+	for _, n := range names {
+		if UserOf(n) != user {
+			return fmt.Errorf("the master lists %q for user %q, which is not that user's by our reading (deletedprefix %q): "+
+				"give the master's imapd.conf (--master-config) or its deletedprefix (--deleted-prefix)", n, user, DeletedPrefix())
+		}
+	}
+	return nil
+}
+
+func mailboxNames(u *csync.UserState) []string {
+	out := make([]string, len(u.Mailboxes))
+	for i, m := range u.Mailboxes {
+		out[i] = m.Name
+	}
+	return out
 }

@@ -102,7 +102,7 @@ func BenchmarkVersusStock(b *testing.B) {
 		}
 		common := []string{
 			"--master", m.SyncAddr, "--replica", p.Replica.SyncAddr,
-			"--master-password-file", pwFile, "--replica-password-file", pwFile,
+			"--master-password-file", pwFile, "--replica-password-file", pwFile, "--master-tls", "none", "--replica-tls", "none",
 			"--workers", strconv.Itoa(workers), "--state-dir", b.TempDir(),
 		}
 

@@ -124,7 +124,7 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 	state := b.TempDir()
 	common := []string{
 		"--master", masterProxy.Addr(), "--replica", replicaProxy.Addr(),
-		"--master-password-file", pwFile, "--replica-password-file", pwFile,
+		"--master-password-file", pwFile, "--replica-password-file", pwFile, "--master-tls", "none", "--replica-tls", "none",
 		"--workers", strconv.Itoa(envInt("CYRUSREPL_BENCH_WORKERS", 4)), "--state-dir", state,
 	}
 	if os.Getenv("CYRUSREPL_BENCH_COMPRESS") == "1" {

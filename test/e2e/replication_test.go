@@ -163,11 +163,13 @@ spec:
     port: %[4]s
     username: %[5]s
     passwordSecretRef: {name: cyrus-repl, key: password}
+    tls: {mode: None}   # the local test pair is plain on loopback
   replica:
     host: 127.0.0.1
     port: %[6]s
     username: %[5]s
     passwordSecretRef: {name: cyrus-repl, key: password}
+    tls: {mode: None}   # the local test pair is plain on loopback
   syncLog:
     volume:
       hostPath: {path: %[7]s, type: Directory}

@@ -269,10 +269,10 @@ func TestConvergeReusesRescueFolder(t *testing.T) {
 	old := "Keep" + rescueMark + "20000101T000000"
 	r.CreateFolder(t, "alice", old)
 	c := r.IMAPAs(t, "alice")
-	if _, err := c.Cmd("SELECT %s", cyruspair.Quote(cyruspair.FolderName("Keep"))); err != nil {
+	if _, err := c.Cmd("SELECT %s", cyruspair.Quote(e.p.IMAPFolder("Keep"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Cmd("COPY * %s", cyruspair.Quote(cyruspair.FolderName(old))); err != nil {
+	if _, err := c.Cmd("COPY * %s", cyruspair.Quote(e.p.IMAPFolder(old))); err != nil {
 		t.Fatal(err)
 	}
 	m.Append(t, "alice", "Keep", cyruspair.Message("keep-m", "k"))

@@ -85,7 +85,7 @@ func newEnv(t *testing.T, deleteMode string) *env {
 
 func (e *env) args(mode string, extra ...string) []string {
 	a := []string{mode, "--master", e.Master, "--replica", e.Replica,
-		"--master-password-file", e.pw, "--replica-password-file", e.pw, "--state-dir", e.stateDir,
+		"--master-password-file", e.pw, "--replica-password-file", e.pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", e.stateDir,
 		"--master-config", e.p.Master.ConfigPath, "--pair", "fault", "--workers", "2", "--report", e.reportFile,
 		// The fault proxies read and rewrite csync lines: they need the plain stream.
 		"--compress=false"}

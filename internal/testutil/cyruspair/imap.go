@@ -181,56 +181,36 @@ func (i *Instance) imapDo(t testing.TB, user, format string, args ...any) []stri
 	return out
 }
 
-// FolderName turns a folder name relative to the user ("INBOX", "Sent", "Work.Old")
-// into the name the user sees over IMAP ("INBOX", "INBOX.Sent", "INBOX.Work.Old").
-func FolderName(folder string) string {
-	if folder == "" || strings.EqualFold(folder, "INBOX") {
-		return "INBOX"
-	}
-	if strings.HasPrefix(folder, "INBOX.") {
-		return folder
-	}
-	return "INBOX." + folder
-}
-
-// InternalName is the Cyrus internal name of a user's folder: user.alice.Sent.
-func InternalName(user, folder string) string {
-	if folder == "" || strings.EqualFold(folder, "INBOX") {
-		return "user." + user
-	}
-	return "user." + user + "." + strings.TrimPrefix(folder, "INBOX.")
-}
-
 // CreateUser creates the user's INBOX (as the admin).
 func (i *Instance) CreateUser(t testing.TB, user string) {
 	t.Helper()
-	i.imapDo(t, i.pair.AdminUser, "CREATE %s", Quote("user."+user))
+	i.imapDo(t, i.pair.AdminUser, "CREATE %s", Quote(i.pair.IMAPUser(user)))
 }
 
 // CreateFolder creates a folder of the user, as the user.
 func (i *Instance) CreateFolder(t testing.TB, user, folder string) {
 	t.Helper()
-	i.imapDo(t, user, "CREATE %s", Quote(FolderName(folder)))
+	i.imapDo(t, user, "CREATE %s", Quote(i.pair.IMAPFolder(folder)))
 }
 
 // Rename renames a folder of the user, as the user.
 func (i *Instance) Rename(t testing.TB, user, from, to string) {
 	t.Helper()
-	i.imapDo(t, user, "RENAME %s %s", Quote(FolderName(from)), Quote(FolderName(to)))
+	i.imapDo(t, user, "RENAME %s %s", Quote(i.pair.IMAPFolder(from)), Quote(i.pair.IMAPFolder(to)))
 }
 
 // Delete deletes a folder of the user, as the user (delayed or immediate, per the
 // pair's delete_mode).
 func (i *Instance) Delete(t testing.TB, user, folder string) {
 	t.Helper()
-	i.imapDo(t, user, "DELETE %s", Quote(FolderName(folder)))
+	i.imapDo(t, user, "DELETE %s", Quote(i.pair.IMAPFolder(folder)))
 }
 
 // Append appends msg to a folder of the user with the given flags; it returns the UID.
 func (i *Instance) Append(t testing.TB, user, folder string, msg []byte, flags ...string) uint32 {
 	t.Helper()
 	c := i.IMAPAs(t, user)
-	cmd := "APPEND " + Quote(FolderName(folder))
+	cmd := "APPEND " + Quote(i.pair.IMAPFolder(folder))
 	if len(flags) > 0 {
 		cmd += " (" + strings.Join(flags, " ") + ")"
 	}
@@ -268,7 +248,7 @@ func (i *Instance) Append(t testing.TB, user, folder string, msg []byte, flags .
 func (i *Instance) Store(t testing.TB, user, folder, seqset, op string, flags ...string) {
 	t.Helper()
 	c := i.IMAPAs(t, user)
-	if _, err := c.Cmd("SELECT %s", Quote(FolderName(folder))); err != nil {
+	if _, err := c.Cmd("SELECT %s", Quote(i.pair.IMAPFolder(folder))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Cmd("STORE %s %s (%s)", seqset, op, strings.Join(flags, " ")); err != nil {
@@ -280,7 +260,7 @@ func (i *Instance) Store(t testing.TB, user, folder, seqset, op string, flags ..
 func (i *Instance) Expunge(t testing.TB, user, folder string) {
 	t.Helper()
 	c := i.IMAPAs(t, user)
-	if _, err := c.Cmd("SELECT %s", Quote(FolderName(folder))); err != nil {
+	if _, err := c.Cmd("SELECT %s", Quote(i.pair.IMAPFolder(folder))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Cmd("EXPUNGE"); err != nil {
@@ -291,13 +271,13 @@ func (i *Instance) Expunge(t testing.TB, user, folder string) {
 // Subscribe subscribes the user to a folder.
 func (i *Instance) Subscribe(t testing.TB, user, folder string) {
 	t.Helper()
-	i.imapDo(t, user, "SUBSCRIBE %s", Quote(FolderName(folder)))
+	i.imapDo(t, user, "SUBSCRIBE %s", Quote(i.pair.IMAPFolder(folder)))
 }
 
 // SetQuota sets the user's storage quota in KiB (as the admin).
 func (i *Instance) SetQuota(t testing.TB, user string, storageKB int) {
 	t.Helper()
-	i.imapDo(t, i.pair.AdminUser, "SETQUOTA %s (STORAGE %d)", Quote("user."+user), storageKB)
+	i.imapDo(t, i.pair.AdminUser, "SETQUOTA %s (STORAGE %d)", Quote(i.pair.IMAPUser(user)), storageKB)
 }
 
 // SetAnnotation sets a folder annotation through METADATA; entry "/comment" means
@@ -307,10 +287,11 @@ func (i *Instance) SetAnnotation(t testing.TB, user, folder, entry, value string
 	if !strings.HasPrefix(entry, "/shared/") && !strings.HasPrefix(entry, "/private/") {
 		entry = "/shared" + entry
 	}
-	i.imapDo(t, user, "SETMETADATA %s (%s %s)", Quote(FolderName(folder)), entry, Quote(value))
+	i.imapDo(t, user, "SETMETADATA %s (%s %s)", Quote(i.pair.IMAPFolder(folder)), entry, Quote(value))
 }
 
-// List returns the user's folders relative to the user ("INBOX", "Sent", "Work.Old").
+// List returns the user's folders relative to the user ("INBOX", "Sent", "Work.Old"),
+// in the form names.go describes.
 func (i *Instance) List(t testing.TB, user string) []string {
 	t.Helper()
 	lines := i.imapDo(t, user, `LIST "" "*"`)
@@ -319,11 +300,8 @@ func (i *Instance) List(t testing.TB, user string) []string {
 		if !strings.HasPrefix(l, "LIST ") {
 			continue
 		}
-		name := ListName(l)
-		if name == "INBOX" {
-			names = append(names, "INBOX")
-		} else if strings.HasPrefix(name, "INBOX.") {
-			names = append(names, strings.TrimPrefix(name, "INBOX."))
+		if name := i.pair.folderFromIMAP(ListName(l)); name != "" {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -359,7 +337,7 @@ type Status struct {
 // Status returns IMAP STATUS of a folder of the user.
 func (i *Instance) Status(t testing.TB, user, folder string) Status {
 	t.Helper()
-	lines := i.imapDo(t, user, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ UNSEEN)", Quote(FolderName(folder)))
+	lines := i.imapDo(t, user, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ UNSEEN)", Quote(i.pair.IMAPFolder(folder)))
 	var st Status
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "STATUS ") {

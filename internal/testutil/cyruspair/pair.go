@@ -31,6 +31,40 @@ type Options struct {
 	// SecondReplica adds Replica2, the target of the master's "stock" channel, so that a
 	// test can replicate the same master with stock sync_client and with cyrusrepl.
 	SecondReplica bool
+	// Namespace is NamespaceNetnews or NamespaceDefault; "" takes $CYRUSREPL_NAMESPACE,
+	// else netnews. Internal names (csync, mailboxes.db, sync log) do not depend on it;
+	// only what IMAP clients see does, and the helpers translate.
+	Namespace string
+	// DeletedPrefix is imapd.conf's deletedprefix ("" = Cyrus's default, DELETED).
+	DeletedPrefix string
+	// TLS gives every instance a certificate from a CA of the pair's own (Pair.TLSCA):
+	// sync_server and imapd then offer STARTTLS.
+	TLS bool
+}
+
+// The namespace configurations a pair can run.
+const (
+	// NamespaceNetnews: unixhierarchysep no, altnamespace no, virtdomains off. Users see
+	// INBOX.Sent; the admin sees user.alice.Sent.
+	NamespaceNetnews = "netnews"
+	// NamespaceDefault: Cyrus 3's defaults (unixhierarchysep yes, altnamespace yes) plus
+	// virtdomains userid. Users see Sent and Work/Old; a dot is an ordinary character;
+	// the admin sees user/alice/Sent and user/john.doe/Sent@example.com.
+	NamespaceDefault = "default"
+)
+
+// Namespaces are both configurations, for tests that run over each.
+var Namespaces = []string{NamespaceNetnews, NamespaceDefault}
+
+// namespaceOf resolves Options.Namespace ("" = $CYRUSREPL_NAMESPACE, else netnews).
+func namespaceOf(opts Options) string {
+	if opts.Namespace != "" {
+		return opts.Namespace
+	}
+	if ns := os.Getenv("CYRUSREPL_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return NamespaceNetnews
 }
 
 // Pair is a running master and replica.
@@ -47,6 +81,9 @@ type Pair struct {
 	AdminPassword string
 	Channel       string // the master's sync-log channel for cyrusrepl
 	SyslogPrefix  string
+	Namespace     string // NamespaceNetnews or NamespaceDefault
+	DeletedPrefix string // imapd.conf deletedprefix
+	TLSCA         string // PEM file of the CA that signed every instance's certificate ("" without TLS)
 	script        string
 }
 
@@ -74,6 +111,9 @@ type pairJSON struct {
 	AdminPassword string `json:"adminPassword"`
 	Channel       string `json:"channel"`
 	SyslogPrefix  string `json:"syslogPrefix"`
+	Namespace     string `json:"namespace"`
+	DeletedPrefix string `json:"deletedPrefix"`
+	TLSCA         string `json:"tlsCA"`
 	Instances     map[string]struct {
 		Dir        string `json:"dir"`
 		Config     string `json:"config"`
@@ -175,6 +215,13 @@ func startOnce(script string, opts Options) (string, []byte, error) {
 	if opts.SecondReplica {
 		args = append(args, "--second-replica")
 	}
+	args = append(args, "--namespace", namespaceOf(opts))
+	if opts.DeletedPrefix != "" {
+		args = append(args, "--deleted-prefix", opts.DeletedPrefix)
+	}
+	if opts.TLS {
+		args = append(args, "--tls")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
@@ -211,6 +258,13 @@ func Load(dir string) (*Pair, error) {
 		ReplUser: pj.ReplUser, ReplPassword: pj.ReplPassword,
 		AdminUser: pj.AdminUser, AdminPassword: pj.AdminPassword,
 		Channel: pj.Channel, SyslogPrefix: pj.SyslogPrefix,
+		Namespace: pj.Namespace, DeletedPrefix: pj.DeletedPrefix, TLSCA: pj.TLSCA,
+	}
+	if p.Namespace == "" {
+		p.Namespace = NamespaceNetnews
+	}
+	if p.DeletedPrefix == "" {
+		p.DeletedPrefix = "DELETED"
 	}
 	for name, in := range pj.Instances {
 		inst := &Instance{
