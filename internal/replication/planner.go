@@ -171,10 +171,18 @@ func (p *planner) matchContent(m, r *Folder, d string) {
 // holds as an intermediate (the folder deleted, its name kept for its children). A 3.6
 // replica does not turn a live folder into an intermediate through APPLY MAILBOX, so:
 // delete (state re-checked), then create the intermediate; the master's own GET USER is
-// the evidence. Unless the replica took mail in it since the two last matched: kept.
+// the evidence. Unless the replica took mail in it since the two last matched, or its
+// in-step mark is unknown while the state is new or lost (HoldUnmarked): kept.
 func (p *planner) masterIntermediate(m, r *Folder) {
 	if written := p.writtenSinceInStep(r); written != "" {
 		p.keepWritten(m, r, "the master deleted the folder and holds its uniqueid as an intermediate", written)
+		return
+	}
+	if p.in.HoldUnmarked && !p.marked(r) {
+		// The replica folder keeps the name; the master's children still sync under it.
+		p.out.Kept++
+		p.decide(report.ActionKeep, report.EvidenceNoMark, m.UniqueID, m.Name, r.Name,
+			"the master holds this uniqueid as an intermediate (folder deleted), but its in-step mark is unknown (state new or lost since), so mail written on the replica since cannot be ruled out; kept")
 		return
 	}
 	p.deletes = append(p.deletes, r)

@@ -64,3 +64,31 @@ func TestHoldUnmarkedNameWanted(t *testing.T) {
 		t.Fatalf("without the hold the tombstone decides: %q", got)
 	}
 }
+
+// TestHoldUnmarkedMasterIntermediate: the master's GET USER holding the uniqueid as an
+// intermediate is deletion evidence like a tombstone, so with the state new or lost a
+// live replica folder with no in-step mark is kept (no-mark), not deleted.
+func TestHoldUnmarkedMasterIntermediate(t *testing.T) {
+	in := Input{Pair: "p", Now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), Users: []string{"alice"}, HoldUnmarked: true,
+		Master:  Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), {UniqueID: "u2", Name: "user.alice.Work", Type: "i"}}},
+		Replica: Snapshot{Folders: []Folder{fo("u1", "user.alice", 5), fo("u2", "user.alice.Work", 4)}}}
+	p := Compute(in)
+	if got := ops(p); len(got) != 0 {
+		t.Fatalf("actions on an unmarked folder the master holds as an intermediate: %q (want none)", got)
+	}
+	if got, want := decisions(p), []string{"keep/no-mark u2"}; !slices.Equal(got, want) {
+		t.Fatalf("decisions: got %q want %q", got, want)
+	}
+	if p.Kept != 1 {
+		t.Fatalf("kept: got %d want 1", p.Kept)
+	}
+	in.HoldUnmarked = false
+	if got, want := ops(Compute(in)), []string{"delete user.alice.Work", "create user.alice.Work"}; !slices.Equal(got, want) {
+		t.Fatalf("without the hold the master's intermediate decides: got %q want %q", got, want)
+	}
+	in.HoldUnmarked = true
+	in.Evidence.Ledger = &UserLedger{User: "alice", Entries: map[string]LedgerEntry{"u2": {Name: "user.alice.Work", InStep: &FolderMark{LastUID: 4, HighestModSeq: 4}}}}
+	if got, want := ops(Compute(in)), []string{"delete user.alice.Work", "create user.alice.Work"}; !slices.Equal(got, want) {
+		t.Fatalf("marked and unchanged since: got %q want %q", got, want)
+	}
+}
