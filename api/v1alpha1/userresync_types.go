@@ -27,6 +27,7 @@ const MaxResyncUsers = 1000
 // finished one from Git does nothing).
 // +kubebuilder:validation:XValidation:rule="self.mode == 'Audit' || has(self.users)",message="users is required for mode Sync and Verify"
 // +kubebuilder:validation:XValidation:rule="self.mode != 'Audit' || !has(self.users)",message="mode Audit walks every user of the master: remove users"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Audit' || !has(self.deleteUnmarked) || !self.deleteUnmarked",message="deleteUnmarked is for Sync and Verify of named users; an Audit keeps folders whose in-step state is unknown"
 type UserResyncSpec struct {
 	// pairName is the ReplicationPair (same namespace) whose endpoints and settings are used.
 	// +required
