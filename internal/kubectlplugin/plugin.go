@@ -288,6 +288,9 @@ func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	if v := pair.Status.Verify; v != nil && (v.LastResync != "" || v.Message != "") {
 		fmt.Fprintf(tw, "Last verify:\t%s %s\n", orNone(v.LastResync), v.Message)
 	}
+	if a := pair.Status.Audit; a != nil && (a.LastResync != "" || a.Message != "") {
+		fmt.Fprintf(tw, "Last audit:\t%s %s\n", orNone(a.LastResync), a.Message)
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nConditions:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
