@@ -82,6 +82,9 @@ func TestRollingThroughFaultyNetwork(t *testing.T) {
 	pr.SetDelay(3 * time.Millisecond)
 	m.DeliverMany(t, "alice", bigMessages("delay", 5, 2000))
 	waitMessages(t, e.p.Replica, "alice", "INBOX", 5, "with delays", roll.output)
+	// bob must exist on the replica before step 3 asserts that none of his mail got
+	// through; jobs run in parallel, so his creation is not ordered with alice's mail.
+	waitMessages(t, e.p.Replica, "bob", "Work", 0, "bob created", roll.output)
 	pm.SetDelay(0)
 	pr.SetDelay(0)
 
