@@ -24,7 +24,7 @@ func liveGUIDs(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func sieveNames(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user st
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,11 @@ type Options struct {
 	// DeletedPrefix is imapd.conf's deletedprefix ("" = Cyrus's default, DELETED).
 	DeletedPrefix string
 	// TLS gives every instance a certificate from a CA of the pair's own (Pair.TLSCA):
-	// sync_server and imapd then offer STARTTLS.
+	// sync_server, imapd and lmtpd then offer STARTTLS. "false" takes $CYRUSREPL_TLS.
 	TLS bool
+	// NoTLS keeps the pair without certificates even under CYRUSREPL_TLS=1, for tests
+	// of what happens when a server offers no STARTTLS.
+	NoTLS bool
 }
 
 // The namespace configurations a pair can run.
@@ -219,7 +222,7 @@ func startOnce(script string, opts Options) (string, []byte, error) {
 	if opts.DeletedPrefix != "" {
 		args = append(args, "--deleted-prefix", opts.DeletedPrefix)
 	}
-	if opts.TLS {
+	if tlsOf(opts) {
 		args = append(args, "--tls")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
