@@ -128,6 +128,7 @@ func (e *env) usePlain(addr string) {
 		e.plain = map[string]bool{}
 	}
 	e.plain[addr] = true
+	e.p.AllowPlainLogins()
 }
 
 // result is one finished replicator run.

@@ -88,6 +88,10 @@ type Pair struct {
 	DeletedPrefix string // imapd.conf deletedprefix
 	TLSCA         string // PEM file of the CA that signed every instance's certificate ("" without TLS)
 	script        string
+	// tlsFromEnv: TLS came from $CYRUSREPL_TLS, so every login must be over TLS
+	// unless the test says otherwise (AllowPlainLogins).
+	tlsFromEnv  bool
+	plainLogins bool
 }
 
 // Instance is one Cyrus server of a pair.
@@ -186,7 +190,11 @@ func Start(t testing.TB, opts Options) *Pair {
 		t.Fatal(err)
 	}
 	p.script = script
+	p.tlsFromEnv = !opts.TLS && tlsOf(opts)
 	t.Cleanup(func() {
+		if !t.Failed() {
+			p.checkLoginsTLS(t)
+		}
 		if t.Failed() {
 			t.Logf("Cyrus pair %s: last syslog lines:\n%s", dir, p.SyslogTail(40))
 		}

@@ -66,6 +66,26 @@ func (p *Pair) Logins(user string) []string {
 	return out
 }
 
+// AllowPlainLogins exempts the pair from the check that, under CYRUSREPL_TLS=1, every
+// login went through TLS: for a test that connects in clear on purpose (through a proxy
+// that rewrites the plain stream, say).
+func (p *Pair) AllowPlainLogins() { p.plainLogins = true }
+
+// checkLoginsTLS fails the test if a login on a pair that got TLS from $CYRUSREPL_TLS
+// was in clear: a connection some test helper forgot to encrypt.
+func (p *Pair) checkLoginsTLS(t testing.TB) {
+	t.Helper()
+	if !p.tlsFromEnv || p.plainLogins {
+		return
+	}
+	for _, l := range p.Syslog(" login: ") {
+		if !strings.Contains(l, "+TLS") {
+			t.Errorf("%s=1 but a login on the pair was in clear (a test connection without STARTTLS): %s", TLSEnv, l)
+			return
+		}
+	}
+}
+
 // RequireTLSLogins fails the test unless user logged in at least once and every one of
 // its logins on the pair went through TLS.
 func (p *Pair) RequireTLSLogins(t testing.TB, user string) {
