@@ -33,7 +33,8 @@ func DeliverLMTP(addr string, rcpts []string, msg []byte) error {
 
 // DeliverLMTP delivers one message to the recipients' INBOXes on this instance. LMTP
 // stays in plaintext even on a pair with TLS: delivery sends no credentials, and the
-// Debian lmtpd answers STARTTLS with "500 5.5.2 Syntax error".
+// pair's lmtpd runs pre-authenticated (-a), so it offers no STARTTLS (LHLO does not
+// list it; the command answers "500 5.5.2 Syntax error").
 func (i *Instance) DeliverLMTP(rcpts []string, msg []byte) error {
 	return deliverSession(i.LMTPAddr, rcpts, [][]byte{msg})
 }
