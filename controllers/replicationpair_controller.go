@@ -68,7 +68,7 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if !pair.DeletionTimestamp.IsZero() {
 		r.events.seen.forget(pair.UID)
-		return ctrl.Result{}, nil // owned objects go with it (owner references)
+		return ctrl.Result{}, nil // owned objects go with it (owner references); a retained state claim stays
 	}
 	base := pair.DeepCopy()
 
@@ -114,7 +114,10 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
 		return res, nil
 	}
-	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFrom(base)); err != nil {
+	// Optimistic lock: status.state carries the state's history (which id replaced
+	// which), so a status folded from a stale read of the pair must not be written; a
+	// conflict is retried (with backoff) on a fresh read.
+	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
 	}
 	// Announced once the condition is recorded; a lost Event is not retried (the
@@ -131,6 +134,11 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			log.Error(err, "announce plaintext")
 		}
 	}
+	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionStateLost, v1.ReasonStateLost); c != nil {
+		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Replicate", c); err != nil {
+			log.Error(err, "announce state loss")
+		}
+	}
 	return res, nil
 }
 
@@ -144,6 +152,9 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // missing) the template keeps the revision it has: a roll then would only replace a
 // running pod with one that cannot start.
 func (r *ReplicationPairReconciler) applyOwned(ctx context.Context, pair *v1.ReplicationPair, rev string, revOK bool) error {
+	if err := ensureStateClaim(ctx, r.Client, pair); err != nil {
+		return err
+	}
 	owner := operator.PairOwner(pair)
 	dep := operator.Deployment(pair, r.Pod)
 	if !revOK {
@@ -265,6 +276,7 @@ func (r *ReplicationPairReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(claimToPair)).
 		Watches(&corev1.Secret{}, referencing, builder.WithPredicates(referenceWritten)).
 		Watches(&corev1.ConfigMap{}, referencing, builder.WithPredicates(referenceWritten)).
 		Named("replicationpair").

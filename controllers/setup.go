@@ -47,6 +47,8 @@ func CacheOptions(namespaces ...string) cache.Options {
 		&corev1.Pod{}:            {Label: own},
 		&rbacv1.Role{}:           {Label: own},
 		&rbacv1.RoleBinding{}:    {Label: own},
+		// State claims the manager created; a retained one keeps its labels.
+		&corev1.PersistentVolumeClaim{}: {Label: own},
 	}}
 	for _, ns := range namespaces {
 		if o.DefaultNamespaces == nil {

@@ -98,6 +98,10 @@ up() {
   # Cyrus creates the channel directory on its first write, with umask 077; create it
   # now (as cyrus) so the hostPath volume exists before the replicator pod starts.
   install -d -o "$cyrus_uid" -g "$cyrus_gid" -m 0700 "$MASTER_DIR/conf/sync" "$synclog"
+  # The replicator's state claim: this cluster has no storage provisioner, so a hostPath
+  # volume bound to the claim in advance, owned by the replicator's user.
+  local statedir="$PAIR_DIR/replicator-state"
+  install -d -o "$cyrus_uid" -g "$cyrus_gid" -m 0700 "$statedir"
 
   step "starting a single-node Kubernetes on 127.0.0.1 ($CLUSTER_DIR)"
   KUBECONFIG=$("$HACK/cluster.sh" up "$CLUSTER_DIR" | tail -1)
@@ -122,6 +126,17 @@ up() {
     --from-literal=replica-password="$REPL_PASSWORD" --dry-run=client -o yaml | kc apply -f - >/dev/null
   local manifest="$D/replicationpair.yaml"
   cat >"$manifest" <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $NS-$PAIR-state
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  claimRef: {namespace: $NS, name: $PAIR-state}
+  hostPath: {path: $statedir, type: Directory}
+---
 apiVersion: replication.cyrusrepl.io/v1alpha1
 kind: ReplicationPair
 metadata:

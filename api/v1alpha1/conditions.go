@@ -129,3 +129,23 @@ const (
 	EventResyncStarted  = "ResyncStarted"
 	EventResyncFinished = "ResyncFinished"
 )
+
+// The replicator's durable state (spec.state, status.state).
+const (
+	// ConditionStateLost (abnormal-true, pairs only): the replicator runs on a state
+	// that began empty although the pair had one before (status.state.replacedID): the
+	// retry queue and the in-step marks of the earlier state are gone. It stays True
+	// for as long as the pair runs on that state, as the record that its history
+	// starts at status.state.created. Unset until the replicator first reports.
+	ConditionStateLost = "StateLost"
+
+	// ReasonStateNew: the pair's first state, begun by the running replicator (StateLost=False).
+	ReasonStateNew = "StateNew"
+	// ReasonStateKept: the replicator runs on the state the pair has had (StateLost=False).
+	ReasonStateKept = "StateKept"
+	// ReasonStateLost: the state was replaced by an empty one (StateLost=True).
+	ReasonStateLost = "StateLost"
+	// ReasonNoMarkKept: folders the master deleted were kept because their in-step
+	// marks are unknown (SplitBrainSuspected=True).
+	ReasonNoMarkKept = "NoMarkKept"
+)

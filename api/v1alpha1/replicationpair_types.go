@@ -75,6 +75,11 @@ type ReplicationPairSpec struct {
 	// +optional
 	Replicator ReplicatorPodSpec `json:"replicator,omitempty,omitzero"`
 
+	// state is the replicator's durable state claim (size, storage class, what happens
+	// to it when the pair is deleted).
+	// +optional
+	State StateSpec `json:"state,omitempty,omitzero"`
+
 	// verify runs a read-only verify of named users (a UserResync in Verify mode) on a
 	// schedule, and whenever the annotation replication.cyrusrepl.io/verifyRequestedAt
 	// gets a new value. Changing it does not restart the replicator.
@@ -227,6 +232,10 @@ type ReplicationPairStatus struct {
 	// report holds the decision and mismatch counts and the most recent records.
 	// +optional
 	Report ReportStatus `json:"report,omitempty,omitzero"`
+
+	// state identifies the replicator state the pair runs on.
+	// +optional
+	State *StateStatus `json:"state,omitempty"`
 
 	// verify is the state of the verifies spec.verify asks for.
 	// +optional

@@ -41,6 +41,14 @@ type UserResyncSpec struct {
 	// +required
 	Mode ResyncMode `json:"mode"`
 
+	// deleteUnmarked, when true, lets the master's tombstone (or the replicator's
+	// ledger) alone decide about replica folders whose in-step state is unknown (the
+	// replicator's state is new or was lost): they are deleted instead of kept (decision
+	// keep, evidence no-mark). Mail written on the replica in such a folder since it was
+	// last in step is then lost; run a Verify with it first to see what would go.
+	// +optional
+	DeleteUnmarked bool `json:"deleteUnmarked,omitempty"`
+
 	// ttlSecondsAfterFinished is how long the resync is kept once it finished (Succeeded
 	// or Failed); then the manager deletes it, and with it everything it owns (its report
 	// ConfigMap, ServiceAccount, Role and RoleBinding). Unset means 604800 (7 days); 0

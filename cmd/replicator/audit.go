@@ -22,6 +22,7 @@ func init() {
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	var c commonFlags
+	c.holdUnmarked = true // never a tombstone alone on an unmarked folder (no-mark)
 	var users userList
 	c.bind(fs)
 	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config) or its IMAP service (--master-imap)")
@@ -48,7 +49,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return exitUsage, err
 	}
 	out := &jsonLines{w: stdout}
-	rec := replication.NewRecorder("audit", c.pair, time.Now().UTC())
+	rec := c.recorder("audit", out)
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err

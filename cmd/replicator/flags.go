@@ -36,6 +36,14 @@ type commonFlags struct {
 	deletedPrefix                       string
 	timeout                             time.Duration
 	batchTimeout                        time.Duration
+	// writerWait is how long a batch waits for another writer of one of its users; a
+	// mode sets its default before bind.
+	writerWait time.Duration
+	// holdUnmarked: keep replica folders the master deleted whose in-step mark is
+	// unknown; every mode but sync/verify --delete-unmarked.
+	holdUnmarked bool
+	// state identifies the state directory (set by open).
+	state report.State
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -60,7 +68,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", replication.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
-	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids and the retry queue; back it with a volume so it survives restarts")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids, the retry queue, the per-user writer locks and state.json; back it with a volume so it survives restarts (replicators sharing it never write one user at once)")
 	fs.StringVar(&c.pair, "pair", "", "pair name recorded in every decision and report")
 	fs.StringVar(&c.replicaOnlyPolicy, "replica-only-policy", replication.PolicyKeep,
 		"replica folders the master never had (no evidence): 'keep' keeps and reports them, the user still counts as synced; 'fail' keeps and reports them and counts the user as differing (exit 1). They are never deleted.")
@@ -70,6 +78,10 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.deletedPrefix, "deleted-prefix", "", "the master's deletedprefix (its delayed-delete namespace); default: read from --master-config, else Cyrus's default DELETED")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "cut a batch attempt that makes no progress (no message bytes moved, no action done) for this long, so a stuck user cannot hold a worker; a slow one that moves is never cut")
+	if c.writerWait == 0 {
+		c.writerWait = 30 * time.Second
+	}
+	fs.DurationVar(&c.writerWait, "writer-lock-wait", c.writerWait, "how long a batch waits for another replicator writing one of its users (one sharing --state-dir, e.g. a resync beside the rolling replicator) before the batch fails and is retried")
 	for _, h := range sinkFlagHooks {
 		c.sinkFactories = append(c.sinkFactories, h(fs))
 	}
@@ -169,6 +181,10 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
+	writers, err := replication.OpenUserLocks(c.stateDir, c.writerWait)
+	if err != nil {
+		return nil, usageErrorf("--state-dir: %v", err)
+	}
 	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
 	if c.masterConfig != "" {
 		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
@@ -188,7 +204,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
 		return &replication.Executor{
-			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, MailboxesDB: mboxdb,
+			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -228,6 +244,12 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err := c.check(); err != nil {
 		return nil, nil, err
 	}
+	// Before the ledger is opened: an empty directory is a new state.
+	st, err := replication.OpenStateID(c.stateDir, time.Now())
+	if err != nil {
+		return nil, nil, usageErrorf("--state-dir: %v", err)
+	}
+	c.state = st
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
@@ -307,4 +329,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return usageErrorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// stateLine is the JSON line that says which state directory a run uses, and whether
+// it began empty (new, or lost since the last run).
+type stateLine struct {
+	Type string `json:"type"` // "state"
+	report.State
+}
+
+// recorder starts the run's report with the state directory's identity, and says it.
+func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorder {
+	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
+	rec.SetState(c.state)
+	out.emit(stateLine{Type: "state", State: c.state})
+	return rec
 }

@@ -55,20 +55,22 @@ func serveMetrics(ctx context.Context, addr string, rec *replication.Recorder, s
 // metricHelp is the HELP text of every replicator metric (docs/operations.md lists
 // them; TestMetricsDocumented checks both).
 var metricHelp = map[string]string{
-	"cyrusrepl_started_timestamp_seconds":      "When this replicator process started, Unix time.",
-	"cyrusrepl_users":                          "Users seen in this run (their latest result).",
-	"cyrusrepl_users_failed":                   "Users whose latest attempt failed; rolling mode retries them with backoff.",
-	"cyrusrepl_sync_log_backlog_entries":       "Sync-log entries (lines of log and log-run) not replicated yet (rolling mode).",
-	"cyrusrepl_replication_lag_seconds":        "Age of the oldest sync-log entry not replicated yet, 0 when none waits (rolling mode; see docs for how it is dated).",
-	"cyrusrepl_sync_log_bad_lines_total":       "Malformed sync-log lines recorded and skipped.",
-	"cyrusrepl_last_batch_timestamp_seconds":   "End of the most recent batch (a rolling cycle with work, or an audit pass), Unix time.",
-	"cyrusrepl_last_batch_duration_seconds":    "Duration of the most recent batch.",
-	"cyrusrepl_last_success_timestamp_seconds": "End of the latest rolling cycle (idle ones included) or audit pass in which no user failed and no error occurred, Unix time.",
-	"cyrusrepl_decisions_total":                "Decisions by action and evidence since the replicator started.",
-	"cyrusrepl_mismatches_total":               "Differences found between master and replica, by kind, since the replicator started.",
-	"cyrusrepl_csync_commands_total":           "csync commands sent, by end and command.",
-	"cyrusrepl_csync_command_errors_total":     "csync commands that failed (NO reply, I/O or protocol error).",
-	"cyrusrepl_csync_command_seconds_total":    "Time spent in csync commands, by end and command.",
+	"cyrusrepl_started_timestamp_seconds":       "When this replicator process started, Unix time.",
+	"cyrusrepl_users":                           "Users seen in this run (their latest result).",
+	"cyrusrepl_users_failed":                    "Users whose latest attempt failed; rolling mode retries them with backoff.",
+	"cyrusrepl_sync_log_backlog_entries":        "Sync-log entries (lines of log and log-run) not replicated yet (rolling mode).",
+	"cyrusrepl_replication_lag_seconds":         "Age of the oldest sync-log entry not replicated yet, 0 when none waits (rolling mode; see docs for how it is dated).",
+	"cyrusrepl_sync_log_bad_lines_total":        "Malformed sync-log lines recorded and skipped.",
+	"cyrusrepl_last_batch_timestamp_seconds":    "End of the most recent batch (a rolling cycle with work, or an audit pass), Unix time.",
+	"cyrusrepl_last_batch_duration_seconds":     "Duration of the most recent batch.",
+	"cyrusrepl_last_success_timestamp_seconds":  "End of the latest rolling cycle (idle ones included) or audit pass in which no user failed and no error occurred, Unix time.",
+	"cyrusrepl_state_new":                       "1 when this replicator found its state directory empty and began it (a new state, or the earlier one lost), else 0.",
+	"cyrusrepl_state_created_timestamp_seconds": "When the state directory this replicator runs on began, Unix time.",
+	"cyrusrepl_decisions_total":                 "Decisions by action and evidence since the replicator started.",
+	"cyrusrepl_mismatches_total":                "Differences found between master and replica, by kind, since the replicator started.",
+	"cyrusrepl_csync_commands_total":            "csync commands sent, by end and command.",
+	"cyrusrepl_csync_command_errors_total":      "csync commands that failed (NO reply, I/O or protocol error).",
+	"cyrusrepl_csync_command_seconds_total":     "Time spent in csync commands, by end and command.",
 }
 
 type writer interface{ Write([]byte) (int, error) }
@@ -95,6 +97,12 @@ func writeMetrics(w writer, s *report.Summary, lastSuccess, now time.Time) {
 		gauge("cyrusrepl_replication_lag_seconds", fmt.Sprintf("%.0f", lag))
 		header(w, "cyrusrepl_sync_log_bad_lines_total", "counter")
 		fmt.Fprintf(w, "cyrusrepl_sync_log_bad_lines_total %d\n", s.BadLogLines)
+	}
+	if s.State != nil {
+		// A state that began empty (new, or lost: a wiped or replaced volume) means
+		// users parked for retry and the in-step marks are gone; alert on it.
+		gauge("cyrusrepl_state_created_timestamp_seconds", s.State.Created.Unix())
+		gauge("cyrusrepl_state_new", boolInt(s.State.New))
 	}
 	if s.LastBatch != nil {
 		gauge("cyrusrepl_last_batch_timestamp_seconds", s.LastBatch.Time.Unix())
@@ -137,4 +145,11 @@ func writeCsyncMetrics(w writer, stats []csyncStat) {
 			fmt.Fprintf(w, "%s{end=%q,command=%q} %s\n", m.name, s.End, s.Command, m.value(s))
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

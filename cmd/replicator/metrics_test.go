@@ -20,7 +20,8 @@ func TestWriteMetrics(t *testing.T) {
 	s := &report.Summary{UsersTotal: 3, UsersFailed: 1, Backlog: &backlog,
 		LastBatch:      &report.Batch{Time: time.Unix(100, 0), DurationMS: 1500},
 		DecisionCounts: map[string]int{"delete/tombstone": 2, "keep/none": 1},
-		MismatchCounts: map[string]int{"replica-only": 3}}
+		MismatchCounts: map[string]int{"replica-only": 3},
+		State:          &report.State{ID: "abc", Created: time.Unix(200, 0), New: true}}
 	var b bytes.Buffer
 	writeMetrics(&b, s, time.Unix(200, 0), time.Unix(300, 0))
 	for _, want := range []string{
@@ -30,6 +31,7 @@ func TestWriteMetrics(t *testing.T) {
 		`cyrusrepl_decisions_total{action="delete",evidence="tombstone"} 2`,
 		`cyrusrepl_decisions_total{action="keep",evidence="none"} 1`,
 		`cyrusrepl_mismatches_total{kind="replica-only"} 3`,
+		"cyrusrepl_state_created_timestamp_seconds 200\n", "cyrusrepl_state_new 1\n",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
@@ -89,7 +91,8 @@ func TestMetricsHelpAndDocs(t *testing.T) {
 	backlog := 3
 	since := time.Unix(100, 0)
 	s := &report.Summary{Backlog: &backlog, PendingSince: &since, LastBatch: &report.Batch{Time: since},
-		DecisionCounts: map[string]int{"create/none": 1}, MismatchCounts: map[string]int{"replica-only": 1}}
+		DecisionCounts: map[string]int{"create/none": 1}, MismatchCounts: map[string]int{"replica-only": 1},
+		State: &report.State{ID: "s", Created: since}}
 	var b bytes.Buffer
 	writeMetrics(&b, s, since, since.Add(90*time.Second))
 	writeCsyncMetrics(&b, []csyncStat{{End: "master", Command: "GET USER", Count: 1}})

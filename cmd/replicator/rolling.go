@@ -23,6 +23,7 @@ func init() {
 func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("rolling", flag.ContinueOnError)
 	var c commonFlags
+	c.holdUnmarked = true // never a tombstone alone on an unmarked folder (no-mark)
 	c.bind(fs)
 	logDir := fs.String("sync-log", "", "the master's sync-log channel directory (<configdir>/sync/<channel>); read-write")
 	interval := fs.Duration("interval", time.Second, "pause between cycles when the log is empty (like sync_repeat_interval)")
@@ -55,7 +56,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
-	rec := replication.NewRecorder("rolling", c.pair, time.Now().UTC())
+	rec := c.recorder("rolling", out)
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err

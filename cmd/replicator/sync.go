@@ -26,9 +26,12 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	var c commonFlags
 	var users userList
+	// A resync waits for the rolling replicator's batch of a user rather than fail it.
+	c.writerWait = 10 * time.Minute
 	c.bind(fs)
 	fs.Var(&users, "user", "user to "+mode+" (repeatable, or comma-separated)")
 	attempts := fs.Int("attempts", 3, "attempts per user before it is reported failed")
+	deleteUnmarked := fs.Bool("delete-unmarked", false, "let a tombstone (or the ledger) alone decide about replica folders whose in-step state is unknown (state new or lost): delete them instead of keeping them (keep/no-mark); mail written on the replica in them since is lost")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -38,12 +41,13 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	if len(users) == 0 {
 		return exitUsage, usageErrorf("no --user given")
 	}
+	c.holdUnmarked = !*deleteUnmarked
 	connect, sink, err := c.open(ctx)
 	if err != nil {
 		return exitUsage, err
 	}
 	out := &jsonLines{w: stdout}
-	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
+	rec := c.recorder(mode, out)
 	r := &replication.Runner{
 		Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 		Attempts: *attempts, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit,

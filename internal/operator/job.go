@@ -47,6 +47,9 @@ func resyncParts(rs *v1.UserResync, pair *v1.ReplicationPair) ([]string, *podPar
 	for _, u := range rs.Spec.Users {
 		args = append(args, "--user", u)
 	}
+	if rs.Spec.DeleteUnmarked {
+		args = append(args, "--delete-unmarked")
+	}
 	return append(args, p.args...), p
 }
 
@@ -56,6 +59,10 @@ func Job(rs *v1.UserResync, pair *v1.ReplicationPair, o PodOptions) *batchv1.Job
 	labels := resyncLabels(pair.Name, rs.Name)
 	spec := podSpec(pair, o, ReplicatorName(rs.Name), args, parts, nil)
 	spec.RestartPolicy = corev1.RestartPolicyNever
+	if !pair.Spec.Suspend {
+		// The pair's replicator holds the state claim; a suspended pair runs no pod.
+		spec.Affinity = withPairAffinity(spec.Affinity, pair.Name)
+	}
 	return &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{

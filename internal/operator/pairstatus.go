@@ -105,6 +105,12 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 		return st
 	}
 	r := obs.Report
+	if r.State != nil {
+		var cs metav1.ConditionStatus
+		var reason, msg string
+		st.State, cs, reason, msg = foldState(st.State, r.State)
+		set(v1.ConditionStateLost, cs, reason, msg)
+	}
 	st.Report = FoldReport(r)
 	st.LastBatch = LastBatch(r.LastBatch)
 	st.Backlog = nil
@@ -130,10 +136,14 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 	}
 	kept := splitBrainKept(r.DecisionCounts)
 	collisions := r.MismatchCounts[string(report.MismatchUniqueIDCollision)]
+	noMark := r.DecisionCounts[string(report.ActionKeep)+"/"+string(report.EvidenceNoMark)]
 	switch {
 	case kept > 0:
 		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonReplicaOnlyKept,
 			fmt.Sprintf("%d replica-only folders without evidence were kept; see status.report and Events", kept))
+	case noMark > 0:
+		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonNoMarkKept,
+			fmt.Sprintf("%d folders the master deleted were kept: their in-step marks are unknown (the replicator's state is new or was lost), so mail written on the replica since cannot be ruled out; check them, then resync their users", noMark))
 	case collisions > 0:
 		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonUniqueIDCollision,
 			fmt.Sprintf("%d folder names are held by different uniqueids at the two ends", collisions))

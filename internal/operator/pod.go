@@ -168,14 +168,12 @@ func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
 		"--pair", pair.Name,
 		"--state-dir", stateMount,
 	)
-	// The root filesystem is read-only; give the replicator a scratch /tmp and a state
-	// directory (its ledger of master uniqueids and retry queue; the default
-	// /var/lib/cyrusrepl would be on the read-only root). An emptyDir survives container
-	// restarts; the ledger is evidence, not data, so losing it with the pod only weakens
-	// later delete decisions to "no evidence" (keep).
+	// The root filesystem is read-only; give the replicator a scratch /tmp, and its
+	// state (ledger, retry queue, writer locks) on the pair's claim, which outlives
+	// pods: the pair's replicator and its resyncs share it (see StateClaim).
 	p.add(corev1.Volume{Name: volTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		corev1.VolumeMount{Name: volTmp, MountPath: tmpMount})
-	p.add(corev1.Volume{Name: volState, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	p.add(corev1.Volume{Name: volState, VolumeSource: stateVolume(pair.Name)},
 		corev1.VolumeMount{Name: volState, MountPath: stateMount})
 	return p
 }

@@ -380,22 +380,21 @@ func (x *Executor) saveApplied(now time.Time) error {
 		}
 	}
 	for u, uids := range byUser {
-		l, err := x.Ledger.Load(u)
+		_, err := x.Ledger.Update(u, func(l *UserLedger) bool {
+			for _, uid := range uids {
+				a := applied[uid]
+				e, ok := l.Entries[uid]
+				if !ok {
+					e.FirstSeen = now
+				}
+				mark := a.mark
+				e.Name, e.LastSeen, e.InStep = a.name, now, &mark
+				l.Entries[uid] = e
+			}
+			return true
+		})
 		if err != nil {
 			return err
-		}
-		for _, uid := range uids {
-			a := applied[uid]
-			e, ok := l.Entries[uid]
-			if !ok {
-				e.FirstSeen = now
-			}
-			mark := a.mark
-			e.Name, e.LastSeen, e.InStep = a.name, now, &mark
-			l.Entries[uid] = e
-		}
-		if err := x.Ledger.Save(l); err != nil {
-			return fmt.Errorf("save ledger: %w", err)
 		}
 	}
 	return nil

@@ -33,6 +33,13 @@ type Executor struct {
 	// from the master, an action completed (the Runner's stall guard).
 	Progress func()
 
+	// Writers, when set, keep one writer per user on the replica: a batch that writes
+	// holds its users' locks from its first read to its last write.
+	Writers *UserLocks
+	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
+	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
+	HoldUnmarked bool
+
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
 	diverged    map[string]string
@@ -42,6 +49,9 @@ type Executor struct {
 	// beforeRecheck, when set (tests only), runs right before the replica folder at name
 	// is re-read ahead of a destructive action: the seam where a test injects a write.
 	beforeRecheck func(name string)
+	// writersHeld: the users whose writer locks this executor holds.
+	writersHeld    []string
+	writersRelease func()
 }
 
 // BatchResult is the outcome of one batch.
@@ -90,6 +100,7 @@ func (x *Executor) emit(rec any) {
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
 	x.diverged, x.newDiverged = nil, 0
+	defer x.releaseWriters()
 	return x.sync(ctx, users, verify, nil)
 }
 
@@ -106,6 +117,11 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 	var lastPlan Plan
 	planned := false
 	for round, joins := 0, 0; round < maxRounds; round++ {
+		if !verify {
+			if err := x.holdWriters(ctx, users); err != nil {
+				return res, err
+			}
+		}
 		in, err := x.gather(ctx, users)
 		if err != nil {
 			return res, err
@@ -282,6 +298,7 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 	if x.Ledger != nil {
 		in.Evidence.Ledger = ledgers
 	}
+	in.HoldUnmarked = x.HoldUnmarked
 	if x.MailboxesDB != nil && !sameFolders(in.Master.Folders, in.Replica.Folders) {
 		// Evidence is only needed where the ends disagree: an audit of users in step
 		// reads nothing.
@@ -328,14 +345,17 @@ func missingFrom(fs, other []Folder) []string {
 }
 
 // noteInLedger records the user's live master folders and the in-step state of the
-// replica's (see LedgerEntry.InStep) in l, saving it when anything changed.
+// replica's (see LedgerEntry.InStep) in the ledger of l's user, under its lock, and
+// leaves l as written (with what other writers noted meanwhile).
 func (x *Executor) noteInLedger(l *UserLedger, master, replica []Folder, now time.Time) error {
-	recorded := l.Record(master, now)
-	if l.MarkInStep(master, replica) || recorded {
-		if err := x.Ledger.Save(l); err != nil {
-			return fmt.Errorf("save ledger: %w", err)
-		}
+	fresh, err := x.Ledger.Update(l.User, func(u *UserLedger) bool {
+		recorded := u.Record(master, now)
+		return u.MarkInStep(master, replica) || recorded
+	})
+	if err != nil {
+		return err
 	}
+	*l = *fresh
 	return nil
 }
 

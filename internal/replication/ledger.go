@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 // master, one small JSON file per user under <state-dir>/ledger/, each written
 // atomically (temp file, fsync, rename, fsync dir) so it survives SIGKILL and restarts.
 // It is the weakest evidence: used only when mailboxes.db is not readable, and only
-// together with a master lookup by uniqueid that finds nothing.
-type Ledger struct{ dir string }
+// together with a master lookup by uniqueid that finds nothing. Writers that share the
+// state directory (workers, a resync beside the rolling replicator) change a user's
+// file only through Update, under a lock of that user's, so no mark is lost.
+type Ledger struct{ dir, locks string }
 
 // LedgerEntry is one uniqueid seen on the master.
 type LedgerEntry struct {
@@ -56,7 +59,38 @@ func OpenLedger(stateDir string) (*Ledger, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ledger dir: %w", err)
 	}
-	return &Ledger{dir: dir}, nil
+	locks := filepath.Join(stateDir, lockDir)
+	if err := os.MkdirAll(locks, 0o700); err != nil {
+		return nil, fmt.Errorf("create lock dir: %w", err)
+	}
+	return &Ledger{dir: dir, locks: locks}, nil
+}
+
+// ledgerLockWait bounds the wait for another writer's ledger update (a read, a few
+// changes and one small atomic write).
+const ledgerLockWait = time.Minute
+
+// Update changes a user's ledger under the user's ledger lock: it reads the file as it
+// is now, lets change apply its changes (reporting whether there were any) and writes
+// it back only then. Changes made by other writers in between are read, not
+// overwritten. It returns the ledger as written.
+func (l *Ledger) Update(user string, change func(*UserLedger) bool) (*UserLedger, error) {
+	unlock, err := lockFile(context.Background(), filepath.Join(l.locks, "ledger-"+url.PathEscape(user)+".lock"), ledgerLockWait)
+	if err != nil {
+		return nil, fmt.Errorf("ledger of %s: %w", user, err)
+	}
+	defer unlock()
+	u, err := l.Load(user)
+	if err != nil {
+		return nil, err
+	}
+	if !change(u) {
+		return u, nil
+	}
+	if err := l.Save(u); err != nil {
+		return nil, fmt.Errorf("save ledger of %s: %w", user, err)
+	}
+	return u, nil
 }
 
 func (l *Ledger) path(user string) string {
@@ -82,7 +116,8 @@ func (l *Ledger) Load(user string) (*UserLedger, error) {
 	return u, nil
 }
 
-// Save writes a user's ledger atomically.
+// Save writes a user's ledger atomically. It replaces the file whole: writers that may
+// run concurrently use Update.
 func (l *Ledger) Save(u *UserLedger) error {
 	b, err := json.Marshal(u)
 	if err != nil {

@@ -33,6 +33,10 @@ func (x *Executor) SyncWork(ctx context.Context, work []UserWork) (*BatchResult,
 		return x.Sync(ctx, users, false)
 	}
 	x.diverged, x.newDiverged = nil, 0
+	defer x.releaseWriters()
+	if err := x.holdWriters(ctx, users); err != nil {
+		return nil, err
+	}
 	res, escalate, err := x.syncMailboxes(ctx, users, names)
 	if err != nil || escalate == "" {
 		return res, err
@@ -60,6 +64,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
 		}
 		in := Input{Pair: x.Pair, Now: x.now(), Users: users}
+		in.HoldUnmarked = x.HoldUnmarked
 		// The in-step marks, as in the full path: a folder written on the replica since
 		// it was last in step is never renamed into DELETED.* or deleted.
 		if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {

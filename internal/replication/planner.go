@@ -22,6 +22,10 @@ type Input struct {
 	// master's state (IMAP_SYNC_CHECKSUM) earlier in this batch, with why: seen by the
 	// executor, it is evidence of a split-brain the counters alone may not show.
 	Diverged map[string]string
+	// HoldUnmarked: a delete resting on a tombstone or the ledger also needs the
+	// folder's in-step mark (the ledger's LastInStep). Without one, whether the replica
+	// took mail in the folder since is unknown, so it is kept (evidence no-mark).
+	HoldUnmarked bool
 }
 
 // move is a pending rename of a replica folder; expect is set when the rename drops
@@ -167,10 +171,18 @@ func (p *planner) matchContent(m, r *Folder, d string) {
 // holds as an intermediate (the folder deleted, its name kept for its children). A 3.6
 // replica does not turn a live folder into an intermediate through APPLY MAILBOX, so:
 // delete (state re-checked), then create the intermediate; the master's own GET USER is
-// the evidence. Unless the replica took mail in it since the two last matched: kept.
+// the evidence. Unless the replica took mail in it since the two last matched, or its
+// in-step mark is unknown while the state is new or lost (HoldUnmarked): kept.
 func (p *planner) masterIntermediate(m, r *Folder) {
 	if written := p.writtenSinceInStep(r); written != "" {
 		p.keepWritten(m, r, "the master deleted the folder and holds its uniqueid as an intermediate", written)
+		return
+	}
+	if p.in.HoldUnmarked && !p.marked(r) {
+		// The replica folder keeps the name; the master's children still sync under it.
+		p.out.Kept++
+		p.decide(report.ActionKeep, report.EvidenceNoMark, m.UniqueID, m.Name, r.Name,
+			"the master holds this uniqueid as an intermediate (folder deleted), but its in-step mark is unknown (state new or lost since), so mail written on the replica since cannot be ruled out; kept")
 		return
 	}
 	p.deletes = append(p.deletes, r)
@@ -230,6 +242,16 @@ func (p *planner) replicaOnly() map[string]string {
 				"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+p.writtenSinceInStep(r)+"); kept (split-brain)")
 			continue
 		}
+		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) && collide {
+			ev = report.EvidenceNone // not enough to delete: moved aside below, freeing the name
+		}
+		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) {
+			p.out.Kept++
+			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "in-step mark unknown")
+			p.decide(report.ActionKeep, report.EvidenceNoMark, r.UniqueID, "", r.Name,
+				"the master deleted it ("+why+"), but its in-step mark is unknown (state new or lost since), so mail written on the replica since cannot be ruled out; kept")
+			continue
+		}
 		if ev != report.EvidenceNone {
 			p.deletes = append(p.deletes, r)
 			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
@@ -277,6 +299,15 @@ func (p *planner) writtenSinceInStep(r *Folder) string {
 		return ""
 	}
 	return fmt.Sprintf("last_uid %d → %d, highestmodseq %d → %d", mark.LastUID, r.LastUID, mark.HighestModSeq, r.HighestModSeq)
+}
+
+// marked reports whether the ledger knows the replica folder's in-step mark.
+func (p *planner) marked(r *Folder) bool {
+	if p.in.Evidence.Ledger == nil {
+		return false
+	}
+	_, ok := p.in.Evidence.Ledger.LastInStep(r.UniqueID)
+	return ok
 }
 
 // freeName returns name, or name with a numeric suffix, so that it is held by nothing

@@ -121,6 +121,13 @@ func (r *Recorder) SetError(err error, now time.Time) {
 	r.s.Updated = now
 }
 
+// SetState records the state directory's identity in every later summary.
+func (r *Recorder) SetState(st report.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.State = &st
+}
+
 // Summary returns a copy of the summary; finished marks a run that ended.
 func (r *Recorder) Summary(finished *time.Time) *report.Summary {
 	r.mu.Lock()
@@ -151,6 +158,10 @@ func (r *Recorder) Summary(finished *time.Time) *report.Summary {
 	s.ActionCounts = cloneCounts(s.ActionCounts)
 	s.DecisionCounts = cloneCounts(s.DecisionCounts)
 	s.MismatchCounts = cloneCounts(s.MismatchCounts)
+	if s.State != nil {
+		st := *s.State
+		s.State = &st
+	}
 	return &s
 }
 

@@ -1,7 +1,5 @@
 package replication
 
-import "fmt"
-
 // The ledger's Sieve part: the evidence that the master deleted a Sieve script. A script
 // the replica holds and the master does not is deleted on the replica only when the
 // ledger saw it on the master with the very content the replica still has; otherwise it
@@ -63,14 +61,16 @@ func (e *Evidence) sieveOnMaster(user, name string) (string, bool) {
 	return "", false
 }
 
-// noteSieve records the master's Sieve scripts of l's user in l, saving it when anything
-// changed (like noteInLedger for folders).
+// noteSieve records the master's Sieve scripts of l's user in the user's ledger, under
+// its lock (like noteInLedger for folders), and leaves l as written.
 func (x *Executor) noteSieve(l *UserLedger, master *Meta) error {
-	if !l.RecordSieve(master) {
+	if master == nil {
 		return nil
 	}
-	if err := x.Ledger.Save(l); err != nil {
-		return fmt.Errorf("save ledger: %w", err)
+	fresh, err := x.Ledger.Update(l.User, func(u *UserLedger) bool { return u.RecordSieve(master) })
+	if err != nil {
+		return err
 	}
+	*l = *fresh
 	return nil
 }

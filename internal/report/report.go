@@ -134,7 +134,24 @@ type Summary struct {
 	LastError    string     `json:"lastError,omitempty"`
 	// BadLogLines counts malformed sync-log lines that were recorded and skipped.
 	BadLogLines int `json:"badLogLines,omitempty"`
+	// State identifies the replicator's state directory (ledger, retry queue), so the
+	// operator can tell a state carried over from one that began empty.
+	State *State `json:"state,omitempty"`
 }
+
+// State identifies a replicator state directory: a random id and the time it was
+// created, both written once when the directory was found empty.
+type State struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	// New: this process found the directory without a state and began it.
+	New bool `json:"new,omitempty"`
+}
+
+// EvidenceNoMark: the master deleted the folder (tombstone or ledger), but its in-step
+// mark is unknown (the replicator's state is new or was lost since), so whether the
+// replica took mail in it since is unknown: the folder is kept, not deleted.
+const EvidenceNoMark Evidence = "no-mark"
 
 // SummaryKind versions the Summary format.
 const SummaryKind = "cyrusrepl.io/report/v1"

@@ -37,6 +37,7 @@ type pairStatus struct {
 		Conditions         []struct{ Type, Status, Reason, Message string }
 		Backlog            *int64
 		Replicator         struct{ State string }
+		State              *struct{ ID, ReplacedID string }
 		Report             struct {
 			DecisionCounts  map[string]int64
 			MismatchCounts  map[string]int64
@@ -45,6 +46,15 @@ type pairStatus struct {
 			}
 		}
 	}
+}
+
+func (s *pairStatus) conditionReason(typ string) string {
+	for _, c := range s.Status.Conditions {
+		if c.Type == typ {
+			return c.Reason
+		}
+	}
+	return ""
 }
 
 func (s *pairStatus) condition(typ string) string {
@@ -113,6 +123,9 @@ func TestReplication(t *testing.T) {
 		}
 	}
 	t.Logf("cyrus runs as %s:%s (%d:%d); sync log %s", cy.Username, cyGroup.Name, uid, gid, syncLog)
+	// The pair's state claim: the local cluster has no provisioner, so a hostPath
+	// volume bound to the claim in advance, in a directory the replicator's user owns.
+	stateDir := filepath.Join(p.Dir, "replicator-state")
 
 	c := upCluster(t, ctx, repo, dir)
 	t.Cleanup(func() {
@@ -176,6 +189,7 @@ spec:
 	p.Master.Append(t, "alice", "Work", cyruspair.Message("work", "a work message"))
 	p.Master.Deliver(t, "bob", cyruspair.Message("bob", "for bob"))
 
+	c.apply(t, ctx, statePV(t, pairName, stateDir, uid, gid))
 	c.apply(t, ctx, manifests)
 
 	t.Run("new mail reaches the replica", func(t *testing.T) {
@@ -369,6 +383,7 @@ spec:
 			t.Fatalf("want one running replicator pod, got %q (%v)", oldPods, err)
 		}
 		oldPod := strings.SplitN(oldPods, "=", 2)[0]
+		before := waitPair(t, ctx, c, "the replicator's state reported", func(s *pairStatus) bool { return s.Status.State != nil })
 		for i := 0; i < total; i++ {
 			p.Master.Deliver(t, "carol", cyruspair.Message(fmt.Sprintf("stream %d", i), "body"))
 			if i == total/3 {
@@ -393,6 +408,13 @@ spec:
 		waitPair(t, ctx, c, "Ready again with no backlog", func(s *pairStatus) bool {
 			return s.condition("Ready") == "True" && s.Status.Backlog != nil && *s.Status.Backlog == 0
 		})
+		// The new pod found the old pod's state on the claim: nothing was lost.
+		after := waitPair(t, ctx, c, "the new pod's report on the same state", func(s *pairStatus) bool {
+			return s.conditionReason("StateLost") == "StateKept"
+		})
+		if after.Status.State.ID != before.Status.State.ID || after.Status.State.ReplacedID != "" || after.condition("StateLost") != "False" {
+			t.Errorf("state after the pod was replaced: %+v, want %+v kept", after.Status.State, before.Status.State)
+		}
 	})
 
 	t.Run("a rotated Secret rolls the replicator", func(t *testing.T) {
@@ -426,6 +448,7 @@ spec:
 		ghost := strings.Replace(manifests[strings.Index(manifests, "apiVersion: replication.cyrusrepl.io"):],
 			"name: "+pairName+",", "name: ghost,", 1)
 		ghost = strings.Replace(ghost, "  replicator:\n", "  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
+		c.apply(t, ctx, statePV(t, "ghost", filepath.Join(p.Dir, "ghost-state"), uid, gid))
 		c.apply(t, ctx, ghost)
 		c.apply(t, ctx, strings.Replace(resyncManifest("ghost-sync", "Sync", "alice"), "pairName: "+pairName, "pairName: ghost", 1))
 		rs := waitResync(t, ctx, c, "ghost-sync")
@@ -468,6 +491,29 @@ spec:
 			}
 		}
 	})
+}
+
+// statePV makes dir (owned by the replicator's uid:gid) and returns a hostPath
+// PersistentVolume bound in advance to pair's state claim: the local cluster has no
+// storage provisioner.
+func statePV(t *testing.T, pair, dir string, uid, gid int) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: PersistentVolume
+metadata: {name: %[1]s-%[2]s-state}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  claimRef: {namespace: %[1]s, name: %[2]s-state}
+  hostPath: {path: %[3]s, type: Directory}
+`, e2eNS, pair, dir)
 }
 
 // port returns the port of a 127.0.0.1:PORT address.
