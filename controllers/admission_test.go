@@ -90,9 +90,14 @@ func TestAdmissionRejects(t *testing.T) {
 		mutate func(*v1.UserResync)
 		want   string
 	}{
-		{"empty user list", func(r *v1.UserResync) { r.Spec.Users = nil }, "spec.users"},
+		{"empty user list", func(r *v1.UserResync) { r.Spec.Users = nil }, "users is required for mode Sync and Verify"},
+		{"verify without users", func(r *v1.UserResync) { r.Spec.Users, r.Spec.Mode = nil, v1.ResyncVerify }, "users is required for mode Sync and Verify"},
+		{"audit with users", func(r *v1.UserResync) { r.Spec.Mode = v1.ResyncAudit }, "mode Audit walks every user of the master: remove users"},
+		{"audit deleting unmarked", func(r *v1.UserResync) {
+			r.Spec.Users, r.Spec.Mode, r.Spec.DeleteUnmarked = nil, v1.ResyncAudit, true
+		}, "deleteUnmarked is for Sync and Verify of named users"},
 		{"duplicate users", func(r *v1.UserResync) { r.Spec.Users = []string{"alice", "alice"} }, "Duplicate value"},
-		{"bad mode", func(r *v1.UserResync) { r.Spec.Mode = "Repair" }, `supported values: "Sync", "Verify"`},
+		{"bad mode", func(r *v1.UserResync) { r.Spec.Mode = "Repair" }, `supported values: "Sync", "Verify", "Audit"`},
 		{"missing pair", func(r *v1.UserResync) { r.Spec.PairName = "" }, "spec.pairName"},
 		{"too many users", func(r *v1.UserResync) {
 			r.Spec.Users = nil
@@ -115,6 +120,14 @@ func TestAdmissionRejects(t *testing.T) {
 			t.Logf("rejected: %v", err)
 		})
 	}
+
+	t.Run("resync/audit without users", func(t *testing.T) {
+		r := resync("audit")
+		r.Spec.Users, r.Spec.Mode = nil, v1.ResyncAudit
+		if err := k8s.Create(ctx, r); err != nil {
+			t.Fatalf("an Audit resync without users was rejected: %v", err)
+		}
+	})
 
 	t.Run("resync/spec edit", func(t *testing.T) {
 		r := resync("immutable")

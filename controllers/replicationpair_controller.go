@@ -97,10 +97,15 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	audit, auditRetry := r.audit(ctx, &pair)
 	pair.Status = operator.PairStatus(&pair, obs)
 	pair.Status.Verify = verify
+	pair.Status.Audit = audit
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
 	res := ctrl.Result{RequeueAfter: wake} // the next scheduled verify
+	if auditRetry > 0 && (res.RequeueAfter == 0 || auditRetry < res.RequeueAfter) {
+		res.RequeueAfter = auditRetry
+	}
 	if obs.Report != nil {
 		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {

@@ -229,8 +229,12 @@ func (r *UserResyncReconciler) maybeStart(ctx context.Context, rs *v1.UserResync
 	rs.Status.JobName = job.Name
 	rs.Status.StartTime = &now
 	operator.SetResyncPhase(rs, v1.ResyncRunning, v1.ReasonJobRunning, fmt.Sprintf("job %s is running", job.Name))
+	what := fmt.Sprintf("%d users", len(rs.Spec.Users))
+	if rs.Spec.Mode == v1.ResyncAudit {
+		what = "every user of the master"
+	}
 	r.Recorder.Eventf(rs, job, corev1.EventTypeNormal, v1.EventResyncStarted, "Resync",
-		"started job %s: %s of %d users", job.Name, rs.Spec.Mode, len(rs.Spec.Users))
+		"started job %s: %s of %s", job.Name, rs.Spec.Mode, what)
 	return nil
 }
 

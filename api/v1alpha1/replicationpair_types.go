@@ -93,6 +93,30 @@ type ReplicationPairSpec struct {
 // status.verify.lastHandledRequestAt.
 const AnnotationVerifyRequestedAt = "replication.cyrusrepl.io/verifyRequestedAt"
 
+// AnnotationAuditRequestedAt asks for an audit of every user of the master now: set it
+// to any new value (e.g. the current time); the manager creates one UserResync in mode
+// Audit per new value and echoes the value into status.audit.lastHandledRequestAt.
+const AnnotationAuditRequestedAt = "replication.cyrusrepl.io/auditRequestedAt"
+
+// AuditStatus is the state of a pair's requested audits.
+type AuditStatus struct {
+	// lastHandledRequestAt is the value of the auditRequestedAt annotation the manager
+	// last acted on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledRequestAt string `json:"lastHandledRequestAt,omitempty"`
+
+	// lastResync is the Audit UserResync the most recent request created.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	LastResync string `json:"lastResync,omitempty"`
+
+	// message says why the last request did not create an audit (yet).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+}
+
 // ScheduledVerify is a recurring read-only check of some users of a pair.
 type ScheduledVerify struct {
 	// schedule is a cron expression with five fields (minute hour day-of-month month
@@ -240,6 +264,10 @@ type ReplicationPairStatus struct {
 	// verify is the state of the verifies spec.verify asks for.
 	// +optional
 	Verify *VerifyStatus `json:"verify,omitempty"`
+
+	// audit is the state of the audits the auditRequestedAt annotation asks for.
+	// +optional
+	Audit *AuditStatus `json:"audit,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -5,7 +5,7 @@ import (
 )
 
 // ResyncMode is what a UserResync does.
-// +kubebuilder:validation:Enum=Sync;Verify
+// +kubebuilder:validation:Enum=Sync;Verify;Audit
 type ResyncMode string
 
 const (
@@ -13,13 +13,21 @@ const (
 	ResyncSync ResyncMode = "Sync"
 	// ResyncVerify compares the users and reports differences; it changes nothing.
 	ResyncVerify ResyncMode = "Verify"
+	// ResyncAudit walks every user of the master once and syncs it (the replicator's
+	// audit mode, one pass); it names no users. The manager creates it for the pair's
+	// auditRequestedAt annotation.
+	ResyncAudit ResyncMode = "Audit"
 )
 
 // MaxResyncUsers bounds spec.users of a UserResync.
 const MaxResyncUsers = 1000
 
-// UserResyncSpec names the users to sync or verify. It is immutable: to run again,
-// create a new UserResync (re-applying a finished one from Git does nothing).
+// UserResyncSpec names the users to sync or verify (or, in mode Audit, none: every user
+// of the master). It is immutable: to run again, create a new UserResync (re-applying a
+// finished one from Git does nothing).
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Audit' || has(self.users)",message="users is required for mode Sync and Verify"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Audit' || !has(self.users)",message="mode Audit walks every user of the master: remove users"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Audit' || !has(self.deleteUnmarked) || !self.deleteUnmarked",message="deleteUnmarked is for Sync and Verify of named users; an Audit keeps folders whose in-step state is unknown"
 type UserResyncSpec struct {
 	// pairName is the ReplicationPair (same namespace) whose endpoints and settings are used.
 	// +required
@@ -28,16 +36,18 @@ type UserResyncSpec struct {
 	PairName string `json:"pairName"`
 
 	// users are the Cyrus user names (e.g. "alice", "bob@example.org"), 1 to 1000, unique.
-	// +required
+	// Required for modes Sync and Verify, forbidden for Audit.
+	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=1000
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=255
 	// +kubebuilder:validation:items:Pattern=`^[^\s/\-][^\s/]*$`
-	Users []string `json:"users"`
+	Users []string `json:"users,omitempty"`
 
-	// mode is Sync (full sync of each user) or Verify (compare and report only).
+	// mode is Sync (full sync of each user), Verify (compare and report only) or Audit
+	// (one pass of the replicator's audit over every user of the master).
 	// +required
 	Mode ResyncMode `json:"mode"`
 

@@ -18,7 +18,7 @@ import (
 )
 
 // TestOperatorArgsParse feeds the command lines the operator generates (Deployments of
-// pairs in every mode, resync Jobs, every TLS mode and CA source) through the
+// pairs in every mode, resync Jobs of every mode (an Audit one lists the master's users), every TLS mode and CA source) through the
 // replicator's real flag parser and checks (files read, TLS configs built), stopping
 // before any connection. The pod's mount paths are moved under a temporary root and the
 // files its volumes would hold are written there. (The test binary links the operator;
@@ -61,9 +61,12 @@ func TestOperatorArgsParse(t *testing.T) {
 				label := name + "/" + operator.TLSFlag(mt) + "/" + operator.TLSFlag(rt)
 				d := operator.Deployment(pair, operator.PodOptions{Image: "img"})
 				checkPodArgs(t, label, d.Spec.Template.Spec, ca)
-				for _, mode := range []v1.ResyncMode{v1.ResyncSync, v1.ResyncVerify} {
+				for _, mode := range []v1.ResyncMode{v1.ResyncSync, v1.ResyncVerify, v1.ResyncAudit} {
 					rs := &v1.UserResync{ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "r", UID: "r"},
 						Spec: v1.UserResyncSpec{PairName: "p", Users: []string{"alice", "john.doe@example.com"}, Mode: mode}}
+					if mode == v1.ResyncAudit {
+						rs.Spec.Users = nil // every user of the master
+					}
 					checkPodArgs(t, label+"/resync-"+string(mode), operator.Job(rs, pair, operator.PodOptions{Image: "img"}).Spec.Template.Spec, ca)
 				}
 			}

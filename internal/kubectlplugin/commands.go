@@ -86,6 +86,25 @@ func (p *Plugin) SetSuspend(ctx context.Context, name string, suspend bool) (int
 	return ExitOK, nil
 }
 
+// RequestAudit sets the pair's auditRequestedAt annotation to now; the manager runs one
+// Audit UserResync per new value and names it in status.audit.lastResync.
+func (p *Plugin) RequestAudit(ctx context.Context, name string, now time.Time) (int, error) {
+	pair := &replv1.ReplicationPair{}
+	pair.Namespace, pair.Name = p.Opts.Namespace, name
+	at := now.UTC().Format(time.RFC3339Nano)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{replv1.AnnotationAuditRequestedAt: at}}})
+	if err != nil {
+		return ExitUsage, fmt.Errorf("audit patch: %w", err)
+	}
+	if err := p.Client.Patch(ctx, pair, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return ExitUsage, fmt.Errorf("patch replicationpair %s/%s: %w", p.Opts.Namespace, name, err)
+	}
+	fmt.Fprintf(p.Out, "replicationpair.replication.cyrusrepl.io/%s audit requested at %s\n", name, at)
+	rs := operator.RequestedAuditName(name, at)
+	fmt.Fprintf(p.Out, "the manager creates UserResync %s; follow it with `kubectl get userresync %s -w`.\n", rs, rs)
+	return ExitOK, nil
+}
+
 // replicatorPods lists the pods of the pair's Deployment, oldest first.
 func (p *Plugin) replicatorPods(ctx context.Context, pair string) ([]corev1.Pod, error) {
 	var pods corev1.PodList

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -119,6 +120,33 @@ func TestSuspendResume(t *testing.T) {
 	}
 	if code, err := plugin(&out).Run(ctx, "suspend", []string{"nosuch"}); code != ExitUsage || err == nil {
 		t.Fatalf("suspend of a missing pair: %d %v", code, err)
+	}
+}
+
+// TestAuditRequest: `audit PAIR` sets the auditRequestedAt annotation to the time and
+// names the UserResync the manager will create for it; a missing pair is an error.
+func TestAuditRequest(t *testing.T) {
+	needCmdNS(t)
+	ctx := context.Background()
+	newPair(t, cmdNS, "aud")
+	var out bytes.Buffer
+	now := time.Date(2026, 12, 6, 12, 30, 0, 0, time.UTC)
+	if code, err := plugin(&out).RequestAudit(ctx, "aud", now); err != nil || code != ExitOK {
+		t.Fatalf("audit: %d %v", code, err)
+	}
+	var p replv1.ReplicationPair
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: cmdNS, Name: "aud"}, &p); err != nil {
+		t.Fatal(err)
+	}
+	at := "2026-12-06T12:30:00Z"
+	if got := p.Annotations[replv1.AnnotationAuditRequestedAt]; got != at {
+		t.Fatalf("annotation %q, want %q", got, at)
+	}
+	if !strings.Contains(out.String(), operator.RequestedAuditName("aud", at)) {
+		t.Fatalf("output does not name the audit: %q", out.String())
+	}
+	if code, err := plugin(&out).Run(ctx, "audit", []string{"nosuch"}); code != ExitUsage || err == nil {
+		t.Fatalf("audit of a missing pair: %d %v", code, err)
 	}
 }
 

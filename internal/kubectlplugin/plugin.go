@@ -60,6 +60,8 @@ commands:
   status PAIR              health, backlog, last batch, decisions and mismatches of a pair
   resync PAIR USER...      full sync of the users (creates a UserResync, waits for its result)
   verify PAIR USER...      compare the users and report differences; changes nothing
+  audit PAIR               audit every user of the master once now (sets the pair's
+                           auditRequestedAt annotation; the manager creates the UserResync)
   suspend PAIR             stop the pair's replicator (the master's sync log keeps growing)
   resume PAIR              start it again; it consumes what accumulated
   logs PAIR                the replicator's log (the pair's Deployment)
@@ -129,6 +131,11 @@ func (p *Plugin) Run(ctx context.Context, cmd string, args []string) (int, error
 			return ExitUsage, fmt.Errorf("%s takes exactly one pair name", cmd)
 		}
 		return p.SetSuspend(ctx, args[0], cmd == "suspend")
+	case "audit":
+		if len(args) != 1 {
+			return ExitUsage, errors.New("audit takes exactly one pair name")
+		}
+		return p.RequestAudit(ctx, args[0], time.Now())
 	case "logs":
 		if len(args) != 1 {
 			return ExitUsage, errors.New("logs takes exactly one pair name")
@@ -280,6 +287,9 @@ func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	}
 	if v := pair.Status.Verify; v != nil && (v.LastResync != "" || v.Message != "") {
 		fmt.Fprintf(tw, "Last verify:\t%s %s\n", orNone(v.LastResync), v.Message)
+	}
+	if a := pair.Status.Audit; a != nil && (a.LastResync != "" || a.Message != "") {
+		fmt.Fprintf(tw, "Last audit:\t%s %s\n", orNone(a.LastResync), a.Message)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nConditions:")

@@ -154,3 +154,31 @@ func TestAuditListsUsersThroughIMAPWithoutMasterConfig(t *testing.T) {
 		t.Fatal("--master-imap passed although the master's config is mounted")
 	}
 }
+
+// TestAuditJob: an Audit resync's Job runs one audit pass (no --interval, no --user) with
+// the pair's master user source, as the audit Deployment has it, on the state claim.
+func TestAuditJob(t *testing.T) {
+	rs := &v1.UserResync{ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "p-audit-r1", UID: "uid-r"},
+		Spec: v1.UserResyncSpec{PairName: "p", Mode: v1.ResyncAudit}}
+	p := pair()
+	p.Spec.SyncLog = &v1.SyncLogSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/cyrus"}}, Path: "sync/x"}
+	p.Spec.Master.IMAPPort = 143
+	args := Job(rs, p, PodOptions{Image: "img"}).Spec.Template.Spec.Containers[0].Args
+	if !slices.Equal(args[:3], []string{"audit", "--master-imap", "m:143"}) ||
+		slices.Contains(args, "--interval") || slices.Contains(args, "--user") || slices.Contains(args, "--sync-log") {
+		t.Fatalf("args %q", args)
+	}
+	p.Spec.MasterConfig = &v1.MasterConfigSource{Volume: v1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}, Path: "imapd.conf"}
+	j := Job(rs, p, PodOptions{Image: "img"})
+	args = j.Spec.Template.Spec.Containers[0].Args
+	if slices.Contains(args, "--master-imap") || !slices.Contains(args, "--master-config") {
+		t.Fatalf("with masterConfig: args %q", args)
+	}
+	claim := false
+	for _, v := range j.Spec.Template.Spec.Volumes {
+		claim = claim || (v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == StateClaimName("p"))
+	}
+	if !claim || args[slices.Index(args, "--state-dir")+1] != stateMount {
+		t.Fatalf("state claim not mounted: %+v", j.Spec.Template.Spec.Volumes)
+	}
+}

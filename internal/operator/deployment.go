@@ -63,13 +63,28 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 			iv = pair.Spec.AuditInterval.Duration.String()
 		}
 		args = append(args, "--interval", iv)
-		if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
-			args = append(args, "--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort))))
-		}
+		args = append(args, MasterUsersArgs(pair)...)
 	}
 	args = append(args, p.args...)
 	args = append(args, "--metrics-addr", metricsFlag(hostNetwork))
 	return args, p
+}
+
+// MasterUsersArgs are the audit flags that say where the master's users are listed:
+// --master-imap when the pair has master.imapPort and no masterConfig (whose
+// mailboxes.db, mounted by commonParts, is used otherwise). Shared by the audit
+// Deployment and the Audit resync Job.
+func MasterUsersArgs(pair *v1.ReplicationPair) []string {
+	if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
+		return []string{"--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort)))}
+	}
+	return nil
+}
+
+// HasMasterUsers says whether the pair tells where to list the master's users, which an
+// audit needs.
+func HasMasterUsers(pair *v1.ReplicationPair) bool {
+	return pair.Spec.MasterConfig != nil || pair.Spec.Master.IMAPPort > 0
 }
 
 // Deployment builds the pair's replicator Deployment: one replica (zero when suspended),

@@ -29,8 +29,11 @@ var resultExitCodes = []int32{1, 2}
 
 // ResyncMode maps the API mode to the replicator command.
 func ResyncMode(m v1.ResyncMode) string {
-	if m == v1.ResyncVerify {
+	switch m {
+	case v1.ResyncVerify:
 		return "verify"
+	case v1.ResyncAudit:
+		return ModeAudit
 	}
 	return "sync"
 }
@@ -44,6 +47,10 @@ func ResyncArgs(rs *v1.UserResync, pair *v1.ReplicationPair) []string {
 func resyncParts(rs *v1.UserResync, pair *v1.ReplicationPair) ([]string, *podParts) {
 	p := commonParts(pair, ReportConfigMapName(rs.Name))
 	args := []string{ResyncMode(rs.Spec.Mode)}
+	if rs.Spec.Mode == v1.ResyncAudit {
+		// No --interval: one walk over every master user, then exit with its result.
+		args = append(args, MasterUsersArgs(pair)...)
+	}
 	for _, u := range rs.Spec.Users {
 		args = append(args, "--user", u)
 	}

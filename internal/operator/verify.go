@@ -30,10 +30,10 @@ func cutName(name string, n int) string {
 	return name
 }
 
-// Labels on the UserResyncs the manager creates for spec.verify.
+// Labels on the UserResyncs the manager creates (spec.verify, auditRequestedAt).
 const (
 	LabelCreatedBy = "app.kubernetes.io/created-by"
-	// LabelTrigger says what created a verify: "schedule" or "request".
+	// LabelTrigger says what created a verify or audit: "schedule" or "request".
 	LabelTrigger = "replication.cyrusrepl.io/trigger"
 )
 
@@ -73,6 +73,28 @@ func VerifyResync(pair *v1.ReplicationPair, name, trigger string) *v1.UserResync
 			Users:    append([]string(nil), pair.Spec.Verify.Users...),
 			Mode:     v1.ResyncVerify,
 		},
+	}
+}
+
+// RequestedAuditName names the audit asked for by one value of the auditRequestedAt
+// annotation: the same value always gives the same name, so it runs once.
+func RequestedAuditName(pair, requestedAt string) string {
+	return ResyncName(pair, "audit", "r"+report.RecordID(requestedAt)[:8])
+}
+
+// AuditResync builds the Audit UserResync of every master user, owned by the pair.
+func AuditResync(pair *v1.ReplicationPair, name string) *v1.UserResync {
+	return &v1.UserResync{
+		TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "UserResync"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: pair.Namespace,
+			Labels: map[string]string{
+				LabelCreatedBy: ManagerName, LabelPair: pair.Name, LabelTrigger: TriggerRequest,
+			},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(pair, "ReplicationPair")},
+		},
+		Spec: v1.UserResyncSpec{PairName: pair.Name, Mode: v1.ResyncAudit},
 	}
 }
 

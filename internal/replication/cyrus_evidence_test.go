@@ -86,6 +86,24 @@ func onceAt(name string, fn func()) func(string) {
 	}
 }
 
+// syncWithLateWrite syncs alice with write run on the replica right before the executor
+// re-checks folder for a destructive action, and fails the test unless that re-check
+// happened and every message the replica held after the write is still there.
+func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *BatchResult {
+	t.Helper()
+	var before map[string][]string
+	e.x.beforeRecheck = onceAt(folder, func() {
+		write()
+		before = liveGUIDs(t, e.p, e.p.Replica, "alice")
+	})
+	res := e.sync(t, "alice")
+	if before == nil {
+		t.Fatalf("the destructive action on %s was never re-checked: %v", folder, decisionsOf(res))
+	}
+	assertKept(t, e.p, "alice", before)
+	return res
+}
+
 // TestCyrusCompareAndDeleteDelivery: the master deletes a user (tombstone); between the
 // plan and the replica's UNMAILBOX, mail is delivered over LMTP to the replica's INBOX.
 // The delete must not go ahead on the plan's stale view: the delivered mail stays and
@@ -97,16 +115,9 @@ func TestCyrusCompareAndDeleteDelivery(t *testing.T) {
 	m.Deliver(t, "alice", cyruspair.Message("first", "one"))
 	e.sync(t, "alice")
 	deleteUser(t, m, e.p.AdminUser, "alice")
-	var before map[string][]string
-	e.x.beforeRecheck = onceAt("user.alice", func() {
+	res := syncWithLateWrite(t, e, "user.alice", func() {
 		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica after the plan"))
-		before = liveGUIDs(t, e.p, r, "alice")
 	})
-	res := e.sync(t, "alice")
-	if before == nil {
-		t.Fatalf("the delete of user.alice was never re-checked: %v", decisionsOf(res))
-	}
-	assertKept(t, e.p, "alice", before)
 	if !hasDecision(res, report.ActionKeep, report.EvidenceSplitBrain, "user.alice") {
 		t.Fatalf("no keep/split-brain decision: %v", decisionsOf(res))
 	}
@@ -126,16 +137,9 @@ func TestCyrusCompareAndDeleteMoveAside(t *testing.T) {
 	r.Append(t, "alice", "Work", cyruspair.Message("r1", "replica one"))
 	r.Append(t, "alice", "Work", cyruspair.Message("r2", "replica two"))
 	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
-	var before map[string][]string
-	e.x.beforeRecheck = onceAt("user.alice.Work", func() {
+	res := syncWithLateWrite(t, e, "user.alice.Work", func() {
 		r.Append(t, "alice", "Work", cyruspair.Message("late", "appended on the replica after the rescue"))
-		before = liveGUIDs(t, e.p, r, "alice")
 	})
-	res := e.sync(t, "alice")
-	if before == nil {
-		t.Fatalf("the move-aside of Work was never re-checked: %v", decisionsOf(res))
-	}
-	assertKept(t, e.p, "alice", before)
 	if !hasDecision(res, report.ActionMoveAside, report.EvidenceSplitBrain, "user.alice.Work") {
 		t.Fatalf("no move-aside decision: %v", decisionsOf(res))
 	}

@@ -17,7 +17,7 @@ import (
 // drainLog empties the channel log (everything so far is replicated by the caller).
 func drainLog(t *testing.T, dir string) {
 	t.Helper()
-	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error { collect(sc); return sc.Err() })
+	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error { scanAll(sc); return sc.Err() })
 	if err != nil && !errors.Is(err, ErrNoLog) {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func takeLog(t *testing.T, dir string) []LogEntry {
 	t.Helper()
 	var out []LogEntry
 	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-		e, bad := collect(sc)
+		e, bad := scanAll(sc)
 		if len(bad) > 0 {
 			t.Fatalf("master wrote lines we cannot parse: %+v", bad)
 		}

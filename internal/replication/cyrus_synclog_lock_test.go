@@ -60,7 +60,7 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 	}
 	cycle := func() error {
 		err := LogDir{Dir: logDir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-			entries, bad := collect(sc)
+			entries, bad := scanAll(sc)
 			if len(bad) > 0 {
 				return fmt.Errorf("lines Cyrus wrote do not parse: %+v", bad)
 			}

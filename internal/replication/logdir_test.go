@@ -45,14 +45,14 @@ func appendLog(t testing.TB, dir, line string) {
 func TestLogDirCycle(t *testing.T) {
 	dir := t.TempDir()
 	l := LogDir{Dir: dir}
-	if err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error { collect(sc); return nil }); !errors.Is(err, ErrNoLog) {
+	if err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error { scanAll(sc); return nil }); !errors.Is(err, ErrNoLog) {
 		t.Fatalf("empty dir: %v", err)
 	}
 	appendLog(t, dir, "MAILBOX user.a")
 	appendLog(t, dir, "garbage(")
 	boom := errors.New("replica down")
 	err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
-		e, bad := collect(sc)
+		e, bad := scanAll(sc)
 		if len(e) != 1 || len(bad) != 1 || re {
 			t.Fatalf("first pass: %v %v %v", e, bad, re)
 		}
@@ -65,7 +65,7 @@ func TestLogDirCycle(t *testing.T) {
 	appendLog(t, dir, "MAILBOX user.b")
 	var seen []string
 	if err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
-		e, _ := collect(sc)
+		e, _ := scanAll(sc)
 		if !re {
 			t.Fatal("leftover log-run not marked reprocessed")
 		}
@@ -77,7 +77,7 @@ func TestLogDirCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := l.ConsumeOnce(func(sc *LogScanner, re bool) error {
-		e, _ := collect(sc)
+		e, _ := scanAll(sc)
 		for _, x := range e {
 			seen = append(seen, x.Args[0])
 		}
@@ -199,7 +199,7 @@ func TestLogDirChild(t *testing.T) {
 	handled := 0
 	for {
 		err := l.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-			e, _ := collect(sc)
+			e, _ := scanAll(sc)
 			for _, x := range e {
 				fmt.Fprintln(out, x.Args[0])
 				if err := out.Sync(); err != nil {
@@ -268,7 +268,7 @@ func TestLogDirWaitsForCyrusWriter(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-			e, _ := collect(sc)
+			e, _ := scanAll(sc)
 			for _, x := range e {
 				seen = append(seen, x.Args[0])
 			}
@@ -330,19 +330,4 @@ func TestLogDirFcntlWriterChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-}
-
-// collect reads a scanner to its end.
-func collect(sc *LogScanner) (entries []LogEntry, bad []BadLine) {
-	for {
-		e, b, ok := sc.Next()
-		switch {
-		case !ok:
-			return entries, bad
-		case b != nil:
-			bad = append(bad, *b)
-		default:
-			entries = append(entries, e)
-		}
-	}
 }

@@ -39,7 +39,11 @@ var errShort = errors.New("unexpected end of input")
 // ParseLog parses the content of a sync-log file held in memory (tests and tools; the
 // replicator streams the file with a LogScanner, which gives the same result).
 func ParseLog(data []byte) (entries []LogEntry, bad []BadLine) {
-	s := NewLogScanner(bytes.NewReader(data))
+	return scanAll(NewLogScanner(bytes.NewReader(data)))
+}
+
+// scanAll reads a scanner to its end.
+func scanAll(s *LogScanner) (entries []LogEntry, bad []BadLine) {
 	for {
 		e, b, ok := s.Next()
 		switch {
