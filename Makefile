@@ -71,12 +71,14 @@ test-only:
 	  $(GO) test $(GOTEST_FLAGS) $(PKGS)
 
 ## test-default-namespace: the Cyrus integration suites again, with every test pair in
-## Cyrus 3's default namespace plus virtdomains (test-only runs them in netnews first).
+## Cyrus 3's default namespace plus virtdomains and TLS on (CYRUSREPL_TLS=1: every
+## replicator run, csync dial and IMAP session of the tests uses STARTTLS verified
+## against the pair's CA); test-only runs them in netnews, plaintext, first.
 ## Tests that already run each namespace themselves are not repeated.
 NAMESPACE_PKGS ?= ./internal/replication/ ./cmd/replicator/ ./test/fault/
 NAMESPACE_SKIP ?= TestCyrusNamesMatchCtlMboxlist|TestCyrusRollingSkipsSharedFolders|TestCLIAuditDottedDomainUsers
 test-default-namespace:
-	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default \
+	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default CYRUSREPL_TLS=1 \
 	  $(GO) test $(GOTEST_FLAGS) -skip '$(NAMESPACE_SKIP)' $(NAMESPACE_PKGS)
 
 bench: cyrus

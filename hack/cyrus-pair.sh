@@ -145,7 +145,13 @@ CONF
     cat >> "$d/imapd.conf" <<CONF
 tls_server_cert: $d/tls/server.pem
 tls_server_key: $d/tls/server.key
+tls_client_ca_file: $BASE_DIR/tls/ca.pem
 CONF
+    # Stock sync_client runs STARTTLS only when the server offers no mechanism before
+    # it: replica2 (its target) hides PLAIN until TLS, so that connection is encrypted too.
+    if [ "$name" = replica2 ]; then
+      sed -i 's/^allowplaintext: yes$/allowplaintext: no/' "$d/imapd.conf"
+    fi
   fi
   if [ "$role" = master ]; then
     cat >> "$d/imapd.conf" <<CONF

@@ -75,8 +75,8 @@ func TestInspectRealServer(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runCmd(t, "inspect", "--server", in.SyncAddr, "--user", "alice",
-		"--username", p.ReplUser, "--password-file", pwFile, "--timeout", "60s", "--tls", "none")
+	code, stdout, stderr := runCmd(t, append([]string{"inspect", "--server", in.SyncAddr, "--user", "alice",
+		"--username", p.ReplUser, "--password-file", pwFile, "--timeout", "60s"}, inspectTLSFlags(p)...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -89,7 +89,7 @@ func TestInspectRealServer(t *testing.T) {
 	// Compare with what the csync package reads directly.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	m, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestInspectRealServer(t *testing.T) {
 		{"alice", "alicepw", "not an admin"},
 	} {
 		t.Setenv("CYRUSREPL_PASSWORD", tc.pass)
-		code, stdout, stderr := runCmd(t, "inspect", "--server", in.SyncAddr, "--user", "alice", "--username", tc.user, "--tls", "none")
+		code, stdout, stderr := runCmd(t, append([]string{"inspect", "--server", in.SyncAddr, "--user", "alice", "--username", tc.user}, inspectTLSFlags(p)...)...)
 		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%s/%s: exit %d stdout %q stderr %q", tc.user, tc.pass, code, stdout, stderr)
 		}

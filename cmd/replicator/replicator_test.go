@@ -48,9 +48,27 @@ func newCLIOpts(t *testing.T, opts cyruspair.Options) *cli {
 	if err := os.WriteFile(pw, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &cli{p: p, common: []string{"--master", p.Master.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
-		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}}
+	common := []string{"--master", p.Master.SyncAddr, "--replica", p.Replica.SyncAddr,
+		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
+		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}
+	return &cli{p: p, common: append(common, p.ReplicatorTLSFlags()...)}
+}
+
+// withoutTLSFlags drops the TLS flags ReplicatorTLSFlags added, for tests that give
+// their own.
+func withoutTLSFlags(args []string) []string {
+	for _, f := range []string{"--master-tls", "--replica-tls", "--master-ca-file", "--replica-ca-file"} {
+		args = withoutFlag(args, f)
+	}
+	return args
+}
+
+// inspectTLSFlags are `replicator inspect`'s TLS flags for a server of p.
+func inspectTLSFlags(p *cyruspair.Pair) []string {
+	if !p.TLS() {
+		return []string{"--tls", "none"}
+	}
+	return []string{"--tls", "starttls", "--ca-file", p.TLSCA}
 }
 
 func (c *cli) run(t *testing.T, args ...string) (int, string, string) {
@@ -149,7 +167,8 @@ func TestCLISyncVerify(t *testing.T) {
 }
 
 func TestCLIUsageAndConnectionErrors(t *testing.T) {
-	c := newCLI(t, "delayed")
+	// NoTLS: the last case needs a server that offers no STARTTLS.
+	c := newCLIOpts(t, cyruspair.Options{DeleteMode: "delayed", NoTLS: true})
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"sync", "--user", "x"}, &out, &errb); code != exitUsage {
 		t.Fatalf("missing --master: exit %d", code)

@@ -14,6 +14,7 @@ import (
 // case gives the flags of both ends and the expected exit code and stderr.
 func TestCLITLSModes(t *testing.T) {
 	c := newCLIOpts(t, cyruspair.Options{TLS: true})
+	c.common = withoutTLSFlags(c.common) // each case gives its own
 	m, r := c.p.Master, c.p.Replica
 	m.CreateUser(t, "alice")
 	m.Deliver(t, "alice", cyruspair.Message("hello", "over TLS"))
@@ -84,7 +85,7 @@ func TestCLIAuditIMAPListingTLS(t *testing.T) {
 	for _, u := range []string{"alice", "bob"} {
 		m.CreateUser(t, u)
 	}
-	c.common = append(withoutFlag(withoutFlag(withoutFlag(c.common, "--master-config"), "--master-tls"), "--replica-tls"),
+	c.common = append(withoutTLSFlags(withoutFlag(c.common, "--master-config")),
 		"--master-imap", m.IMAPAddr, "--replica-tls", "starttls", "--replica-ca-file", c.p.TLSCA, "--master-tls", "starttls")
 	code, out, errs := c.run(t, "audit", "--master-ca-file", c.p.TLSCA)
 	if code != exitOK {
@@ -115,6 +116,30 @@ func TestCLIAuditIMAPListingTLS(t *testing.T) {
 		code, out, errs := c.run(t, "audit", "--master", csyncTLS, "--master-tls", "tls", "--master-ca-file", caFile, "--master-imap", tc.imap)
 		if code != tc.code || (tc.code == exitFailed && !strings.Contains(errs+out, "certificate signed by unknown authority")) {
 			t.Fatalf("%s: audit exit %d (want %d)\n%s\n%s", tc.name, code, tc.code, errs, out)
+		}
+	}
+}
+
+// TestCLISuiteTalksTLS: on a pair with TLS, every connection the suite's helpers open
+// (the replicator's flags from newCLIOpts, IMAP seeding and status checks,
+// a csync dial with the pair's client config) runs STARTTLS: Cyrus logs every login
+// with "+TLS", the repl user's included. Under CYRUSREPL_TLS=1 every pair is like this.
+func TestCLISuiteTalksTLS(t *testing.T) {
+	c := newCLIOpts(t, cyruspair.Options{TLS: true})
+	m, r := c.p.Master, c.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Sent")
+	m.Deliver(t, "alice", cyruspair.Message("hello", "over TLS"))
+	if code, out, errs := c.run(t, "sync", "--user", "alice"); code != exitOK || strings.Contains(errs, "in clear") {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, errs, out)
+	}
+	if st := r.Status(t, "alice", "INBOX"); st.Messages != 1 {
+		t.Fatalf("replica INBOX: %+v", st)
+	}
+	c.p.RequireTLSLogins(t, c.p.ReplUser)
+	for _, l := range c.p.Syslog(" login: ") {
+		if !strings.Contains(l, "+TLS") {
+			t.Fatalf("a login without TLS: %s", l)
 		}
 	}
 }

@@ -44,8 +44,9 @@ func TestCLIAuditListsUsersOverIMAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &cli{p: p, common: []string{"--master", m.SyncAddr, "--replica", p.Replica.SyncAddr,
-		"--master-password-file", pw, "--replica-password-file", pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", t.TempDir(),
+		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
 		"--master-imap", m.IMAPAddr}}
+	c.common = append(c.common, p.ReplicatorTLSFlags()...)
 	code, out, errs := c.run(t, "audit")
 	if code != exitOK {
 		t.Fatalf("audit: exit %d\n%s\n%s", code, errs, out)

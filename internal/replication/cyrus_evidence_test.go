@@ -1,11 +1,8 @@
 package replication
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -24,7 +21,7 @@ func liveGUIDs(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,37 +339,7 @@ func recordsHave(records []any, a report.Action, ev report.Evidence, rname strin
 // authenticating as the admin on the user's behalf.
 func manageSieve(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user string, cmds ...string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", in.SieveAddr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
-	expectOK := func(what string) {
-		t.Helper()
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("managesieve %s: %v", what, err)
-			}
-			if strings.HasPrefix(line, "OK") {
-				return
-			}
-			if strings.HasPrefix(line, "NO") || strings.HasPrefix(line, "BYE") {
-				t.Fatalf("managesieve %s: %s", what, line)
-			}
-		}
-	}
-	expectOK("greeting")
-	auth := base64.StdEncoding.EncodeToString([]byte(user + "\x00" + p.AdminUser + "\x00" + p.AdminPassword))
-	fmt.Fprintf(c, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", auth)
-	expectOK("authenticate")
-	for _, cmd := range cmds {
-		fmt.Fprintf(c, "%s\r\n", cmd)
-		expectOK(cmd)
-	}
-	fmt.Fprintf(c, "LOGOUT\r\n")
+	in.ManageSieve(t, user, cmds...)
 }
 
 func putScript(name, script string) string {
@@ -384,7 +351,7 @@ func sieveNames(t *testing.T, p *cyruspair.Pair, in *cyruspair.Instance, user st
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	c, err := csync.DialMaster(ctx, in.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestCyrusMailboxesDBForUsers(t *testing.T) {
 	m.Tool(t, "cyr_expire", "-D", "0")      // purges DELETED.*: orphan I records remain
 	m.CreateFolder(t, "alice", "My Folder") // a new folder at a deleted name
 	m.Delete(t, "alice", "My Folder")
-	admin, err := cyruspair.DialIMAP(m.IMAPAddr, "", p.AdminUser, p.AdminPassword)
+	admin, err := m.DialIMAP("", p.AdminUser, p.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestCyrusNamesMatchCtlMboxlist(t *testing.T) {
 			// What sync_server puts on the wire is the same internal name.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			c, err := csync.DialMaster(ctx, m.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+			c, err := csync.DialMaster(ctx, m.SyncAddr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 			if err != nil {
 				t.Fatal(err)
 			}

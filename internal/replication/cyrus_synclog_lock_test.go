@@ -36,7 +36,7 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perUser {
-				if err := cyruspair.DeliverLMTP(m.LMTPAddr, []string{u}, cyruspair.Message(fmt.Sprintf("%s %d", u, i), "x")); err != nil {
+				if err := m.DeliverLMTP([]string{u}, cyruspair.Message(fmt.Sprintf("%s %d", u, i), "x")); err != nil {
 					errs <- err
 					return
 				}

@@ -37,7 +37,7 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opt := csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword}
+	opt := csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, TLS: e.p.ClientTLS()}
 	m, err := csync.DialMaster(ctx, e.p.Master.SyncAddr, opt)
 	if err != nil {
 		t.Fatalf("dial master: %v", err)
@@ -79,7 +79,7 @@ func userState(t *testing.T, addr string, p *cyruspair.Pair, user string) string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, addr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword})
+	c, err := csync.DialMaster(ctx, addr, csync.Options{Username: p.ReplUser, Password: p.ReplPassword, TLS: p.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}

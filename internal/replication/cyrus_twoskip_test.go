@@ -67,7 +67,7 @@ func TestCyrusTwoskipMatchesDBTool(t *testing.T) {
 	for _, u := range []string{"alice", "alice2", "bob"} {
 		m.CreateUser(t, u)
 	}
-	admin, err := cyruspair.DialIMAP(m.IMAPAddr, "", p.AdminUser, p.AdminPassword)
+	admin, err := m.DialIMAP("", p.AdminUser, p.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

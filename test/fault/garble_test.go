@@ -153,6 +153,7 @@ func TestGarbledServerReply(t *testing.T) {
 			// Connection 1 is the start-up probe; garble every later one.
 			g := startGarbler(t, target, func(n int64) bool { return n > 1 }, gc.rewrite)
 			g.after = gc.after
+			e.usePlain(g.Addr)
 			if gc.side == "master" {
 				e.Master = g.Addr
 			} else {
@@ -194,6 +195,7 @@ func TestGarbledReplyRollingRecovers(t *testing.T) {
 	g := startGarbler(t, e.p.Replica.SyncAddr, func(n int64) bool { return n == 2 || n == 3 },
 		func([]byte) []byte { return []byte("* MAILBOX %(UNIQUEID ((((\r\n") })
 	e.Replica = g.Addr
+	e.usePlain(g.Addr)
 	roll := e.start(t, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--interval", "50ms",
 		"--retry-base", "200ms", "--retry-max", "1s", "--io-timeout", "3s")
 	m.Deliver(t, "alice", cyruspair.Message("second", "y"))

@@ -68,6 +68,9 @@ type env struct {
 	Master, Replica string
 	reportFile      string
 	extra           []string
+	// plain are addresses that need the plain csync stream (garblers rewrite its
+	// lines): the side pointed at one talks without TLS even when the pair has it.
+	plain map[string]bool
 }
 
 func newEnv(t *testing.T, deleteMode string) *env {
@@ -85,12 +88,47 @@ func newEnv(t *testing.T, deleteMode string) *env {
 
 func (e *env) args(mode string, extra ...string) []string {
 	a := []string{mode, "--master", e.Master, "--replica", e.Replica,
-		"--master-password-file", e.pw, "--replica-password-file", e.pw, "--master-tls", "none", "--replica-tls", "none", "--state-dir", e.stateDir,
+		"--master-password-file", e.pw, "--replica-password-file", e.pw, "--state-dir", e.stateDir,
 		"--master-config", e.p.Master.ConfigPath, "--pair", "fault", "--workers", "2", "--report", e.reportFile,
 		// The fault proxies read and rewrite csync lines: they need the plain stream.
 		"--compress=false"}
+	a = append(a, e.tlsFlags()...)
 	a = append(a, e.extra...)
 	return append(a, extra...)
+}
+
+// tlsFlags are the pair's TLS flags (STARTTLS against the pair's CA when it has TLS),
+// with plaintext for a side whose address is in e.plain.
+func (e *env) tlsFlags() []string {
+	flags := e.p.ReplicatorTLSFlags()
+	for side, addr := range map[string]string{"master": e.Master, "replica": e.Replica} {
+		if e.plain[addr] {
+			flags = append(withoutFlag(withoutFlag(flags, "--"+side+"-tls"), "--"+side+"-ca-file"), "--"+side+"-tls", "none")
+		}
+	}
+	return flags
+}
+
+// withoutFlag drops a flag and its value from args.
+func withoutFlag(args []string, name string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == name {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// usePlain marks addr (a garbler's) as needing the plain csync stream.
+func (e *env) usePlain(addr string) {
+	if e.plain == nil {
+		e.plain = map[string]bool{}
+	}
+	e.plain[addr] = true
+	e.p.AllowPlainLogins()
 }
 
 // result is one finished replicator run.

@@ -18,7 +18,7 @@ func (e *env) eachLive(t *testing.T, inst *cyruspair.Instance, user string, fn f
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := csync.DialMaster(ctx, inst.SyncAddr, csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, Timeout: 20 * time.Second})
+	c, err := csync.DialMaster(ctx, inst.SyncAddr, csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, TLS: e.p.ClientTLS(), Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("csync to %s: %v", inst.Name, err)
 	}

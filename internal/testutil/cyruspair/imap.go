@@ -2,6 +2,7 @@ package cyruspair
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -20,9 +21,22 @@ type IMAPClient struct {
 	tag  int
 }
 
-// DialIMAP connects and authenticates with SASL PLAIN (initial response inline). authz,
-// when not empty, is the user to act as (the authenticating user must be a proxy server).
+// DialIMAP connects in plaintext and authenticates with SASL PLAIN (initial response
+// inline). authz, when not empty, is the user to act as (the authenticating user must be
+// a proxy server). Tests of a pair use Instance.DialIMAP, which follows the pair's TLS.
 func DialIMAP(addr, authz, user, password string) (*IMAPClient, error) {
+	return DialIMAPTLS(addr, nil, authz, user, password)
+}
+
+// DialIMAP connects to the instance as DialIMAP does, with STARTTLS verified against
+// the pair's CA when the pair runs with TLS.
+func (i *Instance) DialIMAP(authz, user, password string) (*IMAPClient, error) {
+	return DialIMAPTLS(i.IMAPAddr, i.pair.ClientTLS(), authz, user, password)
+}
+
+// DialIMAPTLS is DialIMAP with STARTTLS (config cfg) before authenticating; a nil cfg
+// stays in plaintext.
+func DialIMAPTLS(addr string, cfg *tls.Config, authz, user, password string) (*IMAPClient, error) {
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("dial imap %s: %w", addr, err)
@@ -41,12 +55,34 @@ func DialIMAP(addr, authz, user, password string) (*IMAPClient, error) {
 		conn.Close()
 		return nil, fmt.Errorf("imap greeting: %q", greeting)
 	}
+	if cfg != nil {
+		if err := c.startTLS(cfg); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	ir := base64.StdEncoding.EncodeToString([]byte(authz + "\x00" + user + "\x00" + password))
 	if _, err := c.Cmd("AUTHENTICATE PLAIN %s", ir); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("imap authenticate as %s (for %q): %w", user, authz, err)
 	}
 	return c, nil
+}
+
+// startTLS runs STARTTLS and the handshake; later commands go through TLS.
+func (c *IMAPClient) startTLS(cfg *tls.Config) error {
+	if _, err := c.Cmd("STARTTLS"); err != nil {
+		return err
+	}
+	if c.r.Buffered() != 0 {
+		return fmt.Errorf("imap: data after the STARTTLS reply")
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("imap STARTTLS handshake: %w", err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return nil
 }
 
 // Close logs out and closes the connection.
@@ -154,7 +190,7 @@ func (i *Instance) IMAPAs(t testing.TB, user string) *IMAPClient {
 	if user == i.pair.AdminUser {
 		authz = ""
 	}
-	c, err := DialIMAP(i.IMAPAddr, authz, i.pair.AdminUser, i.pair.AdminPassword)
+	c, err := i.DialIMAP(authz, i.pair.AdminUser, i.pair.AdminPassword)
 	if err != nil {
 		t.Fatalf("%s: %v", i.Name, err)
 	}
@@ -169,7 +205,7 @@ func (i *Instance) imapDo(t testing.TB, user, format string, args ...any) []stri
 	if user == "" || user == i.pair.AdminUser {
 		authz = ""
 	}
-	c, err := DialIMAP(i.IMAPAddr, authz, i.pair.AdminUser, i.pair.AdminPassword)
+	c, err := i.DialIMAP(authz, i.pair.AdminUser, i.pair.AdminPassword)
 	if err != nil {
 		t.Fatalf("%s: %v", i.Name, err)
 	}

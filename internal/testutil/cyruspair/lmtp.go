@@ -13,7 +13,7 @@ import (
 // Deliver delivers msg to the user's INBOX over LMTP.
 func (i *Instance) Deliver(t testing.TB, user string, msg []byte) {
 	t.Helper()
-	if err := DeliverLMTP(i.LMTPAddr, []string{user}, msg); err != nil {
+	if err := i.DeliverLMTP([]string{user}, msg); err != nil {
 		t.Fatalf("deliver to %s on %s: %v", user, i.Name, err)
 	}
 }
@@ -29,6 +29,14 @@ func (i *Instance) DeliverMany(t testing.TB, user string, msgs [][]byte) {
 // DeliverLMTP delivers one message to the recipients' INBOXes.
 func DeliverLMTP(addr string, rcpts []string, msg []byte) error {
 	return deliverSession(addr, rcpts, [][]byte{msg})
+}
+
+// DeliverLMTP delivers one message to the recipients' INBOXes on this instance. LMTP
+// stays in plaintext even on a pair with TLS: delivery sends no credentials, and the
+// pair's lmtpd runs pre-authenticated (-a), so it offers no STARTTLS (LHLO does not
+// list it; the command answers "500 5.5.2 Syntax error").
+func (i *Instance) DeliverLMTP(rcpts []string, msg []byte) error {
+	return deliverSession(i.LMTPAddr, rcpts, [][]byte{msg})
 }
 
 func deliverSession(addr string, rcpts []string, msgs [][]byte) error {

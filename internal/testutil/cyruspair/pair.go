@@ -38,8 +38,11 @@ type Options struct {
 	// DeletedPrefix is imapd.conf's deletedprefix ("" = Cyrus's default, DELETED).
 	DeletedPrefix string
 	// TLS gives every instance a certificate from a CA of the pair's own (Pair.TLSCA):
-	// sync_server and imapd then offer STARTTLS.
+	// sync_server, imapd and lmtpd then offer STARTTLS. "false" takes $CYRUSREPL_TLS.
 	TLS bool
+	// NoTLS keeps the pair without certificates even under CYRUSREPL_TLS=1, for tests
+	// of what happens when a server offers no STARTTLS.
+	NoTLS bool
 }
 
 // The namespace configurations a pair can run.
@@ -85,6 +88,10 @@ type Pair struct {
 	DeletedPrefix string // imapd.conf deletedprefix
 	TLSCA         string // PEM file of the CA that signed every instance's certificate ("" without TLS)
 	script        string
+	// tlsFromEnv: TLS came from $CYRUSREPL_TLS, so every login must be over TLS
+	// unless the test says otherwise (AllowPlainLogins).
+	tlsFromEnv  bool
+	plainLogins bool
 }
 
 // Instance is one Cyrus server of a pair.
@@ -183,7 +190,11 @@ func Start(t testing.TB, opts Options) *Pair {
 		t.Fatal(err)
 	}
 	p.script = script
+	p.tlsFromEnv = !opts.TLS && tlsOf(opts)
 	t.Cleanup(func() {
+		if !t.Failed() {
+			p.checkLoginsTLS(t)
+		}
 		if t.Failed() {
 			t.Logf("Cyrus pair %s: last syslog lines:\n%s", dir, p.SyslogTail(40))
 		}
@@ -219,7 +230,7 @@ func startOnce(script string, opts Options) (string, []byte, error) {
 	if opts.DeletedPrefix != "" {
 		args = append(args, "--deleted-prefix", opts.DeletedPrefix)
 	}
-	if opts.TLS {
+	if tlsOf(opts) {
 		args = append(args, "--tls")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
