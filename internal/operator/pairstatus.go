@@ -31,17 +31,49 @@ type PairObservation struct {
 func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPairStatus {
 	st := *pair.Status.DeepCopy()
 	st.ObservedGeneration = pair.Generation
-	gen := pair.Generation
-	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
-		})
-	}
-	clear := func(t string) { apimeta.RemoveStatusCondition(&st.Conditions, t) }
+	c := conditionSetter{conds: &st.Conditions, gen: pair.Generation}
 
-	// Workload.
 	st.Replicator = workload(pair, obs.Deployment)
-	state := st.Replicator.State
+	setWorkloadConditions(c, st.Replicator.State, obs)
+
+	// Plaintext asked for: said for as long as the spec asks it.
+	if msg := PlaintextMessage(pair); msg != "" {
+		c.set(v1.ConditionPlaintextPassword, metav1.ConditionTrue, v1.ReasonPlaintextRequested, msg)
+	} else {
+		c.clear(v1.ConditionPlaintextPassword)
+	}
+
+	if obs.Report == nil {
+		reason, msg := v1.ReasonNoReport, "the replicator has not published a report yet"
+		if obs.ReportErr != nil {
+			reason, msg = v1.ReasonReportInvalid, trunc(obs.ReportErr.Error(), maxText)
+		}
+		c.set(v1.ConditionInSync, metav1.ConditionUnknown, reason, msg)
+		c.set(v1.ConditionSplitBrainSuspected, metav1.ConditionUnknown, reason, msg)
+		return st
+	}
+	foldPairReport(&st, c, obs.Report)
+	return st
+}
+
+// conditionSetter sets and removes conditions of one status, stamped with the
+// generation observed.
+type conditionSetter struct {
+	conds *[]metav1.Condition
+	gen   int64
+}
+
+func (c conditionSetter) set(t string, s metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(c.conds, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: c.gen,
+	})
+}
+
+func (c conditionSetter) clear(t string) { apimeta.RemoveStatusCondition(c.conds, t) }
+
+// setWorkloadConditions sets Ready, Reconciling and Stalled from the replicator's
+// workload state and what stops it from running.
+func setWorkloadConditions(c conditionSetter, state v1.WorkloadState, obs PairObservation) {
 	// A missing Secret or ConfigMap is the cause whatever the rollout shows (a pod that
 	// waits for its volumes, later a progress deadline), so it is named instead. A
 	// suspended pair runs no pod; it is told when it resumes. (One switch, so each pass
@@ -50,66 +82,52 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 	switch {
 	case len(obs.DisallowedVolumes) > 0 && state != v1.WorkloadSuspended:
 		msg := VolumeMessage(obs.DisallowedVolumes)
-		clear(v1.ConditionReconciling)
-		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonVolumeNotAllowed, msg)
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonVolumeNotAllowed, msg)
+		c.clear(v1.ConditionReconciling)
+		c.set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonVolumeNotAllowed, msg)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonVolumeNotAllowed, msg)
 	case missing:
 		msg := ReferenceMessage(obs.MissingReferences)
-		clear(v1.ConditionReconciling)
-		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonReferenceMissing, msg)
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReferenceMissing, msg)
+		c.clear(v1.ConditionReconciling)
+		c.set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonReferenceMissing, msg)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReferenceMissing, msg)
 	case state == v1.WorkloadSuspended:
-		clear(v1.ConditionReconciling)
-		clear(v1.ConditionStalled)
+		c.clear(v1.ConditionReconciling)
+		c.clear(v1.ConditionStalled)
 		// Ready: the pair is what its spec asks (kstatus Current), so a suspended pair
 		// does not block `kubectl wait` or a GitOps health check forever.
-		set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSuspended, "suspended as spec.suspend asks: the replicator is scaled to zero")
+		c.set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonSuspended, "suspended as spec.suspend asks: the replicator is scaled to zero")
 	case state == v1.WorkloadProgressing:
-		clear(v1.ConditionStalled)
-		set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, "the replicator Deployment is rolling out")
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonProgressing, "the replicator is not available yet")
+		c.clear(v1.ConditionStalled)
+		c.set(v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonProgressing, "the replicator Deployment is rolling out")
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonProgressing, "the replicator is not available yet")
 	case state == v1.WorkloadUnavailable:
-		clear(v1.ConditionReconciling)
+		c.clear(v1.ConditionReconciling)
 		msg := "the replicator Deployment exceeded its progress deadline"
-		if c := deployCondition(obs.Deployment, appsv1.DeploymentProgressing); c != nil && c.Message != "" {
-			msg += ": " + c.Message
+		if d := deployCondition(obs.Deployment, appsv1.DeploymentProgressing); d != nil && d.Message != "" {
+			msg += ": " + d.Message
 		}
-		set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRolloutStalled, msg)
-		set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonRolloutStalled, msg)
+		c.set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonRolloutStalled, msg)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonRolloutStalled, msg)
 	case state == v1.WorkloadRunning:
-		clear(v1.ConditionReconciling)
-		clear(v1.ConditionStalled)
+		c.clear(v1.ConditionReconciling)
+		c.clear(v1.ConditionStalled)
 		if obs.Report != nil && obs.Report.LastBatch != nil && LastBatch(obs.Report.LastBatch).Result == v1.BatchFailed {
-			set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReplicatorFailing,
+			c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReplicatorFailing,
 				fmt.Sprintf("every user of the last batch failed (%d)", obs.Report.LastBatch.Failed))
 		} else {
-			set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonAvailable, "the replicator is running")
+			c.set(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonAvailable, "the replicator is running")
 		}
 	}
+}
 
-	// Plaintext asked for: said for as long as the spec asks it.
-	if msg := PlaintextMessage(pair); msg != "" {
-		set(v1.ConditionPlaintextPassword, metav1.ConditionTrue, v1.ReasonPlaintextRequested, msg)
-	} else {
-		clear(v1.ConditionPlaintextPassword)
-	}
-
-	// Report.
-	if obs.Report == nil {
-		reason, msg := v1.ReasonNoReport, "the replicator has not published a report yet"
-		if obs.ReportErr != nil {
-			reason, msg = v1.ReasonReportInvalid, trunc(obs.ReportErr.Error(), maxText)
-		}
-		set(v1.ConditionInSync, metav1.ConditionUnknown, reason, msg)
-		set(v1.ConditionSplitBrainSuspected, metav1.ConditionUnknown, reason, msg)
-		return st
-	}
-	r := obs.Report
+// foldPairReport folds the replicator's report into st: state, report, last batch,
+// backlog and lag, and the InSync and SplitBrainSuspected conditions.
+func foldPairReport(st *v1.ReplicationPairStatus, c conditionSetter, r *report.Summary) {
 	if r.State != nil {
 		var cs metav1.ConditionStatus
 		var reason, msg string
 		st.State, cs, reason, msg = foldState(st.State, r.State)
-		set(v1.ConditionStateLost, cs, reason, msg)
+		c.set(v1.ConditionStateLost, cs, reason, msg)
 	}
 	st.Report = FoldReport(r)
 	st.LastBatch = LastBatch(r.LastBatch)
@@ -123,34 +141,41 @@ func PairStatus(pair *v1.ReplicationPair, obs PairObservation) v1.ReplicationPai
 		t := metav1.NewTime(*r.PendingSince)
 		st.PendingSince = &t
 	}
+	setInSync(c, r)
+	setSplitBrainSuspected(c, r)
+}
+
+func setInSync(c conditionSetter, r *report.Summary) {
 	switch {
 	case r.Backlog != nil && *r.Backlog > 0:
-		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonBacklog, fmt.Sprintf("%d sync-log entries wait", *r.Backlog))
+		c.set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonBacklog, fmt.Sprintf("%d sync-log entries wait", *r.Backlog))
 	case r.LastBatch != nil && r.LastBatch.Failed > 0:
-		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonUsersFailing,
+		c.set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonUsersFailing,
 			fmt.Sprintf("%d of %d users of the last batch failed; they are retried", r.LastBatch.Failed, r.LastBatch.Users))
 	case r.LastError != "":
-		set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonReplicatorError, trunc(r.LastError, maxText))
+		c.set(v1.ConditionInSync, metav1.ConditionFalse, v1.ReasonReplicatorError, trunc(r.LastError, maxText))
 	default:
-		set(v1.ConditionInSync, metav1.ConditionTrue, v1.ReasonCaughtUp, "no backlog and the last batch succeeded")
+		c.set(v1.ConditionInSync, metav1.ConditionTrue, v1.ReasonCaughtUp, "no backlog and the last batch succeeded")
 	}
+}
+
+func setSplitBrainSuspected(c conditionSetter, r *report.Summary) {
 	kept := splitBrainKept(r.DecisionCounts)
 	collisions := r.MismatchCounts[string(report.MismatchUniqueIDCollision)]
 	noMark := r.DecisionCounts[string(report.ActionKeep)+"/"+string(report.EvidenceNoMark)]
 	switch {
 	case kept > 0:
-		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonReplicaOnlyKept,
+		c.set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonReplicaOnlyKept,
 			fmt.Sprintf("%d replica-only folders without evidence were kept; see status.report and Events", kept))
 	case noMark > 0:
-		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonNoMarkKept,
+		c.set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonNoMarkKept,
 			fmt.Sprintf("%d folders the master deleted were kept: their in-step marks are unknown (the replicator's state is new or was lost), so mail written on the replica since cannot be ruled out; check them, then resync their users", noMark))
 	case collisions > 0:
-		set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonUniqueIDCollision,
+		c.set(v1.ConditionSplitBrainSuspected, metav1.ConditionTrue, v1.ReasonUniqueIDCollision,
 			fmt.Sprintf("%d folder names are held by different uniqueids at the two ends", collisions))
 	default:
-		set(v1.ConditionSplitBrainSuspected, metav1.ConditionFalse, v1.ReasonNoEvidenceOfSplitBrain, "no replica-only folder kept, no uniqueid collision")
+		c.set(v1.ConditionSplitBrainSuspected, metav1.ConditionFalse, v1.ReasonNoEvidenceOfSplitBrain, "no replica-only folder kept, no uniqueid collision")
 	}
-	return st
 }
 
 // splitBrainKept counts decisions that kept (or moved aside) a replica folder for want
