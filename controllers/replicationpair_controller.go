@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -102,18 +103,13 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	pair.Status.Verify = verify
 	pair.Status.Audit = audit
 	operator.FitStatus(&pair.Status, &pair.Status.Report, nil, operator.StatusBudget)
-	res := ctrl.Result{RequeueAfter: wake} // the next scheduled verify
-	if auditRetry > 0 && (res.RequeueAfter == 0 || auditRetry < res.RequeueAfter) {
-		res.RequeueAfter = auditRetry
-	}
+	res := ctrl.Result{RequeueAfter: soonest(wake, auditRetry)} // the next scheduled verify, a failed audit request
 	if obs.Report != nil {
 		wait, err := r.events.emit(ctx, &pair, "ReplicationPair", base.Status.Report, obs.Report, false)
 		if err != nil {
 			log.Error(err, "announce report records") // retried on the next fold
 		}
-		if wait > 0 && (res.RequeueAfter == 0 || wait < res.RequeueAfter) {
-			res.RequeueAfter = wait // a summary held back by its interval
-		}
+		res.RequeueAfter = soonest(res.RequeueAfter, wait) // a summary held back by its interval
 	}
 	// No write when nothing changed: GitOps tools and watchers see no churn.
 	if equality.Semantic.DeepEqual(base.Status, pair.Status) {
@@ -125,26 +121,40 @@ func (r *ReplicationPairReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Client.Status().Patch(ctx, &pair, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patch pair status: %w", err)
 	}
-	// Announced once the condition is recorded; a lost Event is not retried (the
-	// condition stays), like the Events an EventRecorder sends.
+	r.announceConditions(ctx, base, &pair)
+	return res, nil
+}
+
+// soonest returns the earlier of two requeue delays, zero meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	if b > 0 && (a == 0 || b < a) {
+		return b
+	}
+	return a
+}
+
+// announceConditions sends one Warning Event for each condition needing a person that
+// the status just written made true. Announced once the condition is recorded; a lost
+// Event is not retried (the condition stays), like the Events an EventRecorder sends.
+func (r *ReplicationPairReconciler) announceConditions(ctx context.Context, base, pair *v1.ReplicationPair) {
+	log := ctrl.LoggerFrom(ctx)
 	for _, reason := range []string{v1.ReasonReferenceMissing, v1.ReasonVolumeNotAllowed} {
 		if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, reason); c != nil {
-			if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+			if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Reconcile", c); err != nil {
 				log.Error(err, "announce stall", "reason", reason)
 			}
 		}
 	}
 	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionPlaintextPassword, v1.ReasonPlaintextRequested); c != nil {
-		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Reconcile", c); err != nil {
+		if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Reconcile", c); err != nil {
 			log.Error(err, "announce plaintext")
 		}
 	}
 	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionStateLost, v1.ReasonStateLost); c != nil {
-		if err := r.events.warnCondition(ctx, &pair, "ReplicationPair", "Replicate", c); err != nil {
+		if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Replicate", c); err != nil {
 			log.Error(err, "announce state loss")
 		}
 	}
-	return res, nil
 }
 
 // applyOwned applies the pair's objects. The Deployment is applied even while a Secret
