@@ -58,22 +58,11 @@ func RequestedVerifyName(pair, requestedAt string) string {
 // VerifyResync builds the verify UserResync of spec.verify, owned by the pair (deleting
 // the pair deletes its verifies).
 func VerifyResync(pair *v1.ReplicationPair, name, trigger string) *v1.UserResync {
-	return &v1.UserResync{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "UserResync"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      name,
-			Namespace: pair.Namespace,
-			Labels: map[string]string{
-				LabelCreatedBy: ManagerName, LabelPair: pair.Name, LabelTrigger: trigger,
-			},
-			OwnerReferences: []metav1.OwnerReference{ownerRef(pair, "ReplicationPair")},
-		},
-		Spec: v1.UserResyncSpec{
-			PairName: pair.Name,
-			Users:    append([]string(nil), pair.Spec.Verify.Users...),
-			Mode:     v1.ResyncVerify,
-		},
-	}
+	return pairResync(pair, name, trigger, v1.UserResyncSpec{
+		PairName: pair.Name,
+		Users:    append([]string(nil), pair.Spec.Verify.Users...),
+		Mode:     v1.ResyncVerify,
+	})
 }
 
 // RequestedAuditName names the audit asked for by one value of the auditRequestedAt
@@ -84,17 +73,23 @@ func RequestedAuditName(pair, requestedAt string) string {
 
 // AuditResync builds the Audit UserResync of every master user, owned by the pair.
 func AuditResync(pair *v1.ReplicationPair, name string) *v1.UserResync {
+	return pairResync(pair, name, TriggerRequest, v1.UserResyncSpec{PairName: pair.Name, Mode: v1.ResyncAudit})
+}
+
+// pairResync builds a UserResync the manager creates for the pair, labelled with what
+// triggered it and owned by the pair, so that deleting the pair deletes it.
+func pairResync(pair *v1.ReplicationPair, name, trigger string, spec v1.UserResyncSpec) *v1.UserResync {
 	return &v1.UserResync{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "UserResync"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
 			Namespace: pair.Namespace,
 			Labels: map[string]string{
-				LabelCreatedBy: ManagerName, LabelPair: pair.Name, LabelTrigger: TriggerRequest,
+				LabelCreatedBy: ManagerName, LabelPair: pair.Name, LabelTrigger: trigger,
 			},
 			OwnerReferences: []metav1.OwnerReference{ownerRef(pair, "ReplicationPair")},
 		},
-		Spec: v1.UserResyncSpec{PairName: pair.Name, Mode: v1.ResyncAudit},
+		Spec: spec,
 	}
 }
 
