@@ -137,6 +137,8 @@ type Summary struct {
 	// State identifies the replicator's state directory (ledger, retry queue), so the
 	// operator can tell a state carried over from one that began empty.
 	State *State `json:"state,omitempty"`
+	// Checks are the latest results of the set-up checks (checks.go), one per name.
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // State identifies a replicator state directory: a random id and the time it was
