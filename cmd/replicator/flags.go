@@ -17,6 +17,7 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
 )
 
 // commonFlags are the flags every replicating mode shares.
@@ -44,6 +45,10 @@ type commonFlags struct {
 	holdUnmarked bool
 	// state identifies the state directory (set by open).
 	state report.State
+	// banners are the master's and the replica's csync greetings (set by probe).
+	banners [2]string
+	// replicaPartitions: partitions the replica is known to have, shared by the executors.
+	replicaPartitions *replication.PartitionSet
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -185,6 +190,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
+	c.replicaPartitions = replication.NewPartitionSet()
 	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
 	if c.masterConfig != "" {
 		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
@@ -205,6 +211,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		}
 		return &replication.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
+			ReplicaPartitions: c.replicaPartitions,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -219,13 +226,14 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 
 // probe dials both servers once, so that a wrong address or password exits with
 // exitUsage before any work starts.
-func probe(ctx context.Context, connect replication.Connector) error {
+func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	x, err := connect(ctx)
 	if err != nil {
 		return usageError{err}
 	}
+	c.banners = bannersOf(x)
 	x.Close()
 	return nil
 }
@@ -261,7 +269,7 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := probe(ctx, connect); err != nil {
+	if err := c.probe(ctx, connect); err != nil {
 		return nil, nil, err
 	}
 	return connect, sink, nil
@@ -343,5 +351,6 @@ func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorde
 	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
 	rec.SetState(c.state)
 	out.emit(stateLine{Type: "state", State: c.state})
+	c.recordCheck(rec, out, setupcheck.Versions(c.banners[0], c.banners[1]))
 	return rec
 }

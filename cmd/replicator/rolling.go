@@ -32,6 +32,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
+	channel := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -57,6 +58,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := c.recorder("rolling", out)
+	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channel); err != nil {
+		return exitUsage, err
+	}
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err

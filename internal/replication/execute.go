@@ -78,6 +78,7 @@ func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, er
 		default:
 			err = x.applyMeta(ctx, a)
 		}
+		err = x.notePartition(a, in.Replica.Folders, err)
 		if err != nil {
 			err = fmt.Errorf("%s: %w", a, err)
 			if (a.Op == OpCreate || a.Op == OpUpdate) && folderConflict(err) {

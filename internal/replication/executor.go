@@ -39,6 +39,9 @@ type Executor struct {
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
 	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
 	HoldUnmarked bool
+	// ReplicaPartitions are the partitions the replica is known to have, shared by the
+	// process's executors (nil: learn per batch only); see PartitionError.
+	ReplicaPartitions *PartitionSet
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
+)
+
+// checkLine is the JSON line of one set-up check's result.
+type checkLine struct {
+	Type string `json:"type"` // "check"
+	report.Check
+}
+
+// recordCheck puts a set-up check's result into the report and says it.
+func (c *commonFlags) recordCheck(rec *replication.Recorder, out *jsonLines, chk report.Check) {
+	rec.SetCheck(chk)
+	out.emit(checkLine{Type: "check", Check: chk})
+}
+
+// bannersOf returns the csync greetings of an executor's two sessions ("" when a
+// session does not say: a test double).
+func bannersOf(x *replication.Executor) [2]string {
+	type banner interface{ Capabilities() csync.Capabilities }
+	var b [2]string
+	if m, ok := x.Master.(banner); ok {
+		b[0] = m.Capabilities().Greeting
+	}
+	if r, ok := x.Replica.(banner); ok {
+		b[1] = r.Capabilities().Greeting
+	}
+	return b
+}
+
+// syncLogCheck checks that the master writes the channel at logDir (named by channel,
+// else by the directory's path) and that this process may consume it. It needs the
+// master's imapd.conf (--master-config); without it the check cannot run.
+func (c *commonFlags) syncLogCheck(logDir, channel string) report.Check {
+	unknown := func(msg string) report.Check {
+		return report.Check{Name: report.CheckSyncLog, Status: report.CheckUnknown, Message: msg}
+	}
+	if c.masterConfig == "" {
+		return unknown("not checked: without --master-config the master's sync_log and sync_log_channels are not known")
+	}
+	cfg, err := setupcheck.ReadMasterConfig(c.masterConfig)
+	if err != nil {
+		return unknown(fmt.Sprintf("not checked: %v", err))
+	}
+	if channel == "" {
+		var ok bool
+		if channel, ok = setupcheck.ChannelFromDir(logDir); !ok {
+			return unknown(fmt.Sprintf("not checked: the channel's name cannot be told from --sync-log %s (not <configdirectory>/sync/NAME); give --sync-log-channel", logDir))
+		}
+	}
+	return setupcheck.SyncLog(cfg, channel, setupcheck.LookDir(logDir))
+}
+
+// refuseUnwrittenChannel runs the sync-log check before rolling consumes anything. When
+// the channel can never be written (sync_log off, the channel not in
+// sync_log_channels) or taken (its directory not writable), it publishes the report
+// with the failed check — so the operator shows why the pod does not run — and returns
+// the usage error whose one line names the setting.
+func (c *commonFlags) refuseUnwrittenChannel(ctx context.Context, rec *replication.Recorder, out *jsonLines, sink report.Sink, logDir, channel string) error {
+	chk := c.syncLogCheck(logDir, channel)
+	c.recordCheck(rec, out, chk)
+	if chk.Status != report.CheckFailed {
+		return nil
+	}
+	fin := time.Now().UTC()
+	rec.SetError(errors.New(chk.Message), fin)
+	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
+	return usageErrorf("%s", chk.Message)
+}
