@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/faultproxy"
+)
+
+func readSummary(t *testing.T, path string) report.Summary {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	var s report.Summary
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	return s
+}
+
+// upstream cyrus-imapd #2248: a master whose sync_log_channels does not list the
+// channel the replicator consumes never writes it. The replicator must say so and
+// refuse to start instead of waiting forever on a channel that stays empty.
+func TestCLIRollingRefusesUnwrittenChannel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings []string
+		channel  string // "" = the unnamed channel
+		setting  string // the setting the error line must name
+		written  string // a channel Cyrus does write ("-": none)
+	}{
+		{"channel not listed", []string{"sync_log_channels: stock squatter"}, "cyrusrepl", "sync_log_channels", "stock"},
+		{"unnamed channel dropped", []string{"sync_log_channels: cyrusrepl stock"}, "", "sync_log_channels", "cyrusrepl"},
+		{"sync_log off", []string{"sync_log: 0"}, "cyrusrepl", "sync_log", "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLIOpts(t, cyruspair.Options{MasterSettings: tc.settings})
+			m := c.p.Master
+			// Cyrus itself: mail comes in, and the consumed channel stays unwritten.
+			m.CreateUser(t, "alice")
+			m.Deliver(t, "alice", cyruspair.Message("one", "body"))
+			dir := m.SyncLogDir(tc.channel)
+			if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
+				t.Fatalf("Cyrus wrote %s/log although %v", dir, tc.settings)
+			}
+			if tc.written != "-" {
+				if _, err := os.Stat(filepath.Join(m.SyncLogDir(tc.written), "log")); err != nil {
+					t.Fatalf("Cyrus did not write channel %s either: %v", tc.written, err)
+				}
+			}
+			rep := filepath.Join(t.TempDir(), "report.json")
+			code, out, errs := c.run(t, "rolling", "--once", "--sync-log", dir, "--report", rep)
+			if code != exitUsage {
+				t.Fatalf("rolling on an unwritten channel: exit %d, want %d\nstderr: %s\n%s", code, exitUsage, errs, out)
+			}
+			var refusal []string
+			for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
+				if strings.HasPrefix(l, "replicator rolling: ") {
+					refusal = append(refusal, l)
+				}
+			}
+			if len(refusal) != 1 || !strings.Contains(refusal[0], tc.setting) {
+				t.Fatalf("want one line naming %s, stderr:\n%s", tc.setting, errs)
+			}
+			if tc.setting == "sync_log_channels" && strings.Contains(refusal[0], "sync_log is off") {
+				t.Fatalf("wrong setting named: %s", refusal[0])
+			}
+			chk := report.FindCheck(readSummary(t, rep).Checks, report.CheckSyncLog)
+			if chk == nil || chk.Status != report.CheckFailed || chk.Reason != report.ReasonSyncLogNotWritten || chk.Setting != tc.setting {
+				t.Fatalf("report check: %+v", chk)
+			}
+			if len(lines(t, out, "user")) != 0 {
+				t.Fatalf("the refused replicator replicated users:\n%s", out)
+			}
+		})
+	}
+}
+
+// The pair's own set-up (sync_log_channels: cyrusrepl stock): the check passes and
+// rolling runs.
+func TestCLIRollingChannelWritten(t *testing.T) {
+	c := newCLI(t, "delayed")
+	m := c.p.Master
+	m.CreateUser(t, "alice")
+	m.Deliver(t, "alice", cyruspair.Message("one", "body"))
+	code, out, errs := c.run(t, "rolling", "--once", "--sync-log", m.SyncLogDir(c.p.Channel))
+	if code != exitOK {
+		t.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
+	}
+	checks := lines(t, out, "check")
+	var sawSyncLog bool
+	for _, chk := range checks {
+		if chk["name"] == report.CheckSyncLog {
+			sawSyncLog = chk["status"] == string(report.CheckOK)
+		}
+	}
+	if !sawSyncLog {
+		t.Fatalf("no ok sync-log check line:\n%s", out)
+	}
+}
+
+// A master partition the replica lacks: the users with folders there fail, each with
+// an error naming the partition; the other users are replicated; nothing is deleted;
+// the report's partitions check names the partition and the users. Run as an audit
+// pass, so the check is part of every audit.
+func TestCLIPartitionMissingOnReplica(t *testing.T) {
+	c := newCLIOpts(t, cyruspair.Options{MasterPartitions: []string{"second"}})
+	m, r := c.p.Master, c.p.Replica
+	m.CreateUser(t, "alice") // default partition only
+	m.Deliver(t, "alice", cyruspair.Message("a", "alice's"))
+	m.CreateUserOn(t, "bob", "second") // INBOX on the partition the replica lacks
+	m.Deliver(t, "bob", cyruspair.Message("b", "bob's"))
+	m.CreateUser(t, "carol") // INBOX on default, one folder on second
+	m.CreateFolder(t, "carol", "Keep")
+	m.Deliver(t, "carol", cyruspair.Message("c", "carol's"))
+	// carol's INBOX and Keep are on the replica already, so a delete would show.
+	if code, out, errs := c.run(t, "sync", "--user", "carol"); code != exitOK {
+		t.Fatalf("first sync of carol: exit %d\n%s\n%s", code, errs, out)
+	}
+	m.CreateFolderOn(t, "carol", "Far", "second")
+	m.Deliver(t, "carol", cyruspair.Message("c2", "carol's second"))
+	before := r.List(t, "carol")
+
+	rep := filepath.Join(t.TempDir(), "report.json")
+	code, out, errs := c.run(t, "audit", "--report", rep)
+	if code != exitFailed {
+		t.Fatalf("audit: exit %d, want %d\n%s\n%s", code, exitFailed, errs, out)
+	}
+	outcome := map[string]map[string]any{}
+	for _, u := range lines(t, out, "user") {
+		outcome[u["user"].(string)] = u
+	}
+	if o := outcome["alice"]; o == nil || o["outcome"] != "synced" {
+		t.Errorf("alice: %v", o)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		o := outcome[u]
+		if o == nil || o["outcome"] != "failed" || !strings.Contains(o["error"].(string), `partition "second"`) {
+			t.Errorf("%s: want a failure naming partition \"second\", got %v", u, o)
+		}
+	}
+	for _, d := range lines(t, out, "decision") {
+		if d["action"] == string(report.ActionDelete) || d["action"] == string(report.ActionMoveAside) || d["action"] == string(report.ActionMirrorDelete) {
+			t.Errorf("decision dropping a replica folder: %v", d)
+		}
+	}
+	after := r.List(t, "carol")
+	for _, f := range before {
+		if !strings.Contains(strings.Join(after, "\n"), f) {
+			t.Errorf("carol's replica folder %s is gone: before %v, after %v", f, before, after)
+		}
+	}
+	if got := r.List(t, "alice"); len(got) == 0 {
+		t.Errorf("alice not replicated")
+	}
+	chk := report.FindCheck(readSummary(t, rep).Checks, report.CheckPartitions)
+	if chk == nil || chk.Status != report.CheckWarning || chk.Reason != report.ReasonPartitionMissing ||
+		!strings.Contains(chk.Message, `"second"`) || !strings.Contains(chk.Message, "bob") || !strings.Contains(chk.Message, "carol") {
+		t.Fatalf("partitions check: %+v", chk)
+	}
+}
+
+// Master and replica on different Cyrus releases: the master's csync banner rewritten
+// by the fault proxy to name 3.8.0. Plaintext, so the proxy sees the banner.
+func TestCLIVersionSkewFromBanner(t *testing.T) {
+	c := newCLIOpts(t, cyruspair.Options{NoTLS: true})
+	c.common = append(withoutTLSFlags(c.common), "--master-tls", "none", "--replica-tls", "none")
+	m := c.p.Master
+	m.CreateUser(t, "alice")
+	px, err := faultproxy.Start(m.SyncAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	px.RewriteServer("Cyrus sync server 3.6.", "Cyrus sync server 3.8.")
+	c.common = append(withoutFlag(c.common, "--master"), "--master", px.Addr)
+
+	rep := filepath.Join(t.TempDir(), "report.json")
+	code, out, errs := c.run(t, "sync", "--user", "alice", "--report", rep)
+	if code != exitOK {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, errs, out)
+	}
+	chk := report.FindCheck(readSummary(t, rep).Checks, report.CheckVersions)
+	if chk == nil || chk.Status != report.CheckWarning || chk.Reason != report.ReasonVersionSkew ||
+		!strings.Contains(chk.Message, "Cyrus 3.8.") || !strings.Contains(chk.Message, "Cyrus 3.6.") {
+		t.Fatalf("versions check: %+v", chk)
+	}
+
+	// Without the rewrite, the same pair shows no skew.
+	px.RewriteServer("", "")
+	code, out, errs = c.run(t, "sync", "--user", "alice", "--report", rep)
+	if code != exitOK {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, errs, out)
+	}
+	if chk := report.FindCheck(readSummary(t, rep).Checks, report.CheckVersions); chk == nil || chk.Status != report.CheckOK {
+		t.Fatalf("versions check without the rewrite: %+v", chk)
+	}
+}
