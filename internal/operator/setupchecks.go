@@ -1,0 +1,71 @@
+package operator
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+)
+
+// The set-up checks of the replicator's report, as conditions: a sync-log channel the
+// master never writes stalls the pair; version skew, a partition the replica lacks and a
+// silent channel are Warning conditions of their own.
+
+// SyncLogStall returns the message of a failed sync-log check in r ("" when none): the
+// replicator refused to start, naming the setting.
+func SyncLogStall(r *report.Summary) string {
+	if r == nil {
+		return ""
+	}
+	chk := report.FindCheck(r.Checks, report.CheckSyncLog)
+	if chk == nil || chk.Status != report.CheckFailed {
+		return ""
+	}
+	msg := chk.Message
+	if chk.Setting != "" {
+		msg = chk.Setting + ": " + msg
+	}
+	return trunc("the replicator refuses to start: "+msg, maxError)
+}
+
+// checkConditions maps the Warning checks to their conditions.
+var checkConditions = []struct {
+	check, condition, reasonTrue, reasonFalse string
+}{
+	{report.CheckVersions, v1.ConditionVersionSkew, v1.ReasonVersionSkew, v1.ReasonSameRelease},
+	{report.CheckPartitions, v1.ConditionPartitionMissing, v1.ReasonPartitionMissing, v1.ReasonPartitionsPresent},
+	{report.CheckChannelSilence, v1.ConditionChannelSilent, v1.ReasonChannelSilent, v1.ReasonChannelWritten},
+}
+
+// setCheckConditions sets VersionSkew, PartitionMissing and ChannelSilent from the
+// report's checks: True on a warning, False when the check found nothing wrong,
+// Unknown when it could not run, and absent while the replicator reported no such check.
+func setCheckConditions(c conditionSetter, r *report.Summary) {
+	for _, cc := range checkConditions {
+		chk := report.FindCheck(r.Checks, cc.check)
+		switch {
+		case chk == nil:
+			c.clear(cc.condition)
+		case chk.Status == report.CheckWarning || chk.Status == report.CheckFailed:
+			c.set(cc.condition, metav1.ConditionTrue, cc.reasonTrue, trunc(chk.Message, maxError))
+		case chk.Status == report.CheckOK:
+			c.set(cc.condition, metav1.ConditionFalse, cc.reasonFalse, trunc(chk.Message, maxError))
+		default:
+			reason := "CheckNotRun"
+			if cc.check == report.CheckVersions {
+				reason = v1.ReasonVersionUnknown
+			}
+			c.set(cc.condition, metav1.ConditionUnknown, reason, trunc(chk.Message, maxError))
+		}
+	}
+}
+
+// WarningCheckConditions are the condition types a person is told about (a Warning
+// Event) when they turn true.
+func WarningCheckConditions() [][2]string {
+	out := make([][2]string, len(checkConditions))
+	for i, cc := range checkConditions {
+		out[i] = [2]string{cc.condition, cc.reasonTrue}
+	}
+	return out
+}
