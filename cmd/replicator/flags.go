@@ -17,7 +17,6 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
-	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
 )
 
 // commonFlags are the flags every replicating mode shares.
@@ -45,8 +44,8 @@ type commonFlags struct {
 	holdUnmarked bool
 	// state identifies the state directory (set by open).
 	state report.State
-	// banners are the master's and the replica's csync greetings (set by probe).
-	banners [2]string
+	// versions follows the servers' csync greetings (versionWatch, setup.go).
+	versions versionWatch
 	// replicaPartitions: partitions the replica is known to have, shared by the executors.
 	replicaPartitions *replication.PartitionSet
 
@@ -209,6 +208,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
+		c.versions.saw([2]string{m.Capabilities().Greeting, r.Capabilities().Greeting})
 		return &replication.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
 			ReplicaPartitions: c.replicaPartitions,
@@ -233,7 +233,7 @@ func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) 
 	if err != nil {
 		return usageError{err}
 	}
-	c.banners = bannersOf(x)
+	c.versions.saw(bannersOf(x))
 	x.Close()
 	return nil
 }
@@ -351,6 +351,6 @@ func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorde
 	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
 	rec.SetState(c.state)
 	out.emit(stateLine{Type: "state", State: c.state})
-	c.recordCheck(rec, out, setupcheck.Versions(c.banners[0], c.banners[1]))
+	c.versions.attach(rec, out)
 	return rec
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
@@ -76,4 +77,42 @@ func (c *commonFlags) refuseUnwrittenChannel(ctx context.Context, rec *replicati
 	rec.SetError(errors.New(chk.Message), fin)
 	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
 	return usageErrorf("%s", chk.Message)
+}
+
+// versionWatch keeps the versions check current: every session's greetings (the
+// startup probe, then each worker's connection, so each audit pass and each reconnect
+// of a long-running replicator) are compared, and a change is recorded and said.
+type versionWatch struct {
+	mu   sync.Mutex
+	last [2]string
+	rec  *replication.Recorder
+	out  *jsonLines
+}
+
+// saw records the greetings of a new pair of sessions.
+func (w *versionWatch) saw(b [2]string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if b == w.last {
+		return
+	}
+	w.last = b
+	w.recordLocked()
+}
+
+// attach starts recording into rec (and saying on out), with what was seen so far.
+func (w *versionWatch) attach(rec *replication.Recorder, out *jsonLines) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rec, w.out = rec, out
+	w.recordLocked()
+}
+
+func (w *versionWatch) recordLocked() {
+	if w.rec == nil || w.last == ([2]string{}) {
+		return
+	}
+	chk := setupcheck.Versions(w.last[0], w.last[1])
+	w.rec.SetCheck(chk)
+	w.out.emit(checkLine{Type: "check", Check: chk})
 }
