@@ -32,6 +32,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
+	silence := fs.Duration("channel-silence", time.Hour, "warn (check channel-silence) when the master's mailboxes.db or deliver.db changed more than this long after the channel was last written; needs --master-config; 0 turns it off")
 	channel := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +61,11 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	rec := c.recorder("rolling", out)
 	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channel); err != nil {
 		return exitUsage, err
+	}
+	if w := c.newSilenceWatch(rec, out, *logDir, *channel, *silence); w != nil && !*once {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go w.run(wctx)
 	}
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {

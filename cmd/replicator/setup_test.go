@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
@@ -202,4 +207,98 @@ func TestCLIVersionSkewFromBanner(t *testing.T) {
 	if chk := report.FindCheck(readSummary(t, rep).Checks, report.CheckVersions); chk == nil || chk.Status != report.CheckOK {
 		t.Fatalf("versions check without the rewrite: %+v", chk)
 	}
+}
+
+// The master's imapd.conf is changed under a running replicator (the channel dropped
+// from sync_log_channels, Cyrus restarted): mail keeps arriving, the channel stays
+// silent, and the rolling replicator's report says so once the silence outlasts
+// --channel-silence.
+func TestCLIChannelSilence(t *testing.T) {
+	c := newCLI(t, "delayed")
+	m := c.p.Master
+	m.CreateUser(t, "alice")
+	m.Deliver(t, "alice", cyruspair.Message("one", "body"))
+	dir := m.SyncLogDir(c.p.Channel)
+	rep := filepath.Join(t.TempDir(), "report.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb syncBuffer
+	go func() {
+		args := append([]string{"rolling"}, c.common...)
+		args = append(args, "--sync-log", dir, "--channel-silence", "2s", "--report", rep,
+			"--report-heartbeat", "100ms", "--interval", "100ms")
+		done <- run(ctx, args, &out, &errb)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("rolling did not stop")
+		}
+	}()
+	silence := func() *report.Check {
+		raw, err := os.ReadFile(rep)
+		if err != nil {
+			return nil
+		}
+		var s report.Summary
+		if json.Unmarshal(raw, &s) != nil {
+			return nil
+		}
+		return report.FindCheck(s.Checks, report.CheckChannelSilence)
+	}
+	waitFor := func(what string, ok func(*report.Check) bool, tick func()) *report.Check {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if chk := silence(); chk != nil && ok(chk) {
+				return chk
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: check %+v\nstdout:\n%s\nstderr:\n%s", what, silence(), out.String(), errb.String())
+			}
+			if tick != nil {
+				tick()
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	n := 0
+	deliver := func() { n++; m.Deliver(t, "alice", cyruspair.Message(fmt.Sprintf("m%d", n), "body")) }
+	// Written as the master changes: ok, while mail flows for longer than the silence.
+	waitFor("channel written", func(c *report.Check) bool { return c.Status == report.CheckOK }, nil)
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+		deliver()
+	}
+	if chk := silence(); chk == nil || chk.Status != report.CheckOK {
+		t.Fatalf("while the channel is written: %+v", chk)
+	}
+
+	m.Restart(t, "sync_log_channels: stock")
+	chk := waitFor("channel silent", func(c *report.Check) bool { return c.Status == report.CheckWarning }, deliver)
+	if chk.Reason != report.ReasonChannelSilent || !strings.Contains(chk.Message, "cyrusrepl") {
+		t.Fatalf("check %+v", chk)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
+		t.Fatalf("Cyrus still writes %s", dir)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader on two goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

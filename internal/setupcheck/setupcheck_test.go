@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
@@ -154,5 +155,47 @@ func TestVersions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestChannelSilence(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name                 string
+		lastChannel, changed time.Time
+		status               report.CheckStatus
+	}{
+		{"written with the change", t0, t0, report.CheckOK},
+		{"idle master", t0.Add(-time.Hour), time.Time{}, report.CheckOK},
+		{"master changed, channel a bit older", t0.Add(-5 * time.Minute), t0, report.CheckOK},
+		{"master changed, channel silent too long", t0.Add(-11 * time.Minute), t0, report.CheckWarning},
+		{"channel never written", time.Time{}, t0, report.CheckWarning},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ChannelSilence("cyrusrepl", tc.lastChannel, tc.changed, 10*time.Minute)
+			if got.Status != tc.status || (got.Status == report.CheckWarning) != (got.Reason == report.ReasonChannelSilent) {
+				t.Errorf("got %+v, want %s", got, tc.status)
+			}
+		})
+	}
+}
+
+func TestChannelLastChange(t *testing.T) {
+	d := t.TempDir()
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(d, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := ChannelLastChange(d); !got.Equal(old) {
+		t.Fatalf("empty dir: %v, want %v", got, old)
+	}
+	if err := os.WriteFile(filepath.Join(d, "log"), []byte("USER alice\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := ChannelLastChange(d); !got.After(old) {
+		t.Fatalf("after a write: %v", got)
+	}
+	if !ChannelLastChange(filepath.Join(d, "nope")).IsZero() || !MasterLastChange(filepath.Join(d, "nope")).IsZero() {
+		t.Fatal("missing paths give a time")
 	}
 }
