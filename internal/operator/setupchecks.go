@@ -69,3 +69,9 @@ func WarningCheckConditions() [][2]string {
 	}
 	return out
 }
+
+// SetResyncCheckConditions gives a resync (an audit or a sync Job) the same set-up
+// check conditions as a pair, from its report: every audit checks the set-up too.
+func SetResyncCheckConditions(rs *v1.UserResync, r *report.Summary) {
+	setCheckConditions(conditionSetter{conds: &rs.Status.Conditions, gen: rs.Generation}, r)
+}

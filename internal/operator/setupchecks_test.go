@@ -64,3 +64,15 @@ func TestSyncLogStall(t *testing.T) {
 		t.Fatalf("suspended pair stalled: %+v", c)
 	}
 }
+
+// An audit resync's report carries the checks too: the resync shows them.
+func TestResyncCheckConditions(t *testing.T) {
+	rs := &v1.UserResync{}
+	SetResyncCheckConditions(rs, &report.Summary{Checks: []report.Check{
+		{Name: report.CheckPartitions, Status: report.CheckWarning, Reason: report.ReasonPartitionMissing, Message: `partition "second" (1 users: bob)`},
+	}})
+	c := apimeta.FindStatusCondition(rs.Status.Conditions, v1.ConditionPartitionMissing)
+	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, `"second"`) {
+		t.Fatalf("PartitionMissing = %+v", c)
+	}
+}
