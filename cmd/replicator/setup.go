@@ -20,7 +20,7 @@ type checkLine struct {
 }
 
 // recordCheck puts a set-up check's result into the report and says it.
-func (c *commonFlags) recordCheck(rec *replication.Recorder, out *jsonLines, chk report.Check) {
+func recordCheck(rec *replication.Recorder, out *jsonLines, chk report.Check) {
 	rec.SetCheck(chk)
 	out.emit(checkLine{Type: "check", Check: chk})
 }
@@ -69,7 +69,7 @@ func (c *commonFlags) syncLogCheck(logDir, channel string) report.Check {
 // the usage error whose one line names the setting.
 func (c *commonFlags) refuseUnwrittenChannel(ctx context.Context, rec *replication.Recorder, out *jsonLines, sink report.Sink, logDir, channel string) error {
 	chk := c.syncLogCheck(logDir, channel)
-	c.recordCheck(rec, out, chk)
+	recordCheck(rec, out, chk)
 	if chk.Status != report.CheckFailed {
 		return nil
 	}
@@ -112,7 +112,5 @@ func (w *versionWatch) recordLocked() {
 	if w.rec == nil || w.last == ([2]string{}) {
 		return
 	}
-	chk := setupcheck.Versions(w.last[0], w.last[1])
-	w.rec.SetCheck(chk)
-	w.out.emit(checkLine{Type: "check", Check: chk})
+	recordCheck(w.rec, w.out, setupcheck.Versions(w.last[0], w.last[1]))
 }

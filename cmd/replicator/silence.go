@@ -18,7 +18,6 @@ type silenceWatch struct {
 	configDir  string
 	silence    time.Duration
 	every      time.Duration
-	c          *commonFlags
 	rec        *replication.Recorder
 	out        *jsonLines
 }
@@ -38,7 +37,7 @@ func (c *commonFlags) newSilenceWatch(rec *replication.Recorder, out *jsonLines,
 	// Look often enough that silence is noticed within about a quarter of it.
 	every := min(max(silence/4, 100*time.Millisecond), time.Minute)
 	return &silenceWatch{channel: channel, channelDir: logDir, configDir: cfg.ConfigDirectory,
-		silence: silence, every: every, c: c, rec: rec, out: out}
+		silence: silence, every: every, rec: rec, out: out}
 }
 
 // run looks until ctx ends, recording the check whenever its status changes.
@@ -55,7 +54,7 @@ func (w *silenceWatch) run(ctx context.Context) {
 		}
 		chk := setupcheck.ChannelSilence(w.channel, setupcheck.ChannelLastChange(w.channelDir), seen, w.silence)
 		if chk.Status != last {
-			w.c.recordCheck(w.rec, w.out, chk)
+			recordCheck(w.rec, w.out, chk)
 			last = chk.Status
 		}
 		seen = setupcheck.MasterLastChange(w.configDir)

@@ -79,38 +79,38 @@ func (s *PartitionSet) Known() []string {
 	return out
 }
 
-// notePartition learns the replica's partitions from a batch's replica folders and from
-// folders it accepted, and turns the replica's refusal of a folder on a partition it is
-// not known to have into a PartitionError.
+// notePartition learns the replica's partitions from the folders it accepted and, on a
+// refusal, from the batch's replica folders, and turns the replica's refusal of a folder
+// on a partition it is not known to have into a PartitionError.
 func (x *Executor) notePartition(a Action, replica []Folder, err error) error {
 	if a.Op != OpCreate && a.Op != OpUpdate || a.Master == nil || a.Master.Partition == "" {
 		return err
 	}
-	for _, f := range replica {
-		x.ReplicaPartitions.add(f.Partition)
-	}
+	p := a.Master.Partition
 	if err == nil {
-		x.ReplicaPartitions.add(a.Master.Partition)
+		x.ReplicaPartitions.add(p)
 		return nil
 	}
-	p := a.Master.Partition
-	if x.ReplicaPartitions.has(p) || !replicaRefused(err) {
+	if !replicaRefused(err) || x.ReplicaPartitions.has(p) {
 		return err
 	}
+	known := false
 	for _, f := range replica {
-		if f.Partition == p {
-			return err
-		}
+		x.ReplicaPartitions.add(f.Partition)
+		known = known || f.Partition == p
+	}
+	if known {
+		return err
 	}
 	return &PartitionError{Partition: p, Folder: a.Master.Name, User: a.User, Err: err}
 }
 
-// replicaRefused: the replica answered NO (other than a known IMAP_ code) or died
-// with a fatal error, the two answers of Cyrus 3.6 to an unknown partition.
+// replicaRefused: the replica answered NO without an IMAP_ code, or died with a fatal
+// error: the two answers of Cyrus 3.6 to an unknown partition.
 func replicaRefused(err error) bool {
-	if errors.Is(err, csync.ErrServerFatal) {
-		return true
-	}
 	var se *csync.ServerError
-	return errors.As(err, &se) && se.Status == "NO" && se.Code == "" && errors.Is(err, csync.ErrRemoteDenied)
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Status == "FATAL" || se.Status == "NO" && se.Code == ""
 }
