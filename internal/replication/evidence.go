@@ -79,3 +79,17 @@ func (e *Evidence) overruledLedger(uid string) string {
 	}
 	return ""
 }
+
+// sieveLedger is the optional part of a LedgerView that knows the master's scripts.
+type sieveLedger interface {
+	// SieveOnMaster returns the digest of user's script name when last seen on the master.
+	SieveOnMaster(user, name string) (digest string, ok bool)
+}
+
+// sieveOnMaster asks the batch's ledger for the master's digest of a script.
+func (e *Evidence) sieveOnMaster(user, name string) (string, bool) {
+	if sl, ok := e.Ledger.(sieveLedger); ok {
+		return sl.SieveOnMaster(user, name)
+	}
+	return "", false
+}

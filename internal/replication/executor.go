@@ -312,7 +312,7 @@ func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
 		if err != nil {
 			return in, fmt.Errorf("master mailboxes.db: %w", err)
 		}
-		db.Evidence(&in.Evidence)
+		evidenceFromDB(db, &in.Evidence)
 		for i := range in.Master.Folders {
 			f := &in.Master.Folders[i]
 			f.History = db.History[f.UniqueID]
@@ -413,4 +413,14 @@ func (x *Executor) expectAt(ctx context.Context, name, uid string, want *FolderM
 		return nil
 	}
 	return fmt.Errorf("%w: %s is gone, expected %s", ErrChangedUnderUs, name, uid)
+}
+
+// evidenceFromDB merges what the master's mailboxes.db says into the planner's evidence.
+func evidenceFromDB(db *MailboxesDB, e *Evidence) {
+	if db == nil {
+		return
+	}
+	e.Tombstones = db.Tombstones
+	e.History = db.History
+	e.MailboxesDBRead = true
 }

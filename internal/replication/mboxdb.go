@@ -125,16 +125,6 @@ func buildMailboxesDB(recs []dbRecord) *MailboxesDB {
 	return db
 }
 
-// Evidence merges the database into an Evidence value.
-func (db *MailboxesDB) Evidence(e *Evidence) {
-	if db == nil {
-		return
-	}
-	e.Tombstones = db.Tombstones
-	e.History = db.History
-	e.MailboxesDBRead = true
-}
-
 // kv is a parsed dlist kvlist (values: string, []any for lists, kv for nested kvlists).
 type kv map[string]any
 
@@ -171,6 +161,9 @@ func parseKVList(s string) (kv, error) {
 	return m, nil
 }
 
+// errShortValue means a value ended before it was complete.
+var errShortValue = errors.New("unexpected end of input")
+
 type dlp struct {
 	s string
 	i int
@@ -185,7 +178,7 @@ func (p *dlp) skip() {
 func (p *dlp) value() (any, error) {
 	p.skip()
 	if p.i >= len(p.s) {
-		return nil, errShort
+		return nil, errShortValue
 	}
 	switch {
 	case strings.HasPrefix(p.s[p.i:], "%("):
@@ -194,7 +187,7 @@ func (p *dlp) value() (any, error) {
 		for {
 			p.skip()
 			if p.i >= len(p.s) {
-				return nil, errShort
+				return nil, errShortValue
 			}
 			if p.s[p.i] == ')' {
 				p.i++
@@ -216,7 +209,7 @@ func (p *dlp) value() (any, error) {
 		for {
 			p.skip()
 			if p.i >= len(p.s) {
-				return nil, errShort
+				return nil, errShortValue
 			}
 			if p.s[p.i] == ')' {
 				p.i++
@@ -243,11 +236,11 @@ func (p *dlp) value() (any, error) {
 			}
 			b.WriteByte(c)
 		}
-		return nil, errShort
+		return nil, errShortValue
 	case p.s[p.i] == '{':
 		end := strings.IndexByte(p.s[p.i:], '}')
 		if end < 0 {
-			return nil, errShort
+			return nil, errShortValue
 		}
 		n, err := strconv.Atoi(strings.TrimSuffix(p.s[p.i+1:p.i+end], "+"))
 		if err != nil || n < 0 {
@@ -261,7 +254,7 @@ func (p *dlp) value() (any, error) {
 			p.i++
 		}
 		if p.i+n > len(p.s) {
-			return nil, errShort
+			return nil, errShortValue
 		}
 		v := p.s[p.i : p.i+n]
 		p.i += n

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
-
-	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
 
 // deletedPrefix is the first component of the master's delayed-delete namespace
@@ -131,21 +129,6 @@ func InternalToDBName(internal string) string {
 	return domain + "\x1d" + rest
 }
 
-// asideName is where a replica folder without evidence is moved when the master's folder
-// needs its name: a sibling that names the replica's uniqueid, so it is unique and telling.
-func asideName(name, uniqueid string) string {
-	return fmt.Sprintf("%s-replica-%s", name, uniqueid)
-}
-
-// tempName is the transit name used to break rename cycles: under the user's INBOX.
-func tempName(name, uniqueid string) string {
-	n := ParseName(name)
-	if n.User == "" {
-		return name + ".cyrusrepl-tmp-" + uniqueid
-	}
-	return UserRoot(n.User) + ".cyrusrepl-tmp-" + uniqueid
-}
-
 // CheckOwnNames refuses a master's GET USER answer that names a mailbox the user does
 // not own by this package's reading of names. GET USER lists only the user's own
 // folders (live and delayed-deleted), so a stranger is the sign of a master whose
@@ -159,12 +142,4 @@ func CheckOwnNames(user string, names []string) error {
 		}
 	}
 	return nil
-}
-
-func mailboxNames(u *csync.UserState) []string {
-	out := make([]string, len(u.Mailboxes))
-	for i, m := range u.Mailboxes {
-		out[i] = m.Name
-	}
-	return out
 }

@@ -114,3 +114,12 @@ func sideFromUserState(u *csync.UserState) userSide {
 	s.meta = m
 	return s
 }
+
+// mailboxNames lists the names of the mailboxes of a GET USER answer.
+func mailboxNames(u *csync.UserState) []string {
+	out := make([]string, len(u.Mailboxes))
+	for i, m := range u.Mailboxes {
+		out[i] = m.Name
+	}
+	return out
+}

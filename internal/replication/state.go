@@ -131,3 +131,15 @@ func byUID(fs []Folder) (map[string]*Folder, []*Folder) {
 	}
 	return m, dups
 }
+
+// FolderMark is what tells one state of a folder from a later one.
+type FolderMark struct {
+	LastUID       uint32 `json:"lastUid"`
+	HighestModSeq uint64 `json:"highestModseq"`
+	SyncCRC       uint32 `json:"syncCrc"`
+}
+
+// markOf is a folder's mark.
+func markOf(f *Folder) FolderMark {
+	return FolderMark{LastUID: f.LastUID, HighestModSeq: f.HighestModSeq, SyncCRC: f.SyncCRC}
+}
