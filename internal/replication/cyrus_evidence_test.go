@@ -75,7 +75,7 @@ func deleteUser(t *testing.T, in *cyruspair.Instance, admin, user string) {
 	}
 }
 
-// onceAt returns a beforeRecheck hook that runs fn the first time name is re-checked.
+// onceAt returns a BeforeRecheck hook that runs fn the first time name is re-checked.
 func onceAt(name string, fn func()) func(string) {
 	done := false
 	return func(n string) {
@@ -92,7 +92,7 @@ func onceAt(name string, fn func()) func(string) {
 func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *BatchResult {
 	t.Helper()
 	var before map[string][]string
-	e.x.beforeRecheck = onceAt(folder, func() {
+	e.x.BeforeRecheck = onceAt(folder, func() {
 		write()
 		before = liveGUIDs(t, e.p, e.p.Replica, "alice")
 	})
@@ -158,7 +158,7 @@ func TestCyrusCompareAndDeleteMirroredDelete(t *testing.T) {
 	e.sync(t, "alice")
 	m.Delete(t, "alice", "Work")
 	hooked := false
-	e.x.beforeRecheck = onceAt("user.alice.Work", func() {
+	e.x.BeforeRecheck = onceAt("user.alice.Work", func() {
 		hooked = true
 		r.Append(t, "alice", "Work", cyruspair.Message("late", "appended on the replica after the plan"))
 	})
@@ -196,7 +196,7 @@ func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	deleteUser(t, m, e.p.AdminUser, "alice")
 	var before map[string][]string
 	var resyncRes *BatchResult
-	e.x.beforeRecheck = onceAt("user.alice", func() {
+	e.x.BeforeRecheck = onceAt("user.alice", func() {
 		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica"))
 		before = liveGUIDs(t, e.p, r, "alice")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -13,9 +13,9 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 )
 
-// execute carries out a plan's actions in order. It returns the number of message
+// Execute carries out a plan's actions in order. It returns the number of message
 // bodies uploaded.
-func (x *Executor) execute(ctx context.Context, p *Plan, in Input) (sent int, err error) {
+func (x *Executor) Execute(ctx context.Context, p *Plan, in Input) (sent int, err error) {
 	// Every folder brought to the master's state is, right then, in step: note it even
 	// if a later action fails, so the ledger's marks never lag our own writes.
 	x.applied = map[string]appliedMark{}

@@ -39,6 +39,9 @@ type Executor struct {
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
 	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
 	HoldUnmarked bool
+	// BeforeRecheck, when set (tests only), runs right before the replica folder at name
+	// is re-read ahead of a destructive action: the seam where a test injects a write.
+	BeforeRecheck func(name string)
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.
@@ -46,9 +49,6 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
-	// beforeRecheck, when set (tests only), runs right before the replica folder at name
-	// is re-read ahead of a destructive action: the seam where a test injects a write.
-	beforeRecheck func(name string)
 	// writersHeld: the users whose writer locks this executor holds.
 	writersHeld    []string
 	writersRelease func()
@@ -122,7 +122,7 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 				return res, err
 			}
 		}
-		in, err := x.gather(ctx, users)
+		in, err := x.Gather(ctx, users)
 		if err != nil {
 			return res, err
 		}
@@ -151,7 +151,7 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 		if last {
 			break
 		}
-		n, err := x.execute(ctx, &p, in)
+		n, err := x.Execute(ctx, &p, in)
 		res.BodiesSent += n
 		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
 			// Someone changed a folder between our read and our write (a rename on
@@ -254,8 +254,8 @@ type mismatchLine struct {
 	report.Mismatch
 }
 
-// gather reads both ends for the users and collects the evidence.
-func (x *Executor) gather(ctx context.Context, users []string) (Input, error) {
+// Gather reads both ends for the users and collects the evidence.
+func (x *Executor) Gather(ctx context.Context, users []string) (Input, error) {
 	in := Input{Pair: x.Pair, Now: x.now(), Users: users,
 		Master:  Snapshot{Meta: map[string]*Meta{}},
 		Replica: Snapshot{Meta: map[string]*Meta{}}}
@@ -390,8 +390,8 @@ var ErrChangedUnderUs = errors.New("replica changed under us")
 // that state (last_uid, highestmodseq, sync_crc): mail that reached the folder after the
 // plan read it is never dropped on the plan's stale view.
 func (x *Executor) expectAt(ctx context.Context, name, uid string, want *FolderMark) error {
-	if x.beforeRecheck != nil {
-		x.beforeRecheck(name)
+	if x.BeforeRecheck != nil {
+		x.BeforeRecheck(name)
 	}
 	ms, err := x.Replica.GetMailboxes(ctx, []string{name})
 	if err != nil {

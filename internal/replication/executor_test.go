@@ -123,14 +123,14 @@ func TestDeleteAndRenameRecheckUniqueID(t *testing.T) {
 	}}
 	x := &Executor{Master: &scripted{}, Replica: replica}
 	p := &Plan{Actions: []Action{{Op: OpDelete, Name: "user.a.Gone", UniqueID: "r0"}}}
-	if _, err := x.execute(context.Background(), p, Input{}); !errors.Is(err, ErrChangedUnderUs) {
+	if _, err := x.Execute(context.Background(), p, Input{}); !errors.Is(err, ErrChangedUnderUs) {
 		t.Fatalf("delete of a name now held by another uniqueid: %v", err)
 	}
 	if len(replica.unmailbox) != 0 {
 		t.Fatalf("UNMAILBOX sent: %v", replica.unmailbox)
 	}
 	p = &Plan{Actions: []Action{{Op: OpRename, Name: "user.a.Old", NewName: "user.a.New", UniqueID: "r1"}, {Op: OpDelete, Name: "user.a.Missing", UniqueID: "r2"}}}
-	if _, err := x.execute(context.Background(), p, Input{}); !errors.Is(err, ErrChangedUnderUs) {
+	if _, err := x.Execute(context.Background(), p, Input{}); !errors.Is(err, ErrChangedUnderUs) {
 		t.Fatalf("delete of a vanished name: %v", err)
 	}
 	if len(replica.renames) != 1 || replica.renames[0].New != "user.a.New" || len(replica.unmailbox) != 0 {

@@ -134,7 +134,7 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		if round == maxRounds-1 {
 			break
 		}
-		n, err := x.execute(ctx, &p, in)
+		n, err := x.Execute(ctx, &p, in)
 		res.BodiesSent += n
 		applied = true
 		if errors.Is(err, ErrChangedUnderUs) {

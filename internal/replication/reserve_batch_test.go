@@ -50,7 +50,7 @@ func TestCreateReservesFromFoldersCreatedInBatch(t *testing.T) {
 	replica := &linkingReplica{}
 	x := &Executor{Master: master, Replica: replica}
 	p := &Plan{Actions: []Action{{Op: OpCreate, Name: "user.a", UniqueID: "u1"}, {Op: OpCreate, Name: "user.a.Copy", UniqueID: "u2"}}}
-	if _, err := x.execute(context.Background(), p, Input{}); err != nil {
+	if _, err := x.Execute(context.Background(), p, Input{}); err != nil {
 		t.Fatal(err)
 	}
 	if replica.uploads != 1 {
