@@ -278,16 +278,6 @@ func readAString(br *bufio.Reader) (string, error) {
 	}
 }
 
-// deletedRoot is the internal name under which a user's delayed-deleted folders live:
-// DELETED.user.alice (…, then .<folder>.<HEXTIME>).
-func deletedRoot(userid string) string {
-	root := UserRoot(userid)
-	if domain, rest, ok := strings.Cut(root, "!"); ok {
-		return domain + "!" + DeletedPrefix() + "." + rest
-	}
-	return DeletedPrefix() + "." + root
-}
-
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

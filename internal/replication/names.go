@@ -89,6 +89,16 @@ func UserRoot(userid string) string {
 	return root
 }
 
+// deletedRoot is the internal name under which a user's delayed-deleted folders live:
+// DELETED.user.alice (…, then .<folder>.<HEXTIME>).
+func deletedRoot(userid string) string {
+	root := UserRoot(userid)
+	if domain, rest, ok := strings.Cut(root, "!"); ok {
+		return domain + "!" + DeletedPrefix() + "." + rest
+	}
+	return DeletedPrefix() + "." + root
+}
+
 // FolderName returns the internal name of folder rel ("INBOX", "Sent", "Work.Old") of a user.
 func FolderName(userid, rel string) string {
 	if rel == "" || rel == "INBOX" {
