@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
@@ -89,7 +90,7 @@ func onceAt(name string, fn func()) func(string) {
 // syncWithLateWrite syncs alice with write run on the replica right before the executor
 // re-checks folder for a destructive action, and fails the test unless that re-check
 // happened and every message the replica held after the write is still there.
-func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *BatchResult {
+func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *executor.BatchResult {
 	t.Helper()
 	var before map[string][]string
 	e.x.BeforeRecheck = onceAt(folder, func() {
@@ -195,7 +196,7 @@ func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	resync.Ledger = e.x.Ledger
 	deleteUser(t, m, e.p.AdminUser, "alice")
 	var before map[string][]string
-	var resyncRes *BatchResult
+	var resyncRes *executor.BatchResult
 	e.x.BeforeRecheck = onceAt("user.alice", func() {
 		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica"))
 		before = liveGUIDs(t, e.p, r, "alice")
@@ -328,7 +329,7 @@ func TestCyrusMailboxLevelSplitBrainDeleted(t *testing.T) {
 // recordsHave reports whether the emitted records hold a decision on replica name rname.
 func recordsHave(records []any, a report.Action, ev report.Evidence, rname string) bool {
 	for _, r := range records {
-		if d, ok := r.(decisionLine); ok && d.Action == a && d.Evidence == ev && d.ReplicaName == rname {
+		if d, ok := r.(executor.DecisionLine); ok && d.Action == a && d.Evidence == ev && d.ReplicaName == rname {
 			return true
 		}
 	}

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
+	"github.com/cyrusrepl/cyrusrepl/internal/plan"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -14,14 +18,14 @@ import (
 // rename on the master makes the next sync read it, and the rename is still made with
 // the master's name history as evidence: with cyr_dbtool and with the Go reader.
 func TestCyrusMailboxesDBReadOnlyOnDisagreement(t *testing.T) {
-	for _, backend := range []string{BackendCyrDBTool, BackendGo} {
+	for _, backend := range []string{mboxdb.BackendCyrDBTool, mboxdb.BackendGo} {
 		t.Run(backend, func(t *testing.T) { readOnlyOnDisagreement(t, backend) })
 	}
 }
 
 func readOnlyOnDisagreement(t *testing.T, backend string) {
 	e := startEnv(t, "delayed", false)
-	db, err := NewMailboxesDBReader("", e.p.Master.ConfigPath)
+	db, err := mboxdb.NewReader("", e.p.Master.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +35,7 @@ func readOnlyOnDisagreement(t *testing.T, backend string) {
 	e.sync(t, "alice")
 	x := *e.x
 	reads := 0
-	x.MailboxesDB = func(ctx context.Context, users, uids []string) (*MailboxesDB, error) {
+	x.MailboxesDB = func(ctx context.Context, users, uids []string) (*mboxdb.DB, error) {
 		reads++
 		return db.ForUsers(ctx, users, uids)
 	}
@@ -82,10 +86,10 @@ func TestCyrusLedgerMarksFollowOurWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range ru.Mailboxes {
-			f := FolderFromMailbox(&ru.Mailboxes[i])
+			f := executor.FolderFromMailbox(&ru.Mailboxes[i])
 			got, ok := l.LastInStep(f.UniqueID)
-			if !ok || got != markOf(&f) {
-				t.Errorf("%s: %s marked %+v (known %v), replica is at %+v", when, f.Name, got, ok, markOf(&f))
+			if !ok || got != plan.MarkOf(&f) {
+				t.Errorf("%s: %s marked %+v (known %v), replica is at %+v", when, f.Name, got, ok, plan.MarkOf(&f))
 			}
 		}
 	}
@@ -100,7 +104,7 @@ func TestCyrusLedgerMarksFollowOurWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Compute(in)
+	p := plan.Compute(in)
 	if len(p.Actions) != 2 {
 		t.Fatalf("plan %v, want the updates of INBOX and Sent", p.Actions)
 	}
@@ -110,7 +114,7 @@ func TestCyrusLedgerMarksFollowOurWrites(t *testing.T) {
 	check("after applies without a verification pass")
 
 	m.Deliver(t, "alice", cyruspair.Message("again", "mail"))
-	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
+	res, err := e.x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
 	if err != nil || !res.MailboxLevel || !res.Equal {
 		t.Fatalf("mailbox level: %+v %v", res, err)
 	}
