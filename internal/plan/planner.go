@@ -212,81 +212,117 @@ func (p *planner) renameReason(m, r *Folder) string {
 // about replica folders sitting on a name a master folder needs. It returns the master
 // names that cannot be taken in this batch.
 func (p *planner) replicaOnly() map[string]string {
-	// Names master folders will hold on the replica after this plan.
-	target := map[string]string{}
-	for uid, m := range p.m {
-		if _, ok := p.r[uid]; ok || p.in.Evidence.ReplicaLookup[uid] == "" {
-			target[m.Name] = uid
-		}
-	}
+	target := p.masterTargets()
 	blocked := map[string]string{}
 	for _, r := range sortedFolders(p.r) {
 		if _, ok := p.m[r.UniqueID]; ok {
 			continue
 		}
 		wanted, collide := target[r.Name]
-		if name := p.in.Evidence.MasterLookup[r.UniqueID]; name != "" {
-			p.need[mboxname.UserOf(name)] = true
-			p.mismatch(report.MismatchNameDiffers, r.UniqueID, name, r.Name, "held by another user on the master; both users join the batch")
+		switch {
+		case p.heldByOtherUser(r):
 			if collide {
 				blocked[r.Name] = wanted
 			}
-			continue
+		case p.onDeletionEvidence(r, collide):
+		case collide:
+			p.freeNameFor(r, wanted, blocked)
+		default:
+			p.keepWithoutEvidence(r)
 		}
-		ev, why := p.in.Evidence.deletion(r.UniqueID)
-		if ev != report.EvidenceNone && p.writtenSinceInStep(r) != "" {
-			// The master deleted the folder, but the replica took mail in it since the
-			// two last matched: deleting would lose that mail. Keep and say so.
-			p.out.Kept++
-			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "written on the replica after it was last in step: "+p.writtenSinceInStep(r))
-			p.decide(report.ActionKeep, report.EvidenceSplitBrain, r.UniqueID, "", r.Name,
-				"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+p.writtenSinceInStep(r)+"); kept (split-brain)")
-			continue
-		}
-		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) && collide {
-			ev = report.EvidenceNone // not enough to delete: moved aside below, freeing the name
-		}
-		if ev != report.EvidenceNone && p.in.HoldUnmarked && !p.marked(r) {
-			p.out.Kept++
-			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "in-step mark unknown")
-			p.decide(report.ActionKeep, report.EvidenceNoMark, r.UniqueID, "", r.Name,
-				"the master deleted it ("+why+"), but its in-step mark is unknown (state new or lost since), so mail written on the replica since cannot be ruled out; kept")
-			continue
-		}
-		if ev != report.EvidenceNone {
-			p.deletes = append(p.deletes, r)
-			p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
-			p.decide(report.ActionDelete, ev, r.UniqueID, "", r.Name, why)
-			continue
-		}
-		if collide {
-			p.mismatch(report.MismatchUniqueIDCollision, r.UniqueID, r.Name, r.Name,
-				fmt.Sprintf("master holds %s at this name, replica holds %s", wanted, r.UniqueID))
-			if mboxname.ParseName(r.Name).Rest == "" {
-				// A user's INBOX cannot be moved aside by a folder rename; keep it.
-				blocked[r.Name] = wanted
-				p.out.Kept++
-				p.out.Blocked++
-				p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, r.Name, r.Name,
-					"INBOX held by different uniqueids at the two ends and no evidence; kept, master's INBOX not replicated")
-				continue
-			}
-			aside := p.freeName(asideName(r.Name, r.UniqueID))
-			p.moves = append(p.moves, move{uid: r.UniqueID, from: r.Name, to: aside})
-			p.out.Kept++
-			p.decide(report.ActionMoveAside, report.EvidenceNone, r.UniqueID, r.Name, aside,
-				"name held by a different uniqueid on the master and no evidence the master deleted the replica's folder; moved aside to "+aside)
-			continue
-		}
-		p.out.Kept++
-		detail, reason := "no tombstone, no ledger entry", "replica-only, no tombstone: kept (split-brain suspect)"
-		if why := p.in.Evidence.overruledLedger(r.UniqueID); why != "" {
-			detail, reason = why, "replica-only: "+why+"; kept (split-brain suspect)"
-		}
-		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, detail)
-		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name, reason)
 	}
 	return blocked
+}
+
+// masterTargets are the names master folders will hold on the replica after this plan
+// (name → uniqueid).
+func (p *planner) masterTargets() map[string]string {
+	target := map[string]string{}
+	for uid, m := range p.m {
+		if _, ok := p.r[uid]; ok || p.in.Evidence.ReplicaLookup[uid] == "" {
+			target[m.Name] = uid
+		}
+	}
+	return target
+}
+
+// heldByOtherUser reports whether the master holds the replica folder's uniqueid under
+// another user: that user joins the batch (a cross-user rename).
+func (p *planner) heldByOtherUser(r *Folder) bool {
+	name := p.in.Evidence.MasterLookup[r.UniqueID]
+	if name == "" {
+		return false
+	}
+	p.need[mboxname.UserOf(name)] = true
+	p.mismatch(report.MismatchNameDiffers, r.UniqueID, name, r.Name, "held by another user on the master; both users join the batch")
+	return true
+}
+
+// onDeletionEvidence decides about a replica-only folder by the evidence that the master
+// deleted it: delete, or keep when the replica took mail in it since the two last matched
+// or when its in-step mark is unknown (HoldUnmarked). It returns false when there is no
+// such evidence, or, for a folder on a name a master folder needs (collide) whose mark is
+// unknown, not enough to delete: that folder is moved aside instead, freeing the name.
+func (p *planner) onDeletionEvidence(r *Folder, collide bool) bool {
+	ev, why := p.in.Evidence.deletion(r.UniqueID)
+	if ev == report.EvidenceNone {
+		return false
+	}
+	unmarked := p.in.HoldUnmarked && !p.marked(r)
+	switch written := p.writtenSinceInStep(r); {
+	case written != "":
+		// Deleting would lose the mail the replica took since: keep and say so.
+		p.out.Kept++
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "written on the replica after it was last in step: "+written)
+		p.decide(report.ActionKeep, report.EvidenceSplitBrain, r.UniqueID, "", r.Name,
+			"the master deleted it ("+why+"), but it was written on the replica since it was last in step ("+written+"); kept (split-brain)")
+	case unmarked && collide:
+		return false
+	case unmarked:
+		p.out.Kept++
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "in-step mark unknown")
+		p.decide(report.ActionKeep, report.EvidenceNoMark, r.UniqueID, "", r.Name,
+			"the master deleted it ("+why+"), but its in-step mark is unknown (state new or lost since), so mail written on the replica since cannot be ruled out; kept")
+	default:
+		p.deletes = append(p.deletes, r)
+		p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, "")
+		p.decide(report.ActionDelete, ev, r.UniqueID, "", r.Name, why)
+	}
+	return true
+}
+
+// freeNameFor frees the name of replica folder r, which the master's folder wanted
+// needs, without evidence that the master deleted r: r is moved aside to a telling
+// name, or, for a user's INBOX (which no folder rename can move), kept and the name
+// blocked.
+func (p *planner) freeNameFor(r *Folder, wanted string, blocked map[string]string) {
+	p.mismatch(report.MismatchUniqueIDCollision, r.UniqueID, r.Name, r.Name,
+		fmt.Sprintf("master holds %s at this name, replica holds %s", wanted, r.UniqueID))
+	if mboxname.ParseName(r.Name).Rest == "" {
+		blocked[r.Name] = wanted
+		p.out.Kept++
+		p.out.Blocked++
+		p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, r.Name, r.Name,
+			"INBOX held by different uniqueids at the two ends and no evidence; kept, master's INBOX not replicated")
+		return
+	}
+	aside := p.freeName(asideName(r.Name, r.UniqueID))
+	p.moves = append(p.moves, move{uid: r.UniqueID, from: r.Name, to: aside})
+	p.out.Kept++
+	p.decide(report.ActionMoveAside, report.EvidenceNone, r.UniqueID, r.Name, aside,
+		"name held by a different uniqueid on the master and no evidence the master deleted the replica's folder; moved aside to "+aside)
+}
+
+// keepWithoutEvidence keeps a replica-only folder nothing says the master deleted: a
+// split-brain suspect.
+func (p *planner) keepWithoutEvidence(r *Folder) {
+	p.out.Kept++
+	detail, reason := "no tombstone, no ledger entry", "replica-only, no tombstone: kept (split-brain suspect)"
+	if why := p.in.Evidence.overruledLedger(r.UniqueID); why != "" {
+		detail, reason = why, "replica-only: "+why+"; kept (split-brain suspect)"
+	}
+	p.mismatch(report.MismatchReplicaOnly, r.UniqueID, "", r.Name, detail)
+	p.decide(report.ActionKeep, report.EvidenceNone, r.UniqueID, "", r.Name, reason)
 }
 
 // writtenSinceInStep tells how the replica folder moved past its state when it last
@@ -343,49 +379,17 @@ func (p *planner) orderRenames() {
 		f := &p.in.Replica.Folders[i]
 		occupied[f.Name] = f.UniqueID
 	}
-	// Children before parents, so a user's INBOX goes last.
-	sort.Slice(p.deletes, func(i, j int) bool { return p.deletes[i].Name > p.deletes[j].Name })
-	for _, d := range p.deletes {
-		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name, Expect: Mark(d)})
-		delete(occupied, d.Name)
-	}
+	p.emitDeletes(occupied)
 	pending := slices.Clone(p.moves)
 	sort.Slice(pending, func(i, j int) bool { return pending[i].to < pending[j].to })
 	for len(pending) > 0 {
-		progress := false
-		rest := pending[:0]
-		for _, mv := range pending {
-			if _, busy := occupied[mv.to]; busy {
-				rest = append(rest, mv)
-				continue
-			}
-			p.rename(occupied, mv, false)
-			progress = true
-		}
-		pending = rest
+		var progress bool
+		pending, progress = p.renameToFree(occupied, pending)
 		if progress || len(pending) == 0 {
 			continue
 		}
-		// Every target is held. If a holder is itself waiting to move, send it through
-		// a temporary name; otherwise the remaining moves are blocked.
-		broke := false
-		for i, mv := range pending {
-			holder := occupied[mv.to]
-			j := slices.IndexFunc(pending, func(o move) bool { return o.uid == holder })
-			if j < 0 {
-				continue
-			}
-			tmp := p.freeName(tempName(pending[j].from, holder))
-			for _, busy := occupied[tmp]; busy; _, busy = occupied[tmp] {
-				tmp += "-x"
-			}
-			p.rename(occupied, move{uid: holder, from: pending[j].from, to: tmp}, true)
-			pending[j].from = tmp
-			_ = i
-			broke = true
-			break
-		}
-		if !broke {
+		// Every target is held: go round a cycle, or the remaining moves are blocked.
+		if !p.breakCycle(occupied, pending) {
 			for _, mv := range pending {
 				p.mismatch(report.MismatchNameDiffers, mv.uid, mv.to, mv.from, "rename blocked: target held by a folder that does not move")
 				p.out.Blocked++
@@ -393,6 +397,52 @@ func (p *planner) orderRenames() {
 			return
 		}
 	}
+}
+
+// emitDeletes adds the deletes, children before parents (a user's INBOX goes last), and
+// frees their names.
+func (p *planner) emitDeletes(occupied map[string]string) {
+	sort.Slice(p.deletes, func(i, j int) bool { return p.deletes[i].Name > p.deletes[j].Name })
+	for _, d := range p.deletes {
+		p.out.Actions = append(p.out.Actions, Action{Op: OpDelete, User: d.User(), UniqueID: d.UniqueID, Name: d.Name, Expect: Mark(d)})
+		delete(occupied, d.Name)
+	}
+}
+
+// renameToFree emits every pending rename whose target is free, in order, and returns
+// the moves still waiting and whether any went.
+func (p *planner) renameToFree(occupied map[string]string, pending []move) (rest []move, progress bool) {
+	rest = pending[:0]
+	for _, mv := range pending {
+		if _, busy := occupied[mv.to]; busy {
+			rest = append(rest, mv)
+			continue
+		}
+		p.rename(occupied, mv, false)
+		progress = true
+	}
+	return rest, progress
+}
+
+// breakCycle sends the first holder of a pending target that is itself waiting to move
+// through a temporary name (the move is updated to start there). It returns false when
+// no holder of a target moves: the pending moves are blocked.
+func (p *planner) breakCycle(occupied map[string]string, pending []move) bool {
+	for _, mv := range pending {
+		holder := occupied[mv.to]
+		j := slices.IndexFunc(pending, func(o move) bool { return o.uid == holder })
+		if j < 0 {
+			continue
+		}
+		tmp := p.freeName(tempName(pending[j].from, holder))
+		for _, busy := occupied[tmp]; busy; _, busy = occupied[tmp] {
+			tmp += "-x"
+		}
+		p.rename(occupied, move{uid: holder, from: pending[j].from, to: tmp}, true)
+		pending[j].from = tmp
+		return true
+	}
+	return false
 }
 
 func (p *planner) rename(occupied map[string]string, mv move, transit bool) {
