@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 )
 
-// syncDir fsyncs a directory, so that a rename or unlink in it survives a crash.
+// SyncDir fsyncs a directory, so that a rename or unlink in it survives a crash.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
