@@ -15,7 +15,7 @@ import (
 // that groups a one-million-line log-run into per-user work: streamed (Scanner and
 // Grouper, as the replicator does) and, for comparison, read whole and parsed in memory
 // (the former way). The log names 10,000 users with 5 folders each, as after a long
-// replica outage. Run: go test ./internal/replication/ -run '^$' -bench SyncLogRSS -benchtime 1x -count 5
+// replica outage. Run: go test ./internal/synclog/ -run '^$' -bench SyncLogRSS -benchtime 1x -count 5
 func BenchmarkSyncLogRSS(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "log-run")
 	writeBigLog(b, path, 1_000_000, 10_000)
