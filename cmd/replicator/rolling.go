@@ -52,7 +52,8 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	pending, err := state.OpenPendingQueue(synclog.NewDir(*logDir).PendingPath())
+	channel := synclog.NewDir(*logDir)
+	pending, err := state.OpenPendingQueue(channel.PendingPath())
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -65,7 +66,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	defer stopMetrics()
 	roll := &replication.Rolling{
-		Log:   synclog.NewDir(*logDir),
+		Log:   channel,
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
