@@ -248,6 +248,7 @@ func (x *Executor) userResults(res *BatchResult, users []string) {
 	}
 }
 
+// DecisionLine is the JSON line of a decision (Executor.Emit).
 type DecisionLine struct {
 	Type string `json:"type"`
 	report.Decision

@@ -12,7 +12,7 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
-// escalationRecord is the JSON line written when a mailbox-level batch becomes a full
+// EscalationRecord is the JSON line written when a mailbox-level batch becomes a full
 // user sync.
 type EscalationRecord struct {
 	Type   string   `json:"type"`

@@ -64,6 +64,7 @@ func FolderFromMailbox(m *csync.Mailbox) plan.Folder {
 	}
 }
 
+// RenderAnnotations renders mailbox-level annotations canonically (Folder.Annotations).
 func RenderAnnotations(as []csync.Annotation) string {
 	if len(as) == 0 {
 		return ""

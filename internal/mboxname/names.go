@@ -89,7 +89,7 @@ func UserRoot(userid string) string {
 	return root
 }
 
-// deletedRoot is the internal name under which a user's delayed-deleted folders live:
+// DeletedRoot is the internal name under which a user's delayed-deleted folders live:
 // DELETED.user.alice (…, then .<folder>.<HEXTIME>).
 func DeletedRoot(userid string) string {
 	root := UserRoot(userid)

@@ -52,7 +52,7 @@ type Action struct {
 	Expect *FolderMark
 }
 
-// mark is a folder's mark, by pointer (an Action's Expect).
+// Mark is a folder's mark, by pointer (an Action's Expect).
 func Mark(f *Folder) *FolderMark {
 	m := MarkOf(f)
 	return &m

@@ -40,7 +40,7 @@ func (f *Folder) User() string { return mboxname.UserOf(f.Name) }
 // because it has children).
 func (f *Folder) Intermediate() bool { return strings.ContainsRune(f.Type, 'i') }
 
-// contentDiff names the first content field that differs between master m and replica r,
+// ContentDiff names the first content field that differs between master m and replica r,
 // or "" when the replica is up to date. Names are compared elsewhere.
 func ContentDiff(m, r *Folder) string {
 	switch {
@@ -118,7 +118,7 @@ type Snapshot struct {
 	Meta    map[string]*Meta // by userid; nil entries mean "no meta known"
 }
 
-// byUID indexes folders by uniqueid. Duplicate uniqueids (possible on a damaged 3.0
+// ByUID indexes folders by uniqueid. Duplicate uniqueids (possible on a damaged 3.0
 // replica) keep the first and report the rest.
 func ByUID(fs []Folder) (map[string]*Folder, []*Folder) {
 	m := make(map[string]*Folder, len(fs))
@@ -141,7 +141,7 @@ type FolderMark struct {
 	SyncCRC       uint32 `json:"syncCrc"`
 }
 
-// markOf is a folder's mark.
+// MarkOf is a folder's mark.
 func MarkOf(f *Folder) FolderMark {
 	return FolderMark{LastUID: f.LastUID, HighestModSeq: f.HighestModSeq, SyncCRC: f.SyncCRC}
 }

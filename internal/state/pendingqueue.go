@@ -19,7 +19,7 @@ import (
 )
 
 // PendingQueue is the sync-log work taken from log-runs and not yet replicated. It is
-// kept beside the log it came from (<channel>/log-pending/, see LogDir.PendingPath), so
+// kept beside the log it came from (<channel>/log-pending/, see synclog.Dir.PendingPath), so
 // it is exactly as durable as the log itself: each taken log-run becomes one segment
 // file (its work grouped per user, written to a temporary file, fsynced and renamed)
 // before the log-run is removed, and a segment file is removed once every batch holding

@@ -42,7 +42,7 @@ func Parse(data []byte) (entries []Entry, bad []BadLine) {
 	return ScanAll(NewScanner(bytes.NewReader(data)))
 }
 
-// scanAll reads a scanner to its end.
+// ScanAll reads a scanner to its end.
 func ScanAll(s *Scanner) (entries []Entry, bad []BadLine) {
 	for {
 		e, b, ok := s.Next()
