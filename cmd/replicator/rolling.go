@@ -11,6 +11,8 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 func init() {
@@ -33,7 +35,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
 	silence := fs.Duration("channel-silence", time.Hour, "warn (check channel-silence) when the master's mailboxes.db or deliver.db changed more than this long after the channel was last written; needs --master-config; 0 turns it off")
-	channel := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
+	channelName := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -47,22 +49,23 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return exitUsage, err
 	}
-	retry, err := replication.OpenRetryQueue(c.stateDir)
+	retry, err := state.OpenRetryQueue(c.stateDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	pending, err := replication.OpenPendingQueue(replication.LogDir{Dir: *logDir}.PendingPath())
+	channel := synclog.NewDir(*logDir)
+	pending, err := state.OpenPendingQueue(channel.PendingPath())
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := c.recorder("rolling", out)
-	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channel); err != nil {
+	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channelName); err != nil {
 		return exitUsage, err
 	}
-	if w := c.newSilenceWatch(rec, out, *logDir, *channel, *silence); w != nil && !*once {
+	if w := c.newSilenceWatch(rec, out, *logDir, *channelName, *silence); w != nil && !*once {
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		go w.run(wctx)
@@ -73,7 +76,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	defer stopMetrics()
 	roll := &replication.Rolling{
-		Log:   replication.LogDir{Dir: *logDir},
+		Log:   channel,
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
@@ -90,7 +93,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if *once {
 		err := roll.Cycle(ctx)
 		out.emit(c.stats.line())
-		if err != nil && !errors.Is(err, replication.ErrNoLog) {
+		if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 			return exitFailed, err
 		}
 		if retry.Len() > 0 || pending.Len() > 0 {

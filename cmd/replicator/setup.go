@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
@@ -27,7 +28,7 @@ func recordCheck(rec *replication.Recorder, out *jsonLines, chk report.Check) {
 
 // bannersOf returns the csync greetings of an executor's two sessions ("" when a
 // session does not say: a test double).
-func bannersOf(x *replication.Executor) [2]string {
+func bannersOf(x *executor.Executor) [2]string {
 	type banner interface{ Capabilities() csync.Capabilities }
 	var b [2]string
 	if m, ok := x.Master.(banner); ok {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
@@ -32,7 +33,7 @@ func (r *Recorder) Check(name string) *report.Check {
 // PartitionError adds its users under that partition; a job that succeeded clears its
 // users. The check appears with the first such failure and stays (ok) once none is left.
 func (r *Recorder) notePartitionResult(jr JobResult) {
-	var pe *PartitionError
+	var pe *executor.PartitionError
 	failed := errors.As(jr.Err, &pe)
 	r.mu.Lock()
 	defer r.mu.Unlock()
