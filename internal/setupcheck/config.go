@@ -141,3 +141,14 @@ func (c MasterConfig) Writes(channel string) bool {
 	}
 	return false
 }
+
+// ConfigFromAgent builds the checks' view of the master's imapd.conf from what the
+// master's agent serves (GET /v1/config: syncLog, syncLogChannels as written,
+// partitions). An empty channel list is taken as sync_log_channels unset.
+func ConfigFromAgent(syncLog bool, channels []string, partitions map[string]string) MasterConfig {
+	c := MasterConfig{SyncLog: syncLog, Partitions: partitions}
+	if len(channels) > 0 {
+		c.ChannelsSet, c.SyncLogChannels = true, append([]string(nil), channels...)
+	}
+	return c
+}

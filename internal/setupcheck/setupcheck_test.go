@@ -199,3 +199,17 @@ func TestChannelLastChange(t *testing.T) {
 		t.Fatal("missing paths give a time")
 	}
 }
+
+func TestConfigFromAgent(t *testing.T) {
+	// The agent's channel is "" for the unnamed one; its list spells it `""`.
+	c := ConfigFromAgent(true, []string{"cyrusrepl", `""`}, nil)
+	if !c.Writes("") || !c.Writes("cyrusrepl") || c.Writes("stock") {
+		t.Fatalf("written %q", c.WrittenChannels())
+	}
+	if c := ConfigFromAgent(true, nil, nil); !c.Writes("") || c.Writes("cyrusrepl") {
+		t.Fatalf("unset: written %q", c.WrittenChannels())
+	}
+	if got := SyncLog(ConfigFromAgent(true, []string{"squatter"}, nil), "cyrusrepl", DirAccess{Exists: true, Writable: true}); got.Setting != "sync_log_channels" {
+		t.Fatalf("%+v", got)
+	}
+}
