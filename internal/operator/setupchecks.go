@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -22,7 +24,7 @@ func SyncLogStall(r *report.Summary) string {
 		return ""
 	}
 	msg := chk.Message
-	if chk.Setting != "" {
+	if chk.Setting != "" && !strings.Contains(msg, chk.Setting) {
 		msg = chk.Setting + ": " + msg
 	}
 	return trunc("the replicator refuses to start: "+msg, maxError)
