@@ -88,26 +88,44 @@ func TestCLIRollingRefusesUnwrittenChannel(t *testing.T) {
 	}
 }
 
-// The pair's own set-up (sync_log_channels: cyrusrepl stock): the check passes and
-// rolling runs.
+// Channels the master does write pass the check and rolling runs: the pair's own
+// set-up (sync_log_channels: cyrusrepl stock), and the unnamed channel listed as "" —
+// Cyrus 3.6's spelling, checked here against Cyrus itself.
 func TestCLIRollingChannelWritten(t *testing.T) {
-	c := newCLI(t, "delayed")
-	m := c.p.Master
-	m.CreateUser(t, "alice")
-	m.Deliver(t, "alice", cyruspair.Message("one", "body"))
-	code, out, errs := c.run(t, "rolling", "--once", "--sync-log", m.SyncLogDir(c.p.Channel))
-	if code != exitOK {
-		t.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
-	}
-	checks := lines(t, out, "check")
-	var sawSyncLog bool
-	for _, chk := range checks {
-		if chk["name"] == report.CheckSyncLog {
-			sawSyncLog = chk["status"] == string(report.CheckOK)
-		}
-	}
-	if !sawSyncLog {
-		t.Fatalf("no ok sync-log check line:\n%s", out)
+	for _, tc := range []struct {
+		name     string
+		settings []string
+		channel  string
+	}{
+		{"named channel", nil, "cyrusrepl"},
+		{`unnamed channel listed as ""`, []string{`sync_log_channels: "" cyrusrepl stock`}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLIOpts(t, cyruspair.Options{MasterSettings: tc.settings})
+			m := c.p.Master
+			m.CreateUser(t, "alice")
+			m.Deliver(t, "alice", cyruspair.Message("one", "body"))
+			dir := m.SyncLogDir(tc.channel)
+			if _, err := os.Stat(filepath.Join(dir, "log")); err != nil {
+				t.Fatalf("Cyrus did not write %s: %v", dir, err)
+			}
+			code, out, errs := c.run(t, "rolling", "--once", "--sync-log", dir)
+			if code != exitOK {
+				t.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
+			}
+			var sawSyncLog bool
+			for _, chk := range lines(t, out, "check") {
+				if chk["name"] == report.CheckSyncLog {
+					sawSyncLog = chk["status"] == string(report.CheckOK)
+				}
+			}
+			if !sawSyncLog {
+				t.Fatalf("no ok sync-log check line:\n%s", out)
+			}
+			if got := c.p.Replica.List(t, "alice"); len(got) == 0 {
+				t.Fatalf("alice not replicated from channel %q", tc.channel)
+			}
+		})
 	}
 }
 
