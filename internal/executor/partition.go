@@ -15,7 +15,8 @@ import (
 // staging a body there kills the sync_server process with an assertion ("Fatal error:
 // … dlist.c … base != NULL"). So the executor names the partition itself when the
 // replica refuses a folder the master keeps on a partition the replica is not known to
-// have (no folder of it was seen there, none was created there). The user fails, with
+// have (no folder of it was seen there, none was created there). Since the same answers
+// come for other failures (a full disk), the error says "most likely". The user fails, with
 // an error naming the partition, and is retried; nothing is deleted for it.
 
 // PartitionError is the replica refusing a folder whose master partition it seems to lack.
@@ -27,7 +28,7 @@ type PartitionError struct {
 }
 
 func (e *PartitionError) Error() string {
-	return fmt.Sprintf("the replica refused folder %s, which the master keeps on partition %q, and holds no folder on that partition: it lacks partition-%s in its imapd.conf (replica said: %v)",
+	return fmt.Sprintf("the replica refused folder %s, which the master keeps on partition %q, and holds no folder on that partition: it most likely lacks partition-%s in its imapd.conf (Cyrus 3.6 answers a missing partition, like other failures, with \"NO Unknown error\" or a fatal error; replica said: %v)",
 		e.Folder, e.Partition, e.Partition, e.Err)
 }
 

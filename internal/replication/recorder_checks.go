@@ -86,6 +86,6 @@ func partitionsCheck(byPartition map[string]map[string]bool) report.Check {
 		says = append(says, fmt.Sprintf("partition %q (%d users: %s)", p, n, strings.Join(users, ", ")))
 	}
 	return report.Check{Name: report.CheckPartitions, Status: report.CheckWarning, Reason: report.ReasonPartitionMissing,
-		Message: "the master keeps folders on partitions the replica lacks: " + strings.Join(says, "; ") +
+		Message: "the master keeps folders on partitions the replica most likely lacks (it refuses them and holds no folder there): " + strings.Join(says, "; ") +
 			"; those folders are not replicated (nothing is deleted); add the partitions to the replica's imapd.conf"}
 }
