@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,6 +178,9 @@ func (a *Agent) Restart(t testing.TB) {
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
+		} else if c, derr := net.Dial("tcp", a.Addr); derr == nil && slices.Contains(a.Extra, "--client-ca") {
+			c.Close()
+			return // serving, and refusing a client without a certificate
 		}
 		select {
 		case <-done:
