@@ -435,5 +435,3 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-
