@@ -99,6 +99,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	if c.agent.client != nil {
 		roll.Source = c.agent.client
+		if *once {
+			roll.Source = c.agent.client.WithoutWait() // one pass: what is pending now
+		}
 	}
 	if *once {
 		err := roll.Cycle(ctx)

@@ -34,15 +34,24 @@ type Options struct {
 	// Consumer and Owner name this replicator to the agent (one consumer per channel):
 	// Consumer for people, Owner the identity of its state directory.
 	Consumer, Owner string
-	// Wait bounds one long-poll for entries (0: api.MaxWait).
+	// Wait bounds one long-poll for entries (0: api.MaxWait; see WithoutWait).
 	Wait time.Duration
 }
 
 // Client talks to one agent. Safe for concurrent use.
 type Client struct {
-	o    Options
-	base *url.URL
-	http *http.Client
+	o      Options
+	base   *url.URL
+	http   *http.Client
+	noWait bool
+}
+
+// WithoutWait is the same client with Take not waiting for entries: it takes what is
+// pending now, else returns ErrNoLog at once (rolling --once).
+func (c *Client) WithoutWait() *Client {
+	n := *c
+	n.noWait = true
+	return &n
 }
 
 // New checks the options and builds the client (no request is made).
@@ -217,8 +226,8 @@ func (c *Client) Backlog(ctx context.Context) (replication.Pending, error) {
 	return p, nil
 }
 
-// LongPolls: Take waits for entries itself.
-func (c *Client) LongPolls() bool { return true }
+// LongPolls: Take waits for entries itself (unless WithoutWait).
+func (c *Client) LongPolls() bool { return !c.noWait }
 
 // Take leases the channel's pending entries (long-polling up to Wait, cut short when
 // ctx ends: ErrNoLog), streams them into a scanner for handle, and acknowledges the
@@ -231,7 +240,11 @@ func (c *Client) Take(ctx context.Context, handle func(s *replication.LogScanner
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
-	query := "wait=" + c.o.Wait.String()
+	wait := c.o.Wait
+	if c.noWait {
+		wait = 0
+	}
+	query := "wait=" + wait.String()
 	resp, err := c.do(rctx, http.MethodPost, api.PathLease, query, nil, http.StatusOK, http.StatusNoContent)
 	if err != nil {
 		if ctx.Err() != nil {

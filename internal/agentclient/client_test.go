@@ -123,8 +123,12 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.logDir, "log-run")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("log-run after the acknowledgement: %v", err)
 	}
-	if err := f.client.Take(ctx, func(*replication.LogScanner, bool) error { return nil }); !errors.Is(err, replication.ErrNoLog) {
+	start := time.Now()
+	if err := f.client.WithoutWait().Take(ctx, func(*replication.LogScanner, bool) error { return nil }); !errors.Is(err, replication.ErrNoLog) {
 		t.Fatalf("empty channel: %v, want ErrNoLog", err)
+	}
+	if waited := time.Since(start); waited > 900*time.Millisecond { // hang guard: the long-poll is 1s here
+		t.Fatalf("WithoutWait waited %v", waited)
 	}
 	b, err := f.client.Backlog(ctx)
 	if err != nil || b.Entries != 0 || !b.Since.IsZero() {
