@@ -366,6 +366,16 @@ func TestAgentServesTheMaster(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("metrics without a token: %d, want 401", resp.StatusCode)
 	}
+	// audit through the agent: the user list and the evidence come from it.
+	out := runReplicator(t, p, a, "audit")
+	for _, u := range []string{"alice", "bob"} {
+		if !strings.Contains(out, `"user":"`+u+`"`) {
+			t.Errorf("audit through the agent did not walk %s:\n%s", u, out)
+		}
+	}
+	if st := p.Replica.Status(t, "alice", "INBOX"); st.Messages != 1 {
+		t.Errorf("alice's INBOX on the replica after the audit: %d messages", st.Messages)
+	}
 	// No plaintext listener: a plain HTTP request gets no answer of the API.
 	if r, err := http.Get("http://" + a.Addr + api.PathConfig); err == nil {
 		b, _ := io.ReadAll(r.Body)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,9 @@ type fixture struct {
 	client      *Client
 }
 
-func newFixture(t testing.TB, wait time.Duration) *fixture {
+func newFixture(t testing.TB, wait time.Duration) *fixture { return newFixtureTTL(t, wait, 0) }
+
+func newFixtureTTL(t testing.TB, wait, ttl time.Duration) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "imapd.conf")
@@ -40,7 +43,7 @@ func newFixture(t testing.TB, wait time.Duration) *fixture {
 	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := agent.New(agent.Options{MasterConfig: conf, TokenFile: tok, Log: nil})
+	srv, err := agent.New(agent.Options{MasterConfig: conf, TokenFile: tok, LeaseTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +140,30 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 	f.append(t, "USER alice")
 	if b, err = f.client.Backlog(ctx); err != nil || b.Entries != 1 || b.Since.IsZero() {
 		t.Fatalf("backlog: %+v %v", b, err)
+	}
+}
+
+// TestLeaseExpires: a lease unacknowledged for the lease TTL is handed out again; the
+// late acknowledgement is refused and removes nothing.
+func TestLeaseExpires(t *testing.T) {
+	f := newFixtureTTL(t, 10*time.Second, 300*time.Millisecond)
+	f.append(t, "APPEND user.alice")
+	err := f.client.Take(context.Background(), func(s *replication.LogScanner, _ bool) error {
+		entries(s)
+		time.Sleep(time.Second) // longer than the TTL
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("late acknowledgement: %v, want a 409 refusal", err)
+	}
+	var reprocessed bool
+	var got []string
+	err = f.client.Take(context.Background(), func(s *replication.LogScanner, r bool) error {
+		reprocessed, got = r, entries(s)
+		return nil
+	})
+	if err != nil || !reprocessed || !slices.Equal(got, []string{"APPEND user.alice"}) {
+		t.Fatalf("after the expiry: %v reprocessed=%v %v", err, reprocessed, got)
 	}
 }
 
