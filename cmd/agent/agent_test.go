@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/tlstest"
@@ -321,7 +321,7 @@ func TestAgentServesTheMaster(t *testing.T) {
 		t.Errorf("channelLastWrite %q: %v", cfg.ChannelLastWrite, err)
 	}
 
-	reader, err := replication.NewMailboxesDBReader("/nonexistent", m.ConfigPath)
+	reader, err := mboxdb.NewReader("/nonexistent", m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}

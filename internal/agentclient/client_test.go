@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // fixture is an agent served in this process over TLS for a configuration directory of
@@ -77,7 +77,7 @@ func (f *fixture) append(t testing.TB, lines ...string) {
 	}
 }
 
-func entries(s *replication.LogScanner) []string {
+func entries(s *synclog.Scanner) []string {
 	var out []string
 	for {
 		e, _, ok := s.Next()
@@ -96,7 +96,7 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 	ctx := context.Background()
 	f.append(t, "APPEND user.alice", "MAILBOX user.bob")
 	var got []string
-	err := f.client.Take(ctx, func(s *replication.LogScanner, reprocessed bool) error {
+	err := f.client.Take(ctx, func(s *synclog.Scanner, reprocessed bool) error {
 		got = entries(s)
 		return errors.New("replica down")
 	})
@@ -106,7 +106,7 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.logDir, "log-run")); err != nil {
 		t.Fatalf("log-run gone after a failed handler: %v", err)
 	}
-	err = f.client.Take(ctx, func(s *replication.LogScanner, reprocessed bool) error {
+	err = f.client.Take(ctx, func(s *synclog.Scanner, reprocessed bool) error {
 		if !reprocessed {
 			t.Error("second take not marked reprocessed")
 		}
@@ -116,7 +116,7 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 	if err == nil {
 		t.Fatal("a handler that stopped early was acknowledged")
 	}
-	err = f.client.Take(ctx, func(s *replication.LogScanner, reprocessed bool) error {
+	err = f.client.Take(ctx, func(s *synclog.Scanner, reprocessed bool) error {
 		got = entries(s)
 		return nil
 	})
@@ -127,7 +127,7 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 		t.Fatalf("log-run after the acknowledgement: %v", err)
 	}
 	start := time.Now()
-	if err := f.client.WithoutWait().Take(ctx, func(*replication.LogScanner, bool) error { return nil }); !errors.Is(err, replication.ErrNoLog) {
+	if err := f.client.WithoutWait().Take(ctx, func(*synclog.Scanner, bool) error { return nil }); !errors.Is(err, synclog.ErrNoLog) {
 		t.Fatalf("empty channel: %v, want ErrNoLog", err)
 	}
 	if waited := time.Since(start); waited > 5*time.Second { // the long-poll would be 10s
@@ -148,7 +148,7 @@ func TestTakeAcknowledgesOnlyWhatWasHandled(t *testing.T) {
 func TestLeaseExpires(t *testing.T) {
 	f := newFixtureTTL(t, 10*time.Second, 300*time.Millisecond)
 	f.append(t, "APPEND user.alice")
-	err := f.client.Take(context.Background(), func(s *replication.LogScanner, _ bool) error {
+	err := f.client.Take(context.Background(), func(s *synclog.Scanner, _ bool) error {
 		entries(s)
 		time.Sleep(time.Second) // longer than the TTL
 		return nil
@@ -158,7 +158,7 @@ func TestLeaseExpires(t *testing.T) {
 	}
 	var reprocessed bool
 	var got []string
-	err = f.client.Take(context.Background(), func(s *replication.LogScanner, r bool) error {
+	err = f.client.Take(context.Background(), func(s *synclog.Scanner, r bool) error {
 		reprocessed, got = r, entries(s)
 		return nil
 	})
@@ -172,11 +172,11 @@ func TestTakeCutShort(t *testing.T) {
 	f := newFixture(t, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err := f.client.Take(ctx, func(*replication.LogScanner, bool) error {
+	err := f.client.Take(ctx, func(*synclog.Scanner, bool) error {
 		t.Error("handler called on an empty channel")
 		return nil
 	})
-	if !errors.Is(err, replication.ErrNoLog) {
+	if !errors.Is(err, synclog.ErrNoLog) {
 		t.Fatalf("cut long-poll: %v, want ErrNoLog", err)
 	}
 }
@@ -192,7 +192,7 @@ func BenchmarkLeaseLatency(b *testing.B) {
 		got := make(chan time.Time, 1)
 		errc := make(chan error, 1)
 		go func() {
-			errc <- f.client.Take(ctx, func(s *replication.LogScanner, _ bool) error {
+			errc <- f.client.Take(ctx, func(s *synclog.Scanner, _ bool) error {
 				got <- time.Now()
 				entries(s)
 				return nil
