@@ -80,14 +80,6 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	pub := &publishGate{heartbeat: *heartbeat}
 	out := &jsonLines{w: stdout}
 	rec := c.recorder("rolling", out)
-	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channelName); err != nil {
-		return exitUsage, err
-	}
-	if w := c.newSilenceWatch(rec, out, *logDir, *channelName, *silence); w != nil && !*once {
-		wctx, stopWatch := context.WithCancel(ctx)
-		defer stopWatch()
-		go w.run(wctx)
-	}
 	stopMetrics, err := serveMetrics(ctx, *metricsAddr, rec, &c.stats)
 	if err != nil {
 		return exitUsage, err
@@ -100,6 +92,15 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, rec, out, publish) {
 		return exitOK, nil // ended while waiting
+	}
+	// The master's settings are known now (from --master-config or the agent).
+	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channelName); err != nil {
+		return exitUsage, err
+	}
+	if !*once {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go c.newCheckWatch(rec, out, *logDir, *channelName, *silence).run(wctx)
 	}
 	roll := &replication.Rolling{
 		Log:   source,

@@ -40,15 +40,25 @@ func bannersOf(x *executor.Executor) [2]string {
 	return b
 }
 
-// syncLogCheck checks that the master writes the channel at logDir (named by channel,
-// else by the directory's path) and that this process may consume it. It needs the
-// master's imapd.conf (--master-config); without it the check cannot run.
-func (c *commonFlags) syncLogCheck(logDir, channel string) report.Check {
+// syncLogCheck checks that the master writes the channel the replicator consumes and
+// that it may be taken. The master's settings come from the agent (--agent: its
+// /v1/config names the channel it serves; taking the files is the agent's business),
+// else from --master-config, the channel then named by channel or by logDir's path.
+// Without either the check cannot run.
+func (c *commonFlags) syncLogCheck(ctx context.Context, logDir, channel string) report.Check {
 	unknown := func(msg string) report.Check {
 		return report.Check{Name: report.CheckSyncLog, Status: report.CheckUnknown, Message: msg}
 	}
+	if c.agent.client != nil {
+		cfg, err := c.agent.settings(ctx)
+		if err != nil {
+			return unknown(fmt.Sprintf("not checked: the agent did not answer: %v", err))
+		}
+		mc := setupcheck.ConfigFromAgent(cfg.SyncLog, cfg.SyncLogChannels, cfg.Partitions)
+		return setupcheck.SyncLog(mc, cfg.Channel, setupcheck.DirAccess{Path: "(the agent's)", Exists: true, Writable: true})
+	}
 	if c.masterConfig == "" {
-		return unknown("not checked: without --master-config the master's sync_log and sync_log_channels are not known")
+		return unknown("not checked: without --master-config (or --agent) the master's sync_log and sync_log_channels are not known")
 	}
 	cfg, err := setupcheck.ReadMasterConfig(c.masterConfig)
 	if err != nil {
@@ -69,7 +79,7 @@ func (c *commonFlags) syncLogCheck(logDir, channel string) report.Check {
 // with the failed check — so the operator shows why the pod does not run — and returns
 // the usage error whose one line names the setting.
 func (c *commonFlags) refuseUnwrittenChannel(ctx context.Context, rec *replication.Recorder, out *jsonLines, sink report.Sink, logDir, channel string) error {
-	chk := c.syncLogCheck(logDir, channel)
+	chk := c.syncLogCheck(ctx, logDir, channel)
 	recordCheck(rec, out, chk)
 	if chk.Status != report.CheckFailed {
 		return nil

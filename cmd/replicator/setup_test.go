@@ -1,19 +1,38 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/faultproxy"
 )
+
+// rolling runs `replicator rolling` on the channel in dir: from the master's disk, or,
+// with CYRUSREPL_VIA_AGENT=1, through an agent serving that channel (the set-up checks
+// then read the master's settings from the agent's /v1/config).
+func (c *cli) rolling(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	full := agenttest.Rewrite(t, c.p, append(append([]string{"rolling"}, c.local...), append([]string{"--sync-log", dir}, args...)...))
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if agenttest.Enabled() != slices.Contains(full, "--agent") {
+		t.Fatalf("rolling args %q: through the agent %v", full, agenttest.Enabled())
+	}
+	code := run(ctx, full, &out, &errb)
+	return code, out.String(), errb.String()
+}
 
 func readSummary(t *testing.T, path string) report.Summary {
 	t.Helper()
@@ -59,7 +78,7 @@ func TestCLIRollingRefusesUnwrittenChannel(t *testing.T) {
 				}
 			}
 			rep := filepath.Join(t.TempDir(), "report.json")
-			code, out, errs := c.run(t, "rolling", "--once", "--sync-log", dir, "--report", rep)
+			code, out, errs := c.rolling(t, dir, "--once", "--report", rep)
 			if code != exitUsage {
 				t.Fatalf("rolling on an unwritten channel: exit %d, want %d\nstderr: %s\n%s", code, exitUsage, errs, out)
 			}
@@ -107,7 +126,7 @@ func TestCLIRollingChannelWritten(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "log")); err != nil {
 				t.Fatalf("Cyrus did not write %s: %v", dir, err)
 			}
-			code, out, errs := c.run(t, "rolling", "--once", "--sync-log", dir)
+			code, out, errs := c.rolling(t, dir, "--once")
 			if code != exitOK {
 				t.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
 			}
@@ -240,7 +259,7 @@ func TestCLIChannelSilence(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errb syncBuffer
 	go func() {
-		args := append([]string{"rolling"}, c.common...)
+		args := append([]string{"rolling"}, c.local...) // the master's files: not through an agent
 		args = append(args, "--sync-log", dir, "--channel-silence", "2s", "--report", rep,
 			"--report-heartbeat", "100ms", "--interval", "100ms")
 		done <- run(ctx, args, &out, &errb)

@@ -9,41 +9,47 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
 )
 
-// silenceWatch looks at the channel and the master's databases every interval and keeps
-// the channel-silence check current (setupcheck.ChannelSilence). Local files only: it
-// needs the channel directory and the master's configdirectory (--master-config).
-type silenceWatch struct {
-	channel    string // as sync_log_channels spells it
-	channelDir string
-	configDir  string
-	silence    time.Duration
-	every      time.Duration
-	rec        *replication.Recorder
-	out        *jsonLines
+// checkWatch keeps two checks of a running rolling replicator current, recording a
+// check whenever its status changes:
+//   - sync-log, asked again every minute: the master's settings may change under a
+//     running replicator (a failed check then shows the pair stalled, with the setting);
+//   - channel-silence (setupcheck.ChannelSilence), from the channel's and the master's
+//     files every quarter of --channel-silence. Local files only: it needs the channel
+//     directory and the master's configdirectory (--master-config); through the agent
+//     it does not run (the agent serves no time of the master's own changes).
+type checkWatch struct {
+	c                   *commonFlags
+	logDir, channel     string
+	configDir           string // "" when the silence check does not run
+	silence, every      time.Duration
+	syncLogEvery        time.Duration
+	rec                 *replication.Recorder
+	out                 *jsonLines
+	lastSilence, lastSL report.CheckStatus
 }
 
-// newSilenceWatch returns nil when the check cannot or need not run.
-func (c *commonFlags) newSilenceWatch(rec *replication.Recorder, out *jsonLines, logDir, channel string, silence time.Duration) *silenceWatch {
-	if silence <= 0 || c.masterConfig == "" {
-		return nil
+func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, logDir, channel string, silence time.Duration) *checkWatch {
+	w := &checkWatch{c: c, logDir: logDir, channel: channel, silence: silence, syncLogEvery: time.Minute, every: time.Minute, rec: rec, out: out}
+	if chk := rec.Check(report.CheckSyncLog); chk != nil {
+		w.lastSL = chk.Status
 	}
-	cfg, err := setupcheck.ReadMasterConfig(c.masterConfig)
-	if err != nil || cfg.ConfigDirectory == "" {
-		return nil
+	if w.channel == "" {
+		w.channel, _ = setupcheck.ChannelFromDir(logDir)
 	}
-	if channel == "" {
-		channel, _ = setupcheck.ChannelFromDir(logDir)
+	if silence > 0 && c.masterConfig != "" && c.agent.client == nil {
+		if cfg, err := setupcheck.ReadMasterConfig(c.masterConfig); err == nil {
+			w.configDir = cfg.ConfigDirectory
+		}
+		// Look often enough that silence is noticed within about a quarter of it.
+		w.every = min(max(silence/4, 100*time.Millisecond), time.Minute)
 	}
-	// Look often enough that silence is noticed within about a quarter of it.
-	every := min(max(silence/4, 100*time.Millisecond), time.Minute)
-	return &silenceWatch{channel: channel, channelDir: logDir, configDir: cfg.ConfigDirectory,
-		silence: silence, every: every, rec: rec, out: out}
+	return w
 }
 
-// run looks until ctx ends, recording the check whenever its status changes.
-func (w *silenceWatch) run(ctx context.Context) {
-	seen := setupcheck.MasterLastChange(w.configDir) // judged at the next look
-	var last report.CheckStatus
+// run looks until ctx ends.
+func (w *checkWatch) run(ctx context.Context) {
+	seen := w.masterChange() // judged at the next look
+	nextSL := time.Now().Add(w.syncLogEvery)
 	t := time.NewTicker(w.every)
 	defer t.Stop()
 	for {
@@ -52,11 +58,30 @@ func (w *silenceWatch) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		chk := setupcheck.ChannelSilence(w.channel, setupcheck.ChannelLastChange(w.channelDir), seen, w.silence)
-		if chk.Status != last {
-			recordCheck(w.rec, w.out, chk)
-			last = chk.Status
+		if w.configDir != "" {
+			chk := setupcheck.ChannelSilence(w.channel, setupcheck.ChannelLastChange(w.logDir), seen, w.silence)
+			w.record(&w.lastSilence, chk)
+			seen = w.masterChange()
 		}
-		seen = setupcheck.MasterLastChange(w.configDir)
+		if time.Now().After(nextSL) {
+			w.record(&w.lastSL, w.c.syncLogCheck(ctx, w.logDir, w.channel))
+			nextSL = time.Now().Add(w.syncLogEvery)
+		}
 	}
+}
+
+func (w *checkWatch) masterChange() time.Time {
+	if w.configDir == "" {
+		return time.Time{}
+	}
+	return setupcheck.MasterLastChange(w.configDir)
+}
+
+// record records chk when its status differs from *last.
+func (w *checkWatch) record(last *report.CheckStatus, chk report.Check) {
+	if chk.Status == *last {
+		return
+	}
+	*last = chk.Status
+	recordCheck(w.rec, w.out, chk)
 }

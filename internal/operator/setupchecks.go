@@ -27,7 +27,7 @@ func SyncLogStall(r *report.Summary) string {
 	if chk.Setting != "" && !strings.Contains(msg, chk.Setting) {
 		msg = chk.Setting + ": " + msg
 	}
-	return trunc("the replicator refuses to start: "+msg, maxError)
+	return trunc("the master does not write the sync-log channel the replicator consumes (a replicator starting so refuses to run): "+msg, maxError)
 }
 
 // checkConditions maps the Warning checks to their conditions.

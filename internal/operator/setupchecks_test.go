@@ -54,7 +54,7 @@ func TestSyncLogStall(t *testing.T) {
 		t.Fatal("a stall from an ok check")
 	}
 	failed := &report.Summary{Checks: []report.Check{{Name: report.CheckSyncLog, Status: report.CheckFailed, Setting: "sync_log", Message: "sync_log is off"}}}
-	if msg := SyncLogStall(failed); msg != "the replicator refuses to start: sync_log is off" {
+	if msg := SyncLogStall(failed); msg != "the master does not write the sync-log channel the replicator consumes (a replicator starting so refuses to run): sync_log is off" {
 		t.Fatalf("stall message %q", msg)
 	}
 	// A suspended pair is not stalled by an old report.
