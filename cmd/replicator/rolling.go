@@ -36,6 +36,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
 	silence := fs.Duration("channel-silence", time.Hour, "warn (check channel-silence) when the master's mailboxes.db or deliver.db changed more than this long after the channel was last written; needs --master-config; 0 turns it off")
+	recheck := fs.Duration("setup-recheck", time.Minute, "ask the master's sync-log settings again this often while running (the sync-log check)")
 	channelName := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,7 +101,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if !*once {
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
-		go c.newCheckWatch(rec, out, *logDir, *channelName, *silence).run(wctx)
+		go c.newCheckWatch(rec, out, *logDir, *channelName, *silence, *recheck).run(wctx)
 	}
 	roll := &replication.Rolling{
 		Log:   source,

@@ -260,7 +260,7 @@ func TestCLIChannelSilence(t *testing.T) {
 	var out, errb syncBuffer
 	go func() {
 		args := append([]string{"rolling"}, c.local...) // the master's files: not through an agent
-		args = append(args, "--sync-log", dir, "--channel-silence", "2s", "--report", rep,
+		args = append(args, "--sync-log", dir, "--channel-silence", "2s", "--setup-recheck", "500ms", "--report", rep,
 			"--report-heartbeat", "100ms", "--interval", "100ms")
 		done <- run(ctx, args, &out, &errb)
 	}()
@@ -317,5 +317,15 @@ func TestCLIChannelSilence(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "log")); err == nil {
 		t.Fatalf("Cyrus still writes %s", dir)
+	}
+	// The settings asked again while running: the channel is no longer listed.
+	var chkSL *report.Check
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if chkSL = report.FindCheck(readSummary(t, rep).Checks, report.CheckSyncLog); chkSL != nil && chkSL.Status == report.CheckFailed {
+			break
+		}
+	}
+	if chkSL == nil || chkSL.Status != report.CheckFailed || chkSL.Setting != "sync_log_channels" {
+		t.Fatalf("sync-log check after the change: %+v", chkSL)
 	}
 }

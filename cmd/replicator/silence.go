@@ -11,7 +11,7 @@ import (
 
 // checkWatch keeps two checks of a running rolling replicator current, recording a
 // check whenever its status changes:
-//   - sync-log, asked again every minute: the master's settings may change under a
+//   - sync-log, asked again every --setup-recheck (a minute): the master's settings may change under a
 //     running replicator (a failed check then shows the pair stalled, with the setting);
 //   - channel-silence (setupcheck.ChannelSilence), from the channel's and the master's
 //     files every quarter of --channel-silence. Local files only: it needs the channel
@@ -28,8 +28,9 @@ type checkWatch struct {
 	lastSilence, lastSL report.CheckStatus
 }
 
-func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, logDir, channel string, silence time.Duration) *checkWatch {
-	w := &checkWatch{c: c, logDir: logDir, channel: channel, silence: silence, syncLogEvery: time.Minute, every: time.Minute, rec: rec, out: out}
+func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, logDir, channel string, silence, recheck time.Duration) *checkWatch {
+	recheck = max(recheck, 100*time.Millisecond)
+	w := &checkWatch{c: c, logDir: logDir, channel: channel, silence: silence, syncLogEvery: recheck, every: min(recheck, time.Minute), rec: rec, out: out}
 	if chk := rec.Check(report.CheckSyncLog); chk != nil {
 		w.lastSL = chk.Status
 	}
@@ -41,7 +42,7 @@ func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, l
 			w.configDir = cfg.ConfigDirectory
 		}
 		// Look often enough that silence is noticed within about a quarter of it.
-		w.every = min(max(silence/4, 100*time.Millisecond), time.Minute)
+		w.every = min(max(silence/4, 100*time.Millisecond), w.every)
 	}
 	return w
 }
