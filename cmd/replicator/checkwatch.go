@@ -11,8 +11,9 @@ import (
 
 // checkWatch keeps two checks of a running rolling replicator current, recording a
 // check whenever its status changes:
-//   - sync-log, asked again every --setup-recheck (a minute): the master's settings may change under a
-//     running replicator (a failed check then shows the pair stalled, with the setting);
+//   - sync-log, asked again every --setup-recheck (a minute): the master's settings
+//     may change under a running replicator (a failed check then shows the pair
+//     stalled, with the setting);
 //   - channel-silence (setupcheck.ChannelSilence), from the channel's and the master's
 //     files every quarter of --channel-silence. Local files only: it needs the channel
 //     directory and the master's configdirectory (--master-config); through the agent
