@@ -151,7 +151,7 @@ func (r *ReplicationPairReconciler) announceConditions(ctx context.Context, base
 		}
 	}
 	for _, cr := range operator.WarningCheckConditions() {
-		if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, cr[0], cr[1]); c != nil {
+		if c := operator.NewlyTrue(base.Status.Conditions, pair.Status.Conditions, cr[0], cr[1]); c != nil {
 			if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Replicate", c); err != nil {
 				log.Error(err, "announce set-up check", "condition", cr[0])
 			}

@@ -3,6 +3,7 @@ package operator
 import (
 	"strings"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
@@ -76,4 +77,18 @@ func WarningCheckConditions() [][2]string {
 // check conditions as a pair, from its report: every audit checks the set-up too.
 func SetResyncCheckConditions(rs *v1.UserResync, r *report.Summary) {
 	setCheckConditions(conditionSetter{conds: &rs.Status.Conditions, gen: rs.Generation}, r)
+}
+
+// NewlyTrue returns the condition condType of after when it turned true with reason
+// since before (absent there, or not true with that reason). Unlike NewTrue, a new
+// message alone (another user failing for the same missing partition) is not news.
+func NewlyTrue(before, after []metav1.Condition, condType, reason string) *metav1.Condition {
+	a := apimeta.FindStatusCondition(after, condType)
+	if a == nil || a.Status != metav1.ConditionTrue || a.Reason != reason {
+		return nil
+	}
+	if b := apimeta.FindStatusCondition(before, condType); b != nil && b.Status == a.Status && b.Reason == a.Reason {
+		return nil
+	}
+	return a
 }

@@ -76,3 +76,15 @@ func TestResyncCheckConditions(t *testing.T) {
 		t.Fatalf("PartitionMissing = %+v", c)
 	}
 }
+
+func TestNewlyTrue(t *testing.T) {
+	cond := func(msg string) []metav1.Condition {
+		return []metav1.Condition{{Type: v1.ConditionPartitionMissing, Status: metav1.ConditionTrue, Reason: v1.ReasonPartitionMissing, Message: msg}}
+	}
+	if NewlyTrue(nil, cond("bob"), v1.ConditionPartitionMissing, v1.ReasonPartitionMissing) == nil {
+		t.Error("a condition that turned true is not news")
+	}
+	if NewlyTrue(cond("bob"), cond("bob, carol"), v1.ConditionPartitionMissing, v1.ReasonPartitionMissing) != nil {
+		t.Error("a new message alone is news")
+	}
+}
