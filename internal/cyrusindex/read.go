@@ -161,7 +161,7 @@ func scanFile(f *os.File, h Header, w Want) (Delta, error) {
 		b := buf[:n*recordSize]
 		if _, err := f.ReadAt(b, off); err != nil {
 			if errors.Is(err, io.EOF) {
-				return s.delta, formatErr("%d records, the file ends before record %d", h.NumRecords, s.delta.Scanned+1)
+				return s.delta, formatErr("%d records, the file ends within records %d to %d", h.NumRecords, s.delta.Scanned+1, s.delta.Scanned+int(n))
 			}
 			return s.delta, err
 		}
