@@ -257,3 +257,14 @@ func ExampleDir() {
 	fmt.Println(d)
 	// Output: /var/spool/cyrus/mail/uuid/5/q/5qb988epx9doxrsagmoc2f7b
 }
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
