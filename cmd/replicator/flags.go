@@ -25,6 +25,7 @@ type commonFlags struct {
 	masterUser, replicaUser             string
 	masterPasswordFile, replicaPassFile string
 	masterConfig                        string
+	indexDeltas                         bool
 	cyrusBin                            string
 	workers                             int
 	reportFile                          string
@@ -65,6 +66,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
+	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --master-config, when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock, instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", replication.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
@@ -193,6 +195,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		}
 		mboxdb = db.ForUsers
 	}
+	masterIndex := c.masterIndex()
 	return func(ctx context.Context) (*replication.Executor, error) {
 		m, err := csync.DialMaster(ctx, c.master, mopt)
 		if err != nil {
@@ -205,6 +208,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		}
 		return &replication.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
+			MasterIndex: masterIndex, IndexStats: c.stats.index,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -215,6 +219,22 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			},
 		}, nil
 	}, nil
+}
+
+// masterIndex returns the reader of the master's mailbox indexes, or nil (with a
+// warning when deltas were wanted but the partitions cannot be read from here).
+func (c *commonFlags) masterIndex() replication.MasterIndex {
+	if c.masterConfig == "" || !c.indexDeltas {
+		return nil
+	}
+	idx, err := replication.NewLocalIndex(c.masterConfig)
+	if err != nil {
+		if c.fs != nil {
+			fmt.Fprintf(c.fs.Output(), "warning: updates read every record with GET FULLMAILBOX: the master's indexes cannot be read here: %v\n", err)
+		}
+		return nil
+	}
+	return idx
 }
 
 // probe dials both servers once, so that a wrong address or password exits with

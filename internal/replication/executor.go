@@ -36,6 +36,11 @@ type Executor struct {
 	// Writers, when set, keep one writer per user on the replica: a batch that writes
 	// holds its users' locks from its first read to its last write.
 	Writers *UserLocks
+	// MasterIndex, when set, reads the master's mailbox indexes: an update then sends
+	// the records changed since the replica's state instead of reading every record
+	// with GET FULLMAILBOX (which stays the fallback). IndexStats hears how each went.
+	MasterIndex MasterIndex
+	IndexStats  func(IndexEvent)
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
 	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
 	HoldUnmarked bool
