@@ -64,7 +64,7 @@ type IndexEvent struct {
 	Reason   string        // "" for a delta; else why the update fell back
 	Records  int           // records the delta carried
 	Scanned  int           // index records looked at
-	Duration time.Duration // reading the index
+	Duration time.Duration // from the master's MAILBOX line to the decision (the index read included)
 }
 
 // Fallback reasons beyond cyrusindex.Reason's.
@@ -99,15 +99,15 @@ const (
 // checks over all its records. Unless the outcome is deltaDone, the caller updates from
 // GET FULLMAILBOX (the reason is counted).
 func (x *Executor) syncDelta(ctx context.Context, a Action, replicaFolders []Folder, read *Folder) (int, deltaOutcome, error) {
+	start := time.Now()
 	master, reason, err := x.masterHeader(ctx, a)
-	if err != nil || reason != "" {
-		if err != nil {
-			return 0, deltaDone, err
-		}
-		x.indexEvent(IndexEvent{Reason: reason})
+	if err != nil {
+		return 0, deltaDone, err
+	}
+	if reason != "" {
+		x.indexEvent(IndexEvent{Reason: reason, Duration: time.Since(start)})
 		return 0, deltaNotSent, nil
 	}
-	start := time.Now()
 	idx, err := x.MasterIndex.ReadIndex(ctx, IndexFolder{Name: master.Name, UniqueID: master.UniqueID, Partition: master.Partition},
 		cyrusindex.Want{SinceModSeq: read.HighestModSeq, AfterUID: read.LastUID})
 	took := time.Since(start)
