@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// BenchmarkRollingOneMessage measures one `replicator rolling --once` pass after one new
+// message into an INBOX of CYRUSREPL_BENCH_INBOX messages (default 10,000), with index
+// deltas and with --index-deltas=false, alternating, on the same pair. It reports the
+// median seconds per pass of each (measured, not asserted):
+//
+//	CYRUSREPL_REQUIRE_CYRUS=1 go test -run '^$' -bench BenchmarkRollingOneMessage -benchtime 10x ./cmd/replicator/
+func BenchmarkRollingOneMessage(b *testing.B) {
+	n := 10_000
+	if v, err := strconv.Atoi(os.Getenv("CYRUSREPL_BENCH_INBOX")); err == nil && v > 0 {
+		n = v
+	}
+	c := newCLIOpts(b, cyruspair.Options{DeleteMode: "delayed"})
+	m := c.p.Master
+	const user = "alice"
+	m.CreateUser(b, user)
+	msgs := make([][]byte, 0, 1000)
+	for i := 0; i < n; i++ {
+		msgs = append(msgs, cyruspair.Message(fmt.Sprintf("seed %d", i), "body"))
+		if len(msgs) == cap(msgs) || i == n-1 {
+			m.DeliverMany(b, user, msgs)
+			msgs = msgs[:0]
+		}
+	}
+	logDir := m.SyncLogDir(c.p.Channel)
+	if code, out, errs := c.run(b, "sync", "--user", user); code != exitOK {
+		b.Fatalf("sync: exit %d\n%s\n%s", code, errs, out)
+	}
+	// Drain what the seeding logged, so every timed pass carries one message.
+	if code, out, errs := c.run(b, "rolling", "--once", "--sync-log", logDir); code != exitOK {
+		b.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
+	}
+	modes := []struct {
+		name  string
+		flags []string
+		took  []float64
+	}{{name: "delta"}, {name: "full", flags: []string{"--index-deltas=false"}}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range modes {
+			md := &modes[(i+j)%len(modes)] // alternate which runs first
+			b.StopTimer()
+			m.Deliver(b, user, cyruspair.Message(fmt.Sprintf("new %d", i), "body"))
+			b.StartTimer()
+			start := time.Now()
+			code, out, errs := c.run(b, append([]string{"rolling", "--once", "--sync-log", logDir}, md.flags...)...)
+			md.took = append(md.took, time.Since(start).Seconds())
+			if code != exitOK {
+				b.Fatalf("%s pass: exit %d\n%s\n%s", md.name, code, errs, out)
+			}
+		}
+	}
+	b.StopTimer()
+	for _, md := range modes {
+		slices.Sort(md.took)
+		b.ReportMetric(md.took[len(md.took)/2], md.name+"-s/pass")
+		b.ReportMetric(md.took[len(md.took)-1], md.name+"-max-s/pass")
+	}
+	if ms, rs := m.Status(b, user, "INBOX"), c.p.Replica.Status(b, user, "INBOX"); ms != rs {
+		b.Fatalf("replica %+v, master %+v", rs, ms)
+	}
+}
