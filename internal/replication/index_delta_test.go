@@ -25,7 +25,9 @@ func TestDeltaDoubt(t *testing.T) {
 		want   string
 	}{
 		{"trusted", func(*csync.Mailbox, *cyrusindex.Index, *Folder) {}, ""},
-		{"index moved on since the line", func(m *csync.Mailbox, i *cyrusindex.Index, _ *Folder) { i.Header.HighestModSeq, i.Header.LastUID = 60, 11 }, ""},
+		{"index moved on since the line", func(m *csync.Mailbox, i *cyrusindex.Index, _ *Folder) {
+			i.Header.HighestModSeq, i.Header.LastUID = 60, 11
+		}, ""},
 		{"other uniqueid", func(_ *csync.Mailbox, i *cyrusindex.Index, _ *Folder) { i.Mailbox.UniqueID = "u2" }, fallbackMismatch},
 		{"other name", func(_ *csync.Mailbox, i *cyrusindex.Index, _ *Folder) { i.Mailbox.Name = "user.fred.Old" }, fallbackMismatch},
 		{"other uidvalidity", func(_ *csync.Mailbox, i *cyrusindex.Index, _ *Folder) { i.Header.UIDValidity = 8 }, fallbackMismatch},
