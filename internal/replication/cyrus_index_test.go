@@ -2,11 +2,13 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
@@ -223,4 +225,78 @@ func TestCyrusIndexDeltaFallback(t *testing.T) {
 			t.Logf("%d deltas, fallbacks %v", deltas, fallbacks)
 		})
 	}
+}
+
+// TestCyrusIndexDeltaUnderWriters: updates run while lmtpd delivers and an IMAP client
+// flips flags on every message of the INBOX. Every batch succeeds; updates go as deltas
+// (a fallback is allowed only when the replica moved since its state was read); once
+// the writers stop, one more pass leaves the replica equal to the master.
+func TestCyrusIndexDeltaUnderWriters(t *testing.T) {
+	e, ev, _ := startIndexEnv(t, func(l *LocalIndex) MasterIndex { return l })
+	user := indexUser(e.p)
+	m := e.p.Master
+	seedIndexUser(t, e.p, user)
+	e.sync(t, user)
+	ev.take()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := m.DeliverLMTP([]string{user}, cyruspair.Message(fmt.Sprintf("live %d", i), "body")); err != nil {
+				t.Errorf("deliver: %v", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		c := m.IMAPAs(t, user)
+		if _, err := c.Cmd("SELECT INBOX"); err != nil {
+			t.Errorf("select: %v", err)
+			return
+		}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.Cmd("STORE 1:* %s (\\Flagged $Busy)", []string{"+FLAGS", "-FLAGS"}[i%2]); err != nil {
+				t.Errorf("store: %v", err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 6; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		_, err := e.x.Sync(ctx, []string{user}, false)
+		cancel()
+		if err != nil && !errors.Is(err, ErrChangedUnderUs) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("sync %d under writers: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	deltas, fallbacks := ev.take()
+	for reason := range fallbacks {
+		if reason != fallbackChanged {
+			t.Errorf("fallback %q under writers (all: %v)", reason, fallbacks)
+		}
+	}
+	if deltas == 0 {
+		t.Fatalf("no delta under writers: fallbacks %v", fallbacks)
+	}
+	e.sync(t, user)
+	assertEqual(t, e.p, e.p.Replica, user)
+	t.Logf("under writers: %d deltas, fallbacks %v", deltas, fallbacks)
 }
