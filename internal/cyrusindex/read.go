@@ -105,12 +105,11 @@ func readOnce(dir, path string, opt Options) (*Index, error) {
 // readLocked reads everything while the lock is held.
 func readLocked(f *os.File, dir string, opt Options) (*Index, error) {
 	hb := make([]byte, headerSize)
-	if n, err := io.ReadFull(f, hb); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	n, err := io.ReadFull(f, hb)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
-	} else {
-		hb = hb[:n]
 	}
-	h, err := ParseHeader(hb)
+	h, err := ParseHeader(hb[:n]) // a short file is refused there, saying how short
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
