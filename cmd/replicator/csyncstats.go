@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 )
 
 // csyncStats counts the csync commands sent to each end and the time they took, for
@@ -49,7 +49,7 @@ func (s *csyncStats) observer(end string) func(cmd string, d time.Duration, err 
 // index counts one folder update through the master's index, as end "master-index":
 // command DELTA (sent as a delta; seconds spent reading indexes) or "FALLBACK <reason>"
 // (updated from GET FULLMAILBOX instead).
-func (s *csyncStats) index(ev replication.IndexEvent) {
+func (s *csyncStats) index(ev executor.IndexEvent) {
 	cmd := "DELTA"
 	if ev.Reason != "" {
 		cmd = "FALLBACK " + ev.Reason

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -22,10 +23,14 @@ import (
 // indexEvents collects the executor's IndexStats.
 type indexEvents struct {
 	mu  sync.Mutex
-	evs []IndexEvent
+	evs []executor.IndexEvent
 }
 
-func (ie *indexEvents) add(ev IndexEvent) { ie.mu.Lock(); ie.evs = append(ie.evs, ev); ie.mu.Unlock() }
+func (ie *indexEvents) add(ev executor.IndexEvent) {
+	ie.mu.Lock()
+	ie.evs = append(ie.evs, ev)
+	ie.mu.Unlock()
+}
 
 func (ie *indexEvents) take() (deltas int, fallbacks map[string]int) {
 	ie.mu.Lock()
@@ -44,7 +49,7 @@ func (ie *indexEvents) take() (deltas int, fallbacks map[string]int) {
 
 // fullCounter counts the master's GET FULLMAILBOX calls.
 type fullCounter struct {
-	MasterReader
+	executor.MasterReader
 	mu sync.Mutex
 	n  int
 }
@@ -58,10 +63,10 @@ func (f *fullCounter) GetFullMailbox(ctx context.Context, name string) (*csync.M
 
 func (f *fullCounter) take() int { f.mu.Lock(); defer f.mu.Unlock(); n := f.n; f.n = 0; return n }
 
-func startIndexEnv(t *testing.T, idx func(*LocalIndex) MasterIndex) (*env, *indexEvents, *fullCounter) {
+func startIndexEnv(t *testing.T, idx func(*cyrusindex.Local) cyrusindex.Source) (*env, *indexEvents, *fullCounter) {
 	t.Helper()
 	e := startEnv(t, "delayed", false)
-	local, err := NewLocalIndex(e.p.Master.ConfigPath)
+	local, err := cyrusindex.NewLocal(e.p.Master.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +121,7 @@ func changeIndexUser(t *testing.T, p *cyruspair.Pair, user string) {
 // deltas from the master's index, without GET FULLMAILBOX on the master, and leaves
 // the replica equal to the master folder by folder, record by record.
 func TestCyrusIndexDeltaUpdate(t *testing.T) {
-	e, ev, fc := startIndexEnv(t, func(l *LocalIndex) MasterIndex { return l })
+	e, ev, fc := startIndexEnv(t, func(l *cyrusindex.Local) cyrusindex.Source { return l })
 	user := indexUser(e.p)
 	seedIndexUser(t, e.p, user)
 	e.sync(t, user)
@@ -145,9 +150,9 @@ func TestCyrusIndexDeltaUpdate(t *testing.T) {
 }
 
 // damagedIndex reads a copy of the folder's files with a damaged record CRC.
-type damagedIndex struct{ l *LocalIndex }
+type damagedIndex struct{ l *cyrusindex.Local }
 
-func (d damagedIndex) ReadIndex(ctx context.Context, f IndexFolder, want cyrusindex.Want) (*cyrusindex.Index, error) {
+func (d damagedIndex) ReadIndex(ctx context.Context, f cyrusindex.Folder, want cyrusindex.Want) (*cyrusindex.Index, error) {
 	dir, err := cyrusindex.Dir(d.l.Partitions[f.Partition], f.UniqueID)
 	if err != nil {
 		return nil, err
@@ -169,14 +174,14 @@ func (d damagedIndex) ReadIndex(ctx context.Context, f IndexFolder, want cyrusin
 			return nil, err
 		}
 	}
-	return cyrusindex.Read(cp, cyrusindex.Options{Want: want, Owner: UserOf(f.Name)})
+	return cyrusindex.Read(cp, cyrusindex.Options{Want: want, Owner: f.Owner})
 }
 
 // lyingIndex leaves one changed record out of every delta: a reader bug the replica's
 // SYNC_CRC check must catch.
-type lyingIndex struct{ l *LocalIndex }
+type lyingIndex struct{ l *cyrusindex.Local }
 
-func (li lyingIndex) ReadIndex(ctx context.Context, f IndexFolder, want cyrusindex.Want) (*cyrusindex.Index, error) {
+func (li lyingIndex) ReadIndex(ctx context.Context, f cyrusindex.Folder, want cyrusindex.Want) (*cyrusindex.Index, error) {
 	idx, err := li.l.ReadIndex(ctx, f, want)
 	if err == nil && len(idx.Records) > 0 {
 		for i := range idx.Records {
@@ -196,11 +201,11 @@ func (li lyingIndex) ReadIndex(ctx context.Context, f IndexFolder, want cyrusind
 func TestCyrusIndexDeltaFallback(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		idx    func(*LocalIndex) MasterIndex
+		idx    func(*cyrusindex.Local) cyrusindex.Source
 		reason string
 	}{
-		{"damaged record", func(l *LocalIndex) MasterIndex { return damagedIndex{l} }, "checksum"},
-		{"change left out", func(l *LocalIndex) MasterIndex { return lyingIndex{l} }, fallbackChecksum},
+		{"damaged record", func(l *cyrusindex.Local) cyrusindex.Source { return damagedIndex{l} }, "checksum"},
+		{"change left out", func(l *cyrusindex.Local) cyrusindex.Source { return lyingIndex{l} }, "sync-checksum"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, ev, fc := startIndexEnv(t, tc.idx)
@@ -232,7 +237,7 @@ func TestCyrusIndexDeltaFallback(t *testing.T) {
 // (a fallback is allowed only when the replica moved since its state was read); once
 // the writers stop, one more pass leaves the replica equal to the master.
 func TestCyrusIndexDeltaUnderWriters(t *testing.T) {
-	e, ev, _ := startIndexEnv(t, func(l *LocalIndex) MasterIndex { return l })
+	e, ev, _ := startIndexEnv(t, func(l *cyrusindex.Local) cyrusindex.Source { return l })
 	user := indexUser(e.p)
 	m := e.p.Master
 	seedIndexUser(t, e.p, user)
@@ -281,7 +286,7 @@ func TestCyrusIndexDeltaUnderWriters(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		_, err := e.x.Sync(ctx, []string{user}, false)
 		cancel()
-		if err != nil && !errors.Is(err, ErrChangedUnderUs) {
+		if err != nil && !errors.Is(err, executor.ErrChangedUnderUs) {
 			close(stop)
 			wg.Wait()
 			t.Fatalf("sync %d under writers: %v", i, err)
@@ -291,7 +296,7 @@ func TestCyrusIndexDeltaUnderWriters(t *testing.T) {
 	wg.Wait()
 	deltas, fallbacks := ev.take()
 	for reason := range fallbacks {
-		if reason != fallbackChanged {
+		if reason != "sync-changed" {
 			t.Errorf("fallback %q under writers (all: %v)", reason, fallbacks)
 		}
 	}
