@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -221,8 +223,9 @@ func TestCyrusReaderEqualsFullMailbox(t *testing.T) {
 	t.Logf("INBOX %d records, Work %d records after ipurge", len(mb.Records), len(work.Records))
 }
 
-// TestCyrusReaderUnderWriters: while lmtpd delivers and IMAP clients change flags,
-// every read succeeds and is whole: each header's SYNC_CRC is the CRC of the records
+// TestCyrusReaderUnderWriters: while lmtpd delivers, an IMAP client changes flags and
+// expunges, and cyr_expire repacks the index (renaming a new file over it), every read
+// succeeds and is whole: each header's SYNC_CRC is the CRC of the records
 // read with it, so no read mixed two states of the index (a torn record fails its CRC).
 func TestCyrusReaderUnderWriters(t *testing.T) {
 	f := start(t)
@@ -236,10 +239,14 @@ func TestCyrusReaderUnderWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before, err := os.Stat(filepath.Join(dir, IndexFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var writes atomic.Int64
-	wg.Add(2)
+	var writes, repacks atomic.Int64
+	wg.Add(3)
 	go func() { // lmtpd
 		defer wg.Done()
 		for i := 0; ; i++ {
@@ -273,7 +280,30 @@ func TestCyrusReaderUnderWriters(t *testing.T) {
 				t.Errorf("store: %v", err)
 				return
 			}
+			if i%5 == 4 { // expunged records for cyr_expire to purge
+				for _, cmd := range []string{`STORE 1 +FLAGS (\Deleted)`, "EXPUNGE"} {
+					if _, err := c.Cmd("%s", cmd); err != nil {
+						t.Errorf("%s: %v", cmd, err)
+						return
+					}
+				}
+			}
 			writes.Add(1)
+		}
+	}()
+	go func() { // cyr_expire: repacks the index (a new cyrus.index renamed over the old)
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if out, err := m.RunTool("cyr_expire", "-X", "0", "-D", "0"); err != nil {
+				t.Errorf("cyr_expire: %v\n%s", err, out)
+				return
+			}
+			repacks.Add(1)
 		}
 	}()
 	reads := 0
@@ -290,10 +320,13 @@ func TestCyrusReaderUnderWriters(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if writes.Load() < 10 || reads < 10 {
-		t.Fatalf("%d writes, %d reads: the writers and the reader did not overlap enough", writes.Load(), reads)
+	if writes.Load() < 10 || reads < 10 || repacks.Load() < 3 {
+		t.Fatalf("%d writes, %d repacks, %d reads: the writers and the reader did not overlap enough", writes.Load(), repacks.Load(), reads)
 	}
-	t.Logf("%d reads, all whole, during %d writes", reads, writes.Load())
+	if after, err := os.Stat(filepath.Join(dir, IndexFile)); err != nil || os.SameFile(before, after) {
+		t.Fatalf("cyr_expire never replaced cyrus.index (%v): the reads did not meet a repack", err)
+	}
+	t.Logf("%d reads, all whole, during %d writes and %d cyr_expire runs", reads, writes.Load(), repacks.Load())
 	mb = f.full(t, "INBOX")
 	assertSame(t, f.read(t, mb, Want{}), mb)
 }
