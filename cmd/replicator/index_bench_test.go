@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +47,7 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 		name  string
 		flags []string
 		took  []float64
+		stats string // the last pass's csync-stats: where the time went
 	}{{name: "delta"}, {name: "full", flags: []string{"--index-deltas=false"}}}
 	b.ResetTimer()
 	for i := 0; i < passes; i++ {
@@ -59,6 +62,7 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 			if code != exitOK {
 				b.Fatalf("%s pass: exit %d\n%s\n%s", md.name, code, errs, out)
 			}
+			md.stats = csyncStatsText(out)
 		}
 	}
 	b.StopTimer()
@@ -66,6 +70,7 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 		slices.Sort(md.took)
 		b.ReportMetric(md.took[len(md.took)/2], md.name+"-s/pass")
 		b.ReportMetric(md.took[len(md.took)-1], md.name+"-max-s/pass")
+		b.Logf("%s, last pass: %s", md.name, md.stats)
 	}
 	if ms, rs := m.Status(b, user, "INBOX"), c.p.Replica.Status(b, user, "INBOX"); ms != rs {
 		b.Fatalf("replica %+v, master %+v", rs, ms)
@@ -77,4 +82,22 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// csyncStatsText renders a run's csync-stats line as "end command count×seconds, …".
+func csyncStatsText(out string) string {
+	var parts []string
+	for _, l := range strings.Split(out, "\n") {
+		var m struct {
+			Type     string      `json:"type"`
+			Commands []csyncStat `json:"commands"`
+		}
+		if json.Unmarshal([]byte(l), &m) != nil || m.Type != "csync-stats" {
+			continue
+		}
+		for _, c := range m.Commands {
+			parts = append(parts, fmt.Sprintf("%s %s %d×%.3fs", c.End, c.Command, c.Count, c.Seconds))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
