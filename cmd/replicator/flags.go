@@ -31,6 +31,7 @@ type commonFlags struct {
 	masterPasswordFile, replicaPassFile string
 	masterConfig                        string
 	indexDeltas                         bool
+	masterPartitions                    partitionDirs
 	cyrusBin                            string
 	workers                             int
 	reportFile                          string
@@ -72,6 +73,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
 	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --master-config, when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock, instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
+	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
@@ -245,7 +247,7 @@ func (c *commonFlags) masterIndex() cyrusindex.Source {
 	if c.masterConfig == "" || !c.indexDeltas {
 		return nil
 	}
-	idx, err := cyrusindex.NewLocal(c.masterConfig)
+	idx, err := cyrusindex.NewLocal(c.masterConfig, c.masterPartitions)
 	if err != nil {
 		if c.fs != nil {
 			fmt.Fprintf(c.fs.Output(), "warning: updates read every record with GET FULLMAILBOX: the master's indexes cannot be read here: %v\n", err)
@@ -342,6 +344,29 @@ func (j *jsonLines) emit(v any) {
 }
 
 // userList collects repeated --user flags (commas also separate).
+// partitionDirs are --master-partition NAME=DIR flags.
+type partitionDirs map[string]string
+
+func (p *partitionDirs) String() string {
+	var s []string
+	for k, v := range *p {
+		s = append(s, k+"="+v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *partitionDirs) Set(v string) error {
+	name, dir, ok := strings.Cut(v, "=")
+	if !ok || name == "" || !filepath.IsAbs(dir) {
+		return fmt.Errorf("want NAME=/absolute/dir, got %q", v)
+	}
+	if *p == nil {
+		*p = partitionDirs{}
+	}
+	(*p)[name] = dir
+	return nil
+}
+
 type userList []string
 
 func (u *userList) String() string { return strings.Join(*u, ",") }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -25,7 +28,8 @@ func csyncCounts(t *testing.T, out string) map[string]float64 {
 // TestCLIRollingIndexDeltas: with --master-config, a rolling pass after new mail updates
 // the INBOX as a delta read from the master's index (csync-stats: master-index DELTA, no
 // GET FULLMAILBOX on the master) and leaves the replica equal; with --index-deltas=false
-// the same pass reads the folder with GET FULLMAILBOX.
+// the same pass reads the folder with GET FULLMAILBOX; --master-partition says where the
+// partition is mounted (a wrong place: GET FULLMAILBOX, with a warning).
 func TestCLIRollingIndexDeltas(t *testing.T) {
 	c := newCLI(t, "delayed")
 	m := c.p.Master
@@ -38,10 +42,23 @@ func TestCLIRollingIndexDeltas(t *testing.T) {
 		t.Fatalf("sync: exit %d\n%s\n%s", code, errs, out)
 	}
 	logDir := m.SyncLogDir(c.p.Channel)
+	parts, err := cyrusindex.Partitions(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "spool") // the partition as a pod would mount it
+	if err := os.Symlink(parts["default"], elsewhere); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		flags     []string
 		wantDelta bool
-	}{{nil, true}, {[]string{"--index-deltas=false"}, false}} {
+	}{
+		{nil, true},
+		{[]string{"--index-deltas=false"}, false},
+		{[]string{"--master-partition", "default=" + elsewhere}, true},
+		{[]string{"--master-partition", "default=/nonexistent"}, false},
+	} {
 		m.Deliver(t, user, cyruspair.Message("one more", "body"))
 		args := append([]string{"rolling", "--once", "--sync-log", logDir}, tc.flags...)
 		code, out, errs := c.run(t, args...)

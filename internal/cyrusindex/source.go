@@ -25,12 +25,20 @@ type Local struct {
 	Partitions map[string]string // partition name → directory
 }
 
-// NewLocal finds the partitions in an imapd.conf. It fails when none of their
-// directories can be seen from here (the spool is not mounted).
-func NewLocal(imapdConf string) (*Local, error) {
+// NewLocal finds the partitions in an imapd.conf; at, when not empty, says where some
+// of them are seen from here (partition name → directory, e.g. the master's spool
+// mounted elsewhere in a pod) and wins over imapd.conf. It fails when none of the
+// directories can be seen (the spool is not mounted).
+func NewLocal(imapdConf string, at map[string]string) (*Local, error) {
 	parts, err := Partitions(imapdConf)
 	if err != nil {
 		return nil, err
+	}
+	for name, dir := range at {
+		if _, ok := parts[name]; !ok {
+			return nil, fmt.Errorf("cyrusindex: %s names no partition %q", imapdConf, name)
+		}
+		parts[name] = dir
 	}
 	for name, dir := range parts {
 		if _, err := os.Stat(dir); err != nil {

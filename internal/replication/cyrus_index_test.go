@@ -66,7 +66,7 @@ func (f *fullCounter) take() int { f.mu.Lock(); defer f.mu.Unlock(); n := f.n; f
 func startIndexEnv(t *testing.T, idx func(*cyrusindex.Local) cyrusindex.Source) (*env, *indexEvents, *fullCounter) {
 	t.Helper()
 	e := startEnv(t, "delayed", false)
-	local, err := cyrusindex.NewLocal(e.p.Master.ConfigPath)
+	local, err := cyrusindex.NewLocal(e.p.Master.ConfigPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
