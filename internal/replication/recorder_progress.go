@@ -1,0 +1,32 @@
+package replication
+
+import "github.com/cyrusrepl/cyrusrepl/internal/report"
+
+// SetProgress records how far the current pass over users has come. The summary keeps
+// its own copy: the value is never changed once set, only replaced.
+func (r *Recorder) SetProgress(p report.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.Progress = &p
+}
+
+// SetSeed records where seeding stands (rolling mode).
+func (r *Recorder) SetSeed(s report.Seed) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.Seed = &s
+}
+
+// moved counts bodies and bytes uploaded (Executor.Moved), when someone counts.
+func (x *Executor) moved(bodies int, bytes int64) {
+	if x.Moved != nil {
+		x.Moved(bodies, bytes)
+	}
+}
+
+// movedBytes is a body read that moved n bytes: progress for the stall guard, and bytes
+// for the progress records.
+func (x *Executor) movedBytes(n int) {
+	x.progress()
+	x.moved(0, int64(n))
+}
