@@ -32,6 +32,10 @@ type ProgressStatus struct {
 	// started is when this run of the pass began.
 	// +optional
 	Started *metav1.Time `json:"started,omitempty"`
+	// updated is when the replicator took these figures (started plus the time the
+	// pass has run).
+	// +optional
+	Updated *metav1.Time `json:"updated,omitempty"`
 	// eta is when the pass is estimated to end, from its pace so far; unset while no
 	// user is done yet and once the pass ended.
 	// +optional

@@ -138,6 +138,10 @@ func (in *ProgressStatus) DeepCopyInto(out *ProgressStatus) {
 		in, out := &in.Started, &out.Started
 		*out = (*in).DeepCopy()
 	}
+	if in.Updated != nil {
+		in, out := &in.Updated, &out.Updated
+		*out = (*in).DeepCopy()
+	}
 	if in.ETA != nil {
 		in, out := &in.ETA, &out.ETA
 		*out = (*in).DeepCopy()

@@ -22,6 +22,8 @@ func FoldProgress(p *report.Progress) *v1.ProgressStatus {
 	if !p.Started.IsZero() {
 		t := metav1.NewTime(p.Started.UTC().Truncate(time.Second))
 		out.Started = &t
+		u := metav1.NewTime(p.Started.Add(time.Duration(p.ElapsedMS) * time.Millisecond).UTC().Truncate(time.Second))
+		out.Updated = &u
 		if !p.Finished && p.ETAMS >= 0 && p.Done < p.Total {
 			eta := metav1.NewTime(p.Started.Add(time.Duration(p.ElapsedMS+p.ETAMS) * time.Millisecond).UTC().Truncate(time.Second))
 			out.ETA = &eta
