@@ -64,7 +64,7 @@ func TestPairSeeding(t *testing.T) {
 		return nil
 	})
 	want := v1.ProgressStatus{UsersDone: 400, UsersTotal: 1000, UsersFailed: 2, Percent: 40, Bodies: 8000, Bytes: 123456789,
-		Started: ptr.To(metav1.NewTime(t0)), ETA: ptr.To(metav1.NewTime(t0.Add(150 * time.Second)))}
+		Started: ptr.To(metav1.NewTime(t0)), Updated: ptr.To(metav1.NewTime(t0.Add(time.Minute))), ETA: ptr.To(metav1.NewTime(t0.Add(150 * time.Second)))}
 	if got := *p.Status.Progress; !progressEqual(got, want) {
 		t.Fatalf("status.progress %+v, want %+v", got, want)
 	}
@@ -88,7 +88,7 @@ func TestPairSeeding(t *testing.T) {
 		return nil
 	})
 	want = v1.ProgressStatus{UsersDone: 1000, UsersTotal: 1000, UsersFailed: 2, Percent: 100, Bodies: 20000, Bytes: 987654321,
-		Started: ptr.To(metav1.NewTime(t0)), Finished: true}
+		Started: ptr.To(metav1.NewTime(t0)), Updated: ptr.To(metav1.NewTime(t0.Add(3 * time.Minute))), Finished: true}
 	if got := *p.Status.Progress; !progressEqual(got, want) {
 		t.Fatalf("status.progress after seeding %+v, want %+v", got, want)
 	}
@@ -157,9 +157,9 @@ func progressEqual(a, b v1.ProgressStatus) bool {
 		}
 		return t.UTC().Format(time.RFC3339)
 	}
-	if ta(a.Started) != ta(b.Started) || ta(a.ETA) != ta(b.ETA) {
+	if ta(a.Started) != ta(b.Started) || ta(a.Updated) != ta(b.Updated) || ta(a.ETA) != ta(b.ETA) {
 		return false
 	}
-	a.Started, a.ETA, b.Started, b.ETA = nil, nil, nil, nil
+	a.Started, a.Updated, a.ETA, b.Started, b.Updated, b.ETA = nil, nil, nil, nil, nil, nil
 	return a == b
 }
