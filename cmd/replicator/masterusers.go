@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 )
 
 // masterUsers lists every user of the master: from its mailboxes.db (--master-config),
@@ -34,7 +33,7 @@ func (m *masterUsers) available() bool { return m.c.masterConfig != "" || m.imap
 func (m *masterUsers) list(ctx context.Context) ([]string, error) {
 	c := m.c
 	if c.masterConfig != "" {
-		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
+		db, err := c.mailboxesDB()
 		if err != nil {
 			return nil, fmt.Errorf("listing the master's users from mailboxes.db: %w", err)
 		}

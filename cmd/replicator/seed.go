@@ -11,7 +11,7 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
-	"github.com/cyrusrepl/cyrusrepl/internal/seed"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 )
 
 // Seeding modes of `replicator rolling --seed`.
@@ -37,7 +37,7 @@ type seeder struct {
 	c       *commonFlags
 	users   *masterUsers
 	connect replication.Connector
-	retry   *replication.RetryQueue
+	retry   *state.RetryQueue
 	rec     *replication.Recorder
 	out     *jsonLines
 	stderr  io.Writer
@@ -59,7 +59,7 @@ type seedLine struct {
 // run, or ctx ended (then it resumes at the next start). An error is a state
 // directory that cannot be written.
 func (s *seeder) run(ctx context.Context) error {
-	store, err := seed.Open(s.c.stateDir)
+	store, err := state.OpenSeed(s.c.stateDir)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (s *seeder) run(ctx context.Context) error {
 }
 
 // pass runs the full sync of every user the record does not show done.
-func (s *seeder) pass(ctx context.Context, store *seed.Store, users []string) error {
+func (s *seeder) pass(ctx context.Context, store *state.Seed, users []string) error {
 	rec := store.Record()
 	todo := slices.DeleteFunc(slices.Clone(users), store.Done)
 	event := "start"
@@ -142,7 +142,7 @@ func (s *seeder) pass(ctx context.Context, store *seed.Store, users []string) er
 
 // complete hands the users that failed to the retry queue (saved first: they are owed
 // a full sync) and records the pass complete.
-func (s *seeder) complete(store *seed.Store, users []string, failures map[string]error) error {
+func (s *seeder) complete(store *state.Seed, users []string, failures map[string]error) error {
 	now := s.now()
 	for u, err := range failures {
 		s.retry.Fail(u, err, now)
@@ -251,7 +251,7 @@ func sample(users []string, n int) []string {
 }
 
 // seedReport is the report's view of a seed record.
-func seedReport(r *seed.Record) report.Seed {
+func seedReport(r *state.SeedRecord) report.Seed {
 	started := r.Started
 	out := report.Seed{State: report.SeedRunning, Reason: r.Reason, Started: &started, Users: r.Users, Failed: r.Failed}
 	if r.Completed != nil {
