@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-
 )
 
 // masterUsers lists every user of the master: from its mailboxes.db (--master-config),
