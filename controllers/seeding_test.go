@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,10 @@ func TestPairSeeding(t *testing.T) {
 		}
 		return nil
 	})
+	// Argo CD: healthy (the replicator works), saying that it seeds.
+	if s, m := argoHealth(t, "replicationpair-health.lua", p); s != "Healthy" || !strings.Contains(m, "seeding the replica") {
+		t.Fatalf("Argo CD health while seeding: %s %q", s, m)
+	}
 	want := v1.ProgressStatus{UsersDone: 400, UsersTotal: 1000, UsersFailed: 2, Percent: 40, Bodies: 8000, Bytes: 123456789,
 		Started: ptr.To(metav1.NewTime(t0)), Updated: ptr.To(metav1.NewTime(t0.Add(time.Minute))), ETA: ptr.To(metav1.NewTime(t0.Add(150 * time.Second)))}
 	if got := *p.Status.Progress; !progressEqual(got, want) {
