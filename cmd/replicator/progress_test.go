@@ -322,3 +322,30 @@ func TestCLISeedResumesAfterSIGKILL(t *testing.T) {
 		t.Fatalf("rolling on a kept state beside a full replica: exit %d, seed lines %v\n%s", code, s, errs)
 	}
 }
+
+// TestCLISeedWipedReplica: a state kept from an earlier run (it has a state.json) beside
+// a replica that holds none of the master's users (a wiped replica) is seeded too, and
+// the seeding pass fills it.
+func TestCLISeedWipedReplica(t *testing.T) {
+	c := newCLI(t, "delayed")
+	users := fleet(t, c.p, 20, 1)
+	logDir := c.p.Master.SyncLogDir(c.p.Channel)
+	if err := os.Remove(filepath.Join(logDir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier run began the state (verify writes nothing to the replica).
+	if code, _, errs := c.run(t, "verify", "--user", users[0]); code != exitFailed {
+		t.Fatalf("verify of a user missing on the replica: exit %d %s", code, errs)
+	}
+	code, out, errs := c.run(t, "rolling", "--sync-log", logDir, "--seed", "auto", "--once")
+	s := lines(t, out, "seed")
+	if code != exitOK || len(s) != 2 || s[0]["event"] != "start" || !strings.Contains(s[0]["reason"].(string), "holds none of 16") || s[1]["event"] != report.SeedComplete {
+		t.Fatalf("rolling on a kept state beside a wiped replica: exit %d, seed lines %v\n%s", code, s, errs)
+	}
+	if u := lines(t, out, "user"); len(u) != len(users) {
+		t.Fatalf("%d user lines, want %d", len(u), len(users))
+	}
+	if code, out, _ := c.run(t, "verify", "--user", strings.Join(users, ",")); code != exitOK {
+		t.Fatalf("verify after seeding: exit %d\n%s", code, out)
+	}
+}
