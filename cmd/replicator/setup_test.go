@@ -34,19 +34,6 @@ func (c *cli) rolling(t *testing.T, dir string, args ...string) (int, string, st
 	return code, out.String(), errb.String()
 }
 
-func readSummary(t *testing.T, path string) report.Summary {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("report: %v", err)
-	}
-	var s report.Summary
-	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatalf("report: %v", err)
-	}
-	return s
-}
-
 // upstream cyrus-imapd #2248: a master whose sync_log_channels does not list the
 // channel the replicator consumes never writes it. The replicator must say so and
 // refuse to start instead of waiting forever on a channel that stays empty.
