@@ -53,7 +53,7 @@ func TestOperatorArgsParse(t *testing.T) {
 				pair := &v1.ReplicationPair{
 					ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "p", UID: "u"},
 					Spec: v1.ReplicationPairSpec{
-						Master:  v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}, TLS: mt},
+						Master:  v1.MasterEndpoint{Endpoint: v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}, TLS: mt}},
 						Replica: v1.Endpoint{Host: "fd00::1", Port: 3005, Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "rp"}, TLS: rt},
 					},
 				}

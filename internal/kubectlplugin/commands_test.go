@@ -75,7 +75,7 @@ func TestStatusOutputFormats(t *testing.T) {
 	// The text form: a pair without a port shows the default the replicator uses.
 	pair := &replv1.ReplicationPair{ObjectMeta: metav1.ObjectMeta{Namespace: cmdNS, Name: "fmt2"}, Spec: replv1.ReplicationPairSpec{
 		Verify:  &replv1.ScheduledVerify{Schedule: "@daily", Users: []string{"canary"}},
-		Master:  replv1.Endpoint{Host: "m.example.org", IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
+		Master:  replv1.MasterEndpoint{Endpoint: replv1.Endpoint{Host: "m.example.org", IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}}},
 		Replica: replv1.Endpoint{Host: "r.example.org", Port: 12005, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
 	}}
 	if err := k8s.Create(ctx, pair); err != nil {

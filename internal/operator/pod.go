@@ -150,7 +150,7 @@ func ReplicaOnlyFlag(p v1.ReplicaOnlyPolicy) string {
 func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
 	p := &podParts{}
 	s := &pair.Spec
-	p.endpoint("master", s.Master)
+	p.endpoint("master", s.Master.Endpoint)
 	p.endpoint("replica", s.Replica)
 	if mc := s.MasterConfig; mc != nil {
 		p.add(corev1.Volume{Name: volMasterConfig, VolumeSource: volumeSource(mc.Volume)},
