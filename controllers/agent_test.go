@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,8 +12,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/internal/operator"
@@ -221,6 +225,41 @@ func TestAgentAdmission(t *testing.T) {
 		p.Spec.Master.Agent.CAConfigMapRef = nil
 		if err := k8s.Create(ctx, p); err != nil {
 			t.Fatalf("valid agent URL %s refused: %v", url, err)
+		}
+	}
+}
+
+// TestAgentExamplesAdmitted: the chart's agent-sidecar example (the Cyrus StatefulSet
+// with the agent sidecar, its Service and ConfigMap, and the pair with
+// spec.master.agent) passes the real API server's validation, CEL rules included.
+func TestAgentExamplesAdmitted(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	dir := filepath.Join("..", "charts", "cyrusrepl", "examples", "agent-sidecar")
+	kinds := map[string]bool{}
+	for _, file := range []string{"cyrus-statefulset.yaml", "replicationpair.yaml"} {
+		raw, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			u.SetNamespace(ns)
+			if err := k8s.Create(ctx, u, client.DryRunAll); err != nil {
+				t.Fatalf("%s: %s %s refused: %v", file, u.GetKind(), u.GetName(), err)
+			}
+			kinds[u.GetKind()] = true
+		}
+	}
+	for _, k := range []string{"ConfigMap", "Service", "StatefulSet", "ReplicationPair"} {
+		if !kinds[k] {
+			t.Errorf("the example holds no %s", k)
 		}
 	}
 }
