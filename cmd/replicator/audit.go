@@ -25,7 +25,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	c.holdUnmarked = true // never a tombstone alone on an unmarked folder (no-mark)
 	var users userList
 	c.bind(fs)
-	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config) or its IMAP service (--master-imap)")
+	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config or --agent) or its IMAP service (--master-imap)")
 	masterIMAP := fs.String("master-imap", "", "the master's IMAP HOST:PORT, to list its users (LIST as the --master-user admin) when there is no --master-config")
 	interval := fs.Duration("interval", 0, "repeat the walk this often; 0 walks once and exits")
 	verifyOnly := fs.Bool("verify-only", false, "compare and report only, change nothing")
@@ -36,8 +36,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		}
 		return exitUsage, err
 	}
-	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" {
-		return exitUsage, usageErrorf("give --user, or --master-config or --master-imap to list every user")
+	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" && c.agent.url == "" {
+		return exitUsage, usageErrorf("give --user, or --master-config, --agent or --master-imap to list every user")
 	}
 	connect, sink, err := c.open(ctx)
 	if err != nil {
@@ -64,6 +64,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		var walkErr error // the user list could not be had: a one-shot audit fails
 		switch {
 		case len(walk) > 0:
+		case c.agent.client != nil:
+			walk, err = c.agent.client.Users(ctx)
+			if err != nil {
+				walkErr = fmt.Errorf("listing the master's users through the agent: %w", err)
+				rec.SetError(walkErr, time.Now().UTC())
+			}
 		case c.masterConfig != "":
 			db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
 			if err == nil {

@@ -32,6 +32,11 @@ type commonFlags struct {
 	pair                                string
 	replicaOnlyPolicy                   string
 	masterTLS, replicaTLS               tlsEnd
+	agent                               agentFlags
+	// deferAgentSettings: open does not ask the agent for the master's settings; the
+	// mode does, retrying while the agent does not answer (rolling). One-shot modes
+	// ask in open and exit 2 when the agent cannot be had.
+	deferAgentSettings bool
 	compress                            bool
 	deletedPrefix                       string
 	timeout                             time.Duration
@@ -75,6 +80,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.compress, "compress", false, "COMPRESS DEFLATE on both connections when the server offers it (as sync_client always does); worth it on slow links, costs CPU on fast ones")
 	c.masterTLS.bind(fs, "master")
 	c.replicaTLS.bind(fs, "replica")
+	c.agent.bind(fs)
 	fs.StringVar(&c.deletedPrefix, "deleted-prefix", "", "the master's deletedprefix (its delayed-delete namespace); default: read from --master-config, else Cyrus's default DELETED")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "cut a batch attempt that makes no progress (no message bytes moved, no action done) for this long, so a stuck user cannot hold a worker; a slow one that moves is never cut")
@@ -96,6 +102,9 @@ func (c *commonFlags) check() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return usageErrorf("bad address %q: %v", a, err)
 		}
+	}
+	if err := c.agent.check(c.masterConfig); err != nil {
+		return err
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
@@ -186,6 +195,9 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
 	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
+	if c.agent.client != nil {
+		mboxdb = c.agent.client.ForUsers
+	}
 	if c.masterConfig != "" {
 		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
 		if err != nil {
@@ -250,6 +262,11 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 		return nil, nil, usageErrorf("--state-dir: %v", err)
 	}
 	c.state = st
+	if c.agent.url != "" {
+		if err := c.agentSettings(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
@@ -265,6 +282,22 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 		return nil, nil, err
 	}
 	return connect, sink, nil
+}
+
+// agentSettings opens the agent's client and, unless deferred, applies the master's
+// settings it serves. An agent that cannot be reached or refuses is a usage error.
+func (c *commonFlags) agentSettings(ctx context.Context) error {
+	if err := c.agent.open(c.fs.Name(), c.state.ID); err != nil {
+		return err
+	}
+	if flagsCheckOnly || c.deferAgentSettings {
+		return nil
+	}
+	cfg, err := c.agent.settings(ctx)
+	if err != nil {
+		return usageError{err}
+	}
+	return applyAgentSettings(cfg, c.deletedPrefix)
 }
 
 func (c *commonFlags) sink() (report.Sink, error) {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
@@ -38,9 +39,14 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		}
 		return exitUsage, err
 	}
-	if *logDir == "" {
-		return exitUsage, usageErrorf("--sync-log is required")
+	switch {
+	case *logDir != "" && c.agent.url != "":
+		return exitUsage, usageErrorf("--sync-log and --agent exclude each other: with --agent the sync log comes from the agent")
+	case *logDir == "" && c.agent.url == "":
+		return exitUsage, usageErrorf("--sync-log or --agent is required")
 	}
+	// Running on, rolling waits for an agent that does not answer; --once does not.
+	c.deferAgentSettings = c.agent.url != "" && !*once
 	connect, sink, err := c.open(ctx)
 	if err != nil {
 		return exitUsage, err
@@ -50,7 +56,13 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	pending, err := replication.OpenPendingQueue(replication.LogDir{Dir: *logDir}.PendingPath())
+	// The work taken from the log and not yet replicated lives beside the log, or, with
+	// an agent, in the state directory (the lease is acknowledged once it is saved there).
+	pendingDir := replication.LogDir{Dir: *logDir}.PendingPath()
+	if c.agent.url != "" {
+		pendingDir = filepath.Join(c.stateDir, "log-pending")
+	}
+	pending, err := replication.OpenPendingQueue(pendingDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -62,6 +74,14 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, err
 	}
 	defer stopMetrics()
+	publish := func(ctx context.Context) {
+		if err := sink.Publish(context.WithoutCancel(ctx), rec.Summary(nil)); err != nil {
+			fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
+		}
+	}
+	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, rec, out, publish) {
+		return exitOK, nil // ended while waiting
+	}
 	roll := &replication.Rolling{
 		Log:   replication.LogDir{Dir: *logDir},
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
@@ -76,6 +96,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 				fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
 			}
 		},
+	}
+	if c.agent.client != nil {
+		roll.Source = c.agent.client
 	}
 	if *once {
 		err := roll.Cycle(ctx)
@@ -93,6 +116,40 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fin := time.Now().UTC()
 	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
 	return exitOK, err
+}
+
+// agentWaitRecord says the agent could not be had and when it is asked again.
+type agentWaitRecord struct {
+	Type    string `json:"type"` // "agent-unavailable"
+	Error   string `json:"error"`
+	RetryIn string `json:"retryIn"`
+}
+
+// waitForAgentSettings asks the agent for the master's settings until it answers, with
+// a capped exponential backoff, recording every failure in the report; nothing is
+// taken from the channel meanwhile. False when ctx ended first.
+func waitForAgentSettings(ctx context.Context, c *commonFlags, rec *replication.Recorder, out *jsonLines, publish func(context.Context)) bool {
+	backoff := time.Second
+	for {
+		cfg, err := c.agent.settings(ctx)
+		if err == nil {
+			if err = applyAgentSettings(cfg, c.deletedPrefix); err == nil {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		rec.SetError(err, time.Now().UTC())
+		out.emit(agentWaitRecord{Type: "agent-unavailable", Error: err.Error(), RetryIn: backoff.String()})
+		publish(ctx)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, replication.MaxTakeBackoff)
+	}
 }
 
 // publishGate publishes a summary only when it changed (timestamps aside) or when the

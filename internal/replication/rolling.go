@@ -20,7 +20,10 @@ import (
 // mail keeps flowing, and entries for a user in flight wait in the queue until it is
 // done.
 type Rolling struct {
-	Log    LogDir
+	Log LogDir
+	// Source, when set, is where the log is taken from instead of Log (the master's
+	// agent); a source that long-polls replaces the pause between passes.
+	Source LogSource
 	Runner *Runner
 	Retry  *RetryQueue
 	// Pending holds the work taken from the log and not yet replicated (nil: kept in
@@ -35,7 +38,9 @@ type Rolling struct {
 	results chan flight
 	busy    map[string]bool // users in flight
 	running int
-	lag     PendingTracker // dates the oldest entry of log and log-run
+	// takeErrs counts the passes in a row whose take failed (the source unreachable,
+	// refusing): the pause before the next grows with it, up to MaxTakeBackoff.
+	takeErrs int
 	// ran: users run in the current Cycle, not run again in it as due retries (a zero
 	// backoff would otherwise loop).
 	ran map[string]bool
@@ -57,6 +62,9 @@ func (r *Rolling) init() {
 		r.pool <- nil
 	}
 	r.results = make(chan flight, workers)
+	if r.Source == nil {
+		r.Source = &DirSource{Log: r.Log}
+	}
 	r.busy = map[string]bool{}
 	if r.Pending == nil {
 		r.Pending, _ = OpenPendingQueue("")
@@ -92,7 +100,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	r.ran = map[string]bool{}
 	defer func() { r.ran = nil }()
 	start := r.now()
-	logErr := r.take()
+	logErr := r.take(ctx)
 	var settled, failed int
 	for {
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
@@ -119,7 +127,7 @@ func (r *Rolling) Run(ctx context.Context) error {
 	for {
 		start := r.now()
 		settled, failed := r.settle(ctx, false)
-		logErr := r.take()
+		logErr := r.takeWaiting(ctx)
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
 			logErr = err
 		}
@@ -133,22 +141,93 @@ func (r *Rolling) Run(ctx context.Context) error {
 		if r.running == 0 {
 			r.closeIdle() // idle: do not keep sessions open for nothing
 		}
+		pause := r.pause(logErr)
+		if pause == 0 {
+			continue // the take itself waited (long-poll)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(r.Interval):
+		case <-time.After(pause):
 		case f := <-r.results:
 			r.results <- f // settled at the top of the next pass
 		}
 	}
 }
 
+// MaxTakeBackoff bounds the pause after failed takes (capped exponential from
+// Interval), so that an unreachable agent is not hammered and is retried soon enough.
+const MaxTakeBackoff = 30 * time.Second
+
+// pause is how long Run waits after a pass that found nothing or failed: Interval, 0
+// for a long-polling source that found nothing (its take waited), and a backoff that
+// doubles per take failure in a row.
+func (r *Rolling) pause(logErr error) time.Duration {
+	if r.takeErrs > 0 {
+		d := max(r.Interval, 50*time.Millisecond)
+		for i := 1; i < r.takeErrs && d < MaxTakeBackoff; i++ {
+			d *= 2
+		}
+		return min(d, MaxTakeBackoff)
+	}
+	if lp, ok := r.Source.(LongPoller); ok && lp.LongPolls() && errors.Is(logErr, ErrNoLog) {
+		return 0
+	}
+	return r.Interval
+}
+
+// takeWaiting is take for Run: a long-polling source's wait is cut short when a job
+// ends (so its result is settled at once) and bounded by Interval while retries wait.
+func (r *Rolling) takeWaiting(ctx context.Context) error {
+	lp, ok := r.Source.(LongPoller)
+	if !ok || !lp.LongPolls() {
+		return r.take(ctx)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	if r.Retry.Len() > 0 {
+		tctx, cancel = context.WithTimeout(ctx, r.Interval)
+	}
+	defer cancel()
+	watched := make(chan struct{})
+	if r.running > 0 {
+		go func() {
+			defer close(watched)
+			select {
+			case f := <-r.results:
+				r.results <- f // settled at the top of the next pass
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+	} else {
+		close(watched)
+	}
+	err := r.take(tctx)
+	cancel()
+	<-watched
+	return err
+}
+
 // take moves the log (or a leftover log-run) into the pending queue, saved before
 // log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
 // was nothing.
-func (r *Rolling) take() error {
-	since := r.lag.Observe(r.Log).Since // date a new log before it is taken
-	return r.Log.ConsumeOnce(func(sc *LogScanner, reprocessed bool) error {
+func (r *Rolling) take(ctx context.Context) error {
+	err := r.takeOnce(ctx)
+	if err != nil && !errors.Is(err, ErrNoLog) {
+		r.takeErrs++
+	} else {
+		r.takeErrs = 0
+	}
+	return err
+}
+
+func (r *Rolling) takeOnce(ctx context.Context) error {
+	backlog, err := r.Source.Backlog(ctx) // date a new log before it is taken
+	if err != nil {
+		return fmt.Errorf("sync-log backlog: %w", err)
+	}
+	since := backlog.Since
+	return r.Source.Take(ctx, func(sc *LogScanner, reprocessed bool) error {
 		g, err := r.group(sc, reprocessed)
 		if err != nil {
 			return err
@@ -305,7 +384,10 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 			failed++
 		}
 	}
-	waiting := r.lag.Observe(r.Log)
+	waiting, err := r.Source.Backlog(ctx)
+	if err != nil && ctx.Err() == nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+		logErr = fmt.Errorf("sync-log backlog: %w", err)
+	}
 	backlog := waiting.Entries + r.Pending.Len()
 	since := waiting.Since
 	if q := r.Pending.Since(); !q.IsZero() && (since.IsZero() || q.Before(since)) {
