@@ -198,6 +198,7 @@ func TestAgentAdmission(t *testing.T) {
 		{"http URL", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.URL = "http://cyrus-0:8443" }, "url must be an https:// URL with a host"},
 		{"URL without a host", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.URL = "https://" }, "url must be an https:// URL with a host"},
 		{"not a URL", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.URL = "cyrus-0:8443" }, "url must be an https:// URL with a host"},
+		{"URL with a path", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.URL = "https://agents.example.org/cyrus-0" }, "url must have no path"},
 		{"URL with user information", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.URL = "https://u:secret@cyrus-0:8443" }, "url must not carry user information"},
 		{"two CA sources", func(p *v1.ReplicationPair) {
 			p.Spec.Master.Agent.CASecretRef = &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}
@@ -218,8 +219,9 @@ func TestAgentAdmission(t *testing.T) {
 			t.Logf("rejected: %v", err)
 		})
 	}
-	// The valid shapes: with an IPv6 address and a path prefix, and with no CA (system roots).
-	for i, url := range []string{"https://[fd00::1]:8443", "https://agents.example.org/cyrus-0"} {
+	// The valid shapes: an IPv6 address, a name without a port (443), a trailing slash;
+	// with no CA (system roots).
+	for i, url := range []string{"https://[fd00::1]:8443", "https://agent.example.org", "https://10.0.0.5:8443/"} {
 		p := newAgentPair(ns, fmt.Sprintf("ok%d", i))
 		p.Spec.Master.Agent.URL = url
 		p.Spec.Master.Agent.CAConfigMapRef = nil

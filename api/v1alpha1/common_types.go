@@ -72,13 +72,15 @@ type MasterEndpoint struct {
 // always TLS, and every request carries the bearer token.
 // +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="agent takes at most one of caSecretRef or caConfigMapRef"
 type AgentSource struct {
-	// url is the agent's base address, https only, e.g. https://cyrus-0.cyrus.mail.svc:8443.
-	// The agent's certificate must be valid for its host.
+	// url is the agent's address, https://HOST:PORT (no path), e.g.
+	// https://cyrus-0.cyrus.mail.svc:8443. The agent's certificate must be valid for
+	// its host.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHost() != ''",message="url must be an https:// URL with a host: the agent serves TLS only"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('@') && !self.contains('?') && !self.contains('#')",message="url must not carry user information, a query or a fragment: the token comes from tokenSecretRef"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getEscapedPath() in ['', '/']",message="url must have no path: the agent serves its API at the root, https://HOST:PORT"
 	URL string `json:"url"`
 
 	// tokenSecretRef names the Secret key holding the bearer token the agent expects
