@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	hs := &http.Server{
-		Handler: srv, TLSConfig: tlsCfg,
+		Handler: srv, TLSConfig: tlsCfg, ConnContext: srv.ConnContext, ConnState: srv.ConnState,
 		// No WriteTimeout: a lease answer stays open until it is acknowledged.
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

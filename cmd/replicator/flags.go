@@ -37,10 +37,10 @@ type commonFlags struct {
 	// mode does, retrying while the agent does not answer (rolling). One-shot modes
 	// ask in open and exit 2 when the agent cannot be had.
 	deferAgentSettings bool
-	compress                            bool
-	deletedPrefix                       string
-	timeout                             time.Duration
-	batchTimeout                        time.Duration
+	compress           bool
+	deletedPrefix      string
+	timeout            time.Duration
+	batchTimeout       time.Duration
 	// writerWait is how long a batch waits for another writer of one of its users; a
 	// mode sets its default before bind.
 	writerWait time.Duration

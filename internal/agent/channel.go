@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -11,10 +12,6 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 )
-
-// holdGrace is how long a channel stays with its consumer after its last request ended,
-// so that another consumer cannot slip in between two long-polls of the holder.
-const holdGrace = 10 * time.Second
 
 // channel is the sync-log channel's consumer and lease bookkeeping. The files are the
 // truth: a lease is log-run handed out; it is removed only on acknowledgement, so a
@@ -32,12 +29,15 @@ type channel struct {
 	tracker replication.PendingTracker
 }
 
-// consumer is the replicator holding the channel.
+// consumer is the replicator holding the channel. It holds it while it has a request
+// in progress or a connection open that it asked for a lease on (a replicator keeps
+// its connection between two long-polls); when the last one closes — the process ended
+// or was killed — the channel is free at once.
 type consumer struct {
 	name, owner string
-	open        int       // its requests in progress (a waiting long-poll, an open lease)
-	waiting     bool      // a lease request of its is waiting for entries
-	last        time.Time // when its last request ended
+	open        int               // its requests in progress (a waiting long-poll, an open lease)
+	waiting     bool              // a lease request of its is waiting for entries
+	conns       map[net.Conn]bool // connections it asked for leases on, still open
 	since       time.Time
 }
 
@@ -51,14 +51,14 @@ type lease struct {
 // claim makes the requester the channel's consumer for one lease request, or refuses
 // with 409 naming the holder. A request of the holder ends any lease still out (the
 // holder lost track of it: it is handed out again). release must follow.
-func (c *channel) claim(name, owner string, now time.Time) (*consumer, error) {
+func (c *channel) claim(name, owner string, conn net.Conn, now time.Time) (*consumer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.holder
 	if h != nil && (h.name != name || h.owner != owner) {
-		busy := h.open > 0 || now.Sub(h.last) < holdGrace
+		busy := h.open > 0 || len(h.conns) > 0
 		if h.owner == owner && h.open == 0 {
-			busy = false // the same state, restarted: take over
+			busy = false // the same state, restarted before its old connection closed: take over
 		}
 		if busy {
 			return nil, &statusError{code: http.StatusConflict, msg: fmt.Sprintf(
@@ -68,8 +68,11 @@ func (c *channel) claim(name, owner string, now time.Time) (*consumer, error) {
 		h = nil
 	}
 	if h == nil {
-		h = &consumer{name: name, owner: owner, since: now}
+		h = &consumer{name: name, owner: owner, since: now, conns: map[net.Conn]bool{}}
 		c.holder = h
+	}
+	if conn != nil {
+		h.conns[conn] = true
 	}
 	if h.waiting {
 		return nil, &statusError{code: http.StatusConflict, msg: "a lease request of this consumer is already waiting"}
@@ -81,12 +84,20 @@ func (c *channel) claim(name, owner string, now time.Time) (*consumer, error) {
 }
 
 // release ends a request of h.
-func (c *channel) release(h *consumer, now time.Time) {
+func (c *channel) release(h *consumer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h.open--
 	h.waiting = false
-	h.last = now
+}
+
+// closed forgets a connection that closed.
+func (c *channel) closed(conn net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holder != nil {
+		delete(c.holder.conns, conn)
+	}
 }
 
 // waited marks h's long-poll over (it now holds a lease or gave up).

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -28,12 +30,13 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request, wait time.Du
 		s.fail(w, err)
 		return
 	}
-	h, err := s.ch.claim(name, owner, time.Now())
+	conn, _ := r.Context().Value(connKey{}).(net.Conn)
+	h, err := s.ch.claim(name, owner, conn, time.Now())
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	defer func() { s.ch.release(h, time.Now()) }()
+	defer s.ch.release(h)
 	f, reprocessed, err := s.waitAndBegin(r, wait)
 	s.ch.waited(h)
 	if errors.Is(err, replication.ErrNoLog) {
@@ -131,4 +134,20 @@ func checkConsumer(name, owner string) error {
 		return badRequest("consumer headers too long")
 	}
 	return nil
+}
+
+// connKey is the context key of a request's connection (see ConnContext).
+type connKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it lets a lease request name its
+// connection, so that the channel is freed as soon as its consumer's connections close.
+func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// ConnState is for http.Server.ConnState.
+func (s *Server) ConnState(c net.Conn, st http.ConnState) {
+	if st == http.StateClosed || st == http.StateHijacked {
+		s.ch.closed(c)
+	}
 }
