@@ -99,8 +99,8 @@ func (a *agentProc) metrics(ctx context.Context, t *testing.T) (string, error) {
 }
 
 // rotate writes a new token into the agent's file (it re-reads it on the next request)
-// and into the pair's Secret.
-func (a *agentProc) rotate(t *testing.T, ctx context.Context, c *cluster) {
+// and into the pair's Secret, and returns it.
+func (a *agentProc) rotate(t *testing.T, ctx context.Context, c *cluster) string {
 	t.Helper()
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -115,6 +115,7 @@ func (a *agentProc) rotate(t *testing.T, ctx context.Context, c *cluster) {
 	if _, err := c.kubectlOut(ctx, "-n", e2eNS, "patch", "secret", "cyrus-agent", "-p", patch); err != nil {
 		t.Fatal(err)
 	}
+	return tok
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -482,8 +482,11 @@ spec:
 		}
 		// A new token, in the agent's file (it re-reads it) and in the Secret: the
 		// replicator reads its token file at start, so the Secret's change must bring a
-		// new pod; with the old token it would be refused.
-		ag.rotate(t, ctx, c)
+		// new pod; with the old token it would be refused. The manifests (as in Git)
+		// carry the new token from now on.
+		oldTok := ag.token(t)
+		newTok := ag.rotate(t, ctx, c)
+		manifests = strings.Replace(manifests, "token: "+b64(oldTok)+",", "token: "+b64(newTok)+",", 1)
 		waitFor(t, ctx, waitLong, "a new replicator pod in place of "+before, func(ctx context.Context) (bool, string, error) {
 			now, err := running(ctx)
 			if err != nil {
