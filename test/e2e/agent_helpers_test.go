@@ -99,8 +99,8 @@ func (a *agentProc) metrics(ctx context.Context, t *testing.T) (string, error) {
 }
 
 // rotate writes a new token into the agent's file (it re-reads it on the next request)
-// and into the pair's Secret, and returns it.
-func (a *agentProc) rotate(t *testing.T, ctx context.Context, c *cluster) string {
+// and returns it; the caller puts it in the pair's Secret.
+func (a *agentProc) rotate(t *testing.T) string {
 	t.Helper()
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -109,10 +109,6 @@ func (a *agentProc) rotate(t *testing.T, ctx context.Context, c *cluster) string
 	tok := base64.StdEncoding.EncodeToString(raw)
 	// WriteFile keeps the file's owner (Cyrus's user) and mode.
 	if err := os.WriteFile(a.tokenFile, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	patch := fmt.Sprintf(`{"data":{"token":%q}}`, b64(tok))
-	if _, err := c.kubectlOut(ctx, "-n", e2eNS, "patch", "secret", "cyrus-agent", "-p", patch); err != nil {
 		t.Fatal(err)
 	}
 	return tok
