@@ -204,7 +204,7 @@ EOF
   show pairctl -on replica list alice
   show kc -n "$NS" get replicationpair "$PAIR" -o jsonpath='{range .status.report.recentDecisions[*]}{.action}{"  "}{.user}{"  "}{.masterName}{" <- "}{.replicaName}{"  uniqueid="}{.uniqueID}{"  evidence="}{.evidence}{"\n"}{end}'
   say "the replicator's line for that batch (bodiesSent 0: nothing re-uploaded):"
-  kc -n "$NS" logs deploy/"$PAIR"-replicator | grep '"type":"user","user":"alice"' | tail -1 | sed 's/^/      /'
+  kc -n "$NS" logs deploy/"$PAIR"-replicator | grep '"type":"user","user":"alice","outcome":"synced"' | tail -1 | sed 's/^/      /'
   show kc -n "$NS" get events --field-selector involvedObject.kind=ReplicationPair
 
   step "a UserResync with kubectl apply"
