@@ -302,3 +302,23 @@ func TestParseArgsNewFlags(t *testing.T) {
 		t.Fatalf("report --file: %+v %v", opts, err)
 	}
 }
+
+// TestRenderPairNamesTheAgent: `status` names the master's agent when the pair has one.
+func TestRenderPairNamesTheAgent(t *testing.T) {
+	pair := &replv1.ReplicationPair{Spec: replv1.ReplicationPairSpec{
+		Master: replv1.MasterEndpoint{Endpoint: replv1.Endpoint{Host: "m.example.org"},
+			Agent: &replv1.AgentSource{URL: "https://m.example.org:8443"}},
+		Replica: replv1.Endpoint{Host: "r.example.org"},
+	}}
+	var b strings.Builder
+	RenderPair(&b, pair)
+	if !strings.Contains(b.String(), "Agent:") || !strings.Contains(b.String(), "https://m.example.org:8443") {
+		t.Fatalf("status lacks the agent:\n%s", b.String())
+	}
+	pair.Spec.Master.Agent = nil
+	b.Reset()
+	RenderPair(&b, pair)
+	if strings.Contains(b.String(), "Agent:") {
+		t.Fatalf("status names an agent the pair does not have:\n%s", b.String())
+	}
+}
