@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-race test-only test-default-namespace lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
+.PHONY: all build test test-race test-only test-default-namespace test-agent lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
 
 all: build
 
@@ -57,11 +57,11 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace fuzz-ci e2e
+test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace test-agent fuzz-ci e2e
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
-RACE_PKGS ?= ./internal/replication/ ./internal/csync/ ./internal/twoskip/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/
+RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/agent/... ./internal/agentclient/
 test-race:
 	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -75,11 +75,21 @@ test-only:
 ## replicator run, csync dial and IMAP session of the tests uses STARTTLS verified
 ## against the pair's CA); test-only runs them in netnews, plaintext, first.
 ## Tests that already run each namespace themselves are not repeated.
-NAMESPACE_PKGS ?= ./internal/replication/ ./cmd/replicator/ ./test/fault/
+NAMESPACE_PKGS ?= ./internal/replication/ ./internal/mboxdb/ ./cmd/replicator/ ./test/fault/
 NAMESPACE_SKIP ?= TestCyrusNamesMatchCtlMboxlist|TestCyrusRollingSkipsSharedFolders|TestCLIAuditDottedDomainUsers
 test-default-namespace:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default CYRUSREPL_TLS=1 \
 	  $(GO) test $(GOTEST_FLAGS) -skip '$(NAMESPACE_SKIP)' $(NAMESPACE_PKGS)
+
+## test-agent: the rolling and sync-log suites of cmd/replicator and test/fault again
+## with the sync log, mailboxes.db and the master's settings through the master's agent
+## (CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become --agent flags of an
+## agent process beside the test pair). The agent's own tests run in test-only.
+AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
+AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify
+test-agent:
+	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
+	  $(GO) test $(GOTEST_FLAGS) -p 1 -run '$(AGENT_RUN)' $(AGENT_PKGS)
 
 bench: cyrus
 	hack/bench.sh

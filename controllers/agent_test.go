@@ -114,9 +114,10 @@ func TestAgentPairPod(t *testing.T) {
 	})
 }
 
-// TestAgentTokenRotationRollsReplicator: the replicator reads its token file at start,
-// so a changed token Secret (or CA ConfigMap) must change the pod template's references
-// revision, which rolls the Deployment; a deleted token is reported by its field.
+// TestAgentTokenRotationRollsReplicator: the replicator reads its CA at start, and a
+// mounted Secret reaches a running pod only after the kubelet's refresh, so a changed
+// token Secret (or CA ConfigMap) must change the pod template's references revision,
+// which rolls the Deployment at once; a deleted token is reported by its field.
 func TestAgentTokenRotationRollsReplicator(t *testing.T) {
 	ctx := needEnv(t)
 	ns := newNamespace(t, ctx)

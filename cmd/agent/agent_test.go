@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/tlstest"
@@ -321,7 +321,7 @@ func TestAgentServesTheMaster(t *testing.T) {
 		t.Errorf("channelLastWrite %q: %v", cfg.ChannelLastWrite, err)
 	}
 
-	reader, err := replication.NewMailboxesDBReader("/nonexistent", m.ConfigPath)
+	reader, err := mboxdb.NewReader("/nonexistent", m.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,6 +365,16 @@ func TestAgentServesTheMaster(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("metrics without a token: %d, want 401", resp.StatusCode)
+	}
+	// audit through the agent: the user list and the evidence come from it.
+	out := runReplicator(t, p, a, "audit")
+	for _, u := range []string{"alice", "bob"} {
+		if !strings.Contains(out, `"user":"`+u+`"`) {
+			t.Errorf("audit through the agent did not walk %s:\n%s", u, out)
+		}
+	}
+	if st := p.Replica.Status(t, "alice", "INBOX"); st.Messages != 1 {
+		t.Errorf("alice's INBOX on the replica after the audit: %d messages", st.Messages)
 	}
 	// No plaintext listener: a plain HTTP request gets no answer of the API.
 	if r, err := http.Get("http://" + a.Addr + api.PathConfig); err == nil {

@@ -9,8 +9,12 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
 	"github.com/cyrusrepl/cyrusrepl/internal/agentclient"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 )
+
+// The agent's Take long-polls: rolling does not pause between its passes.
+var _ replication.LongPoller = (*agentclient.Client)(nil)
 
 // agentFlags point a replicator at the master's agent (docs/agent.md) instead of the
 // master's disk: the sync log and mailboxes.db come over its API, bodies still over csync.
@@ -77,9 +81,9 @@ func applyAgentSettings(cfg api.Config, flagPrefix string) error {
 		return usageErrorf("--deleted-prefix %q contradicts the master's imapd.conf (deletedprefix %q, from the agent)", flagPrefix, prefix)
 	}
 	if prefix == "" {
-		prefix = replication.DefaultMasterSettings.DeletedPrefix
+		prefix = mboxname.DefaultMasterSettings.DeletedPrefix
 	}
-	if err := replication.SetDeletedPrefix(prefix); err != nil {
+	if err := mboxname.SetDeletedPrefix(prefix); err != nil {
 		return usageErrorf("the agent's deletedprefix: %v", err)
 	}
 	return nil

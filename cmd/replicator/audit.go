@@ -71,7 +71,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 				rec.SetError(walkErr, time.Now().UTC())
 			}
 		case c.masterConfig != "":
-			db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
+			db, err := c.mailboxesDB()
 			if err == nil {
 				walk, err = db.Users(ctx)
 			}

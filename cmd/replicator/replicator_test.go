@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(context.Background(), viaAgent(argv), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	agenttest.RemoveBin()
+	os.Exit(code)
 }
 
 type cli struct {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 func init() {
@@ -51,18 +53,25 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return exitUsage, err
 	}
-	retry, err := replication.OpenRetryQueue(c.stateDir)
+	retry, err := state.OpenRetryQueue(c.stateDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
 	// The work taken from the log and not yet replicated lives beside the log, or, with
 	// an agent, in the state directory (the lease is acknowledged once it is saved there).
-	pendingDir := replication.LogDir{Dir: *logDir}.PendingPath()
-	if c.agent.url != "" {
-		pendingDir = filepath.Join(c.stateDir, "log-pending")
+	var source synclog.Source
+	var pendingDir string
+	if c.agent.client != nil {
+		source, pendingDir = c.agent.client, filepath.Join(c.stateDir, "log-pending")
+		if *once {
+			source = c.agent.client.WithoutWait() // one pass: what is pending now
+		}
+	} else {
+		channel := synclog.NewDir(*logDir)
+		source, pendingDir = channel, channel.PendingPath()
 	}
-	pending, err := replication.OpenPendingQueue(pendingDir)
+	pending, err := state.OpenPendingQueue(pendingDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -83,7 +92,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitOK, nil // ended while waiting
 	}
 	roll := &replication.Rolling{
-		Log:   replication.LogDir{Dir: *logDir},
+		Log:   source,
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
@@ -97,13 +106,10 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			}
 		},
 	}
-	if c.agent.client != nil {
-		roll.Source = c.agent.client
-	}
 	if *once {
 		err := roll.Cycle(ctx)
 		out.emit(c.stats.line())
-		if err != nil && !errors.Is(err, replication.ErrNoLog) {
+		if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 			return exitFailed, err
 		}
 		if retry.Len() > 0 || pending.Len() > 0 {

@@ -1,16 +1,18 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // channel is the sync-log channel's consumer and lease bookkeeping. The files are the
@@ -19,14 +21,13 @@ import (
 // out again.
 type channel struct {
 	name string
-	log  replication.LogDir
+	log  *synclog.Dir
 	ttl  time.Duration
 	m    *metrics
 
-	mu      sync.Mutex
-	holder  *consumer
-	lease   *lease
-	tracker replication.PendingTracker
+	mu     sync.Mutex
+	holder *consumer
+	lease  *lease
 }
 
 // consumer is the replicator holding the channel. It holds it while it has a request
@@ -109,18 +110,17 @@ func (c *channel) waited(h *consumer) {
 
 // pending tells whether there is something to hand out: a log-run, or a log with lines.
 func (c *channel) pending() bool {
-	if _, err := os.Stat(c.log.Dir + "/log-run"); err == nil {
+	if _, err := os.Stat(filepath.Join(c.log.Path, "log-run")); err == nil {
 		return true
 	}
-	fi, err := os.Stat(c.log.Dir + "/log")
+	fi, err := os.Stat(filepath.Join(c.log.Path, "log"))
 	return err == nil && fi.Size() > 0
 }
 
-// observe dates and counts what waits (see replication.PendingTracker).
-func (c *channel) observe() replication.Pending {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tracker.Observe(c.log)
+// observe dates and counts what waits (see synclog.PendingTracker).
+func (c *channel) observe() synclog.Pending {
+	p, _ := c.log.Backlog(context.Background()) // never fails for a directory
+	return p
 }
 
 // grant records a new lease out.

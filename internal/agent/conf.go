@@ -4,18 +4,20 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // readConfig answers GET /v1/config from the imapd.conf as it is now: the settings the
-// replicator reads (through replication.ReadMasterSettings, so the two never
+// replicator reads (through mboxname.ReadMasterSettings, so the two never
 // disagree) plus the raw sync-log and partition settings set-up checks look at.
 func (s *Server) readConfig() (api.Config, error) {
-	ms, err := replication.ReadMasterSettings(s.conf)
+	ms, err := mboxname.ReadMasterSettings(s.conf)
 	if err != nil {
 		return api.Config{}, err
 	}
@@ -78,9 +80,9 @@ func cyrusTrue(v string) bool {
 
 // lastWrite is the modification time of the channel's log, else of its log-run (the
 // last append before the rename), "" when neither exists.
-func lastWrite(l replication.LogDir) string {
+func lastWrite(l *synclog.Dir) string {
 	for _, name := range []string{"log", "log-run"} {
-		if fi, err := os.Stat(l.Dir + "/" + name); err == nil {
+		if fi, err := os.Stat(filepath.Join(l.Path, name)); err == nil {
 			return fi.ModTime().UTC().Format(time.RFC3339Nano)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Timings of a lease request: how often the channel's files are looked at while
@@ -39,7 +39,7 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request, wait time.Du
 	defer s.ch.release(h)
 	f, reprocessed, err := s.waitAndBegin(r, wait)
 	s.ch.waited(h)
-	if errors.Is(err, replication.ErrNoLog) {
+	if errors.Is(err, synclog.ErrNoLog) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -79,16 +79,16 @@ func (s *Server) waitAndBegin(r *http.Request, wait time.Duration) (*os.File, bo
 		if s.ch.pending() {
 			s.ch.observe() // date the log before it is renamed (the backlog's age)
 			f, reprocessed, err := s.log.Begin()
-			if !errors.Is(err, replication.ErrNoLog) {
+			if !errors.Is(err, synclog.ErrNoLog) {
 				return f, reprocessed, err
 			}
 		}
 		if !time.Now().Before(deadline) {
-			return nil, false, replication.ErrNoLog
+			return nil, false, synclog.ErrNoLog
 		}
 		select {
 		case <-r.Context().Done():
-			return nil, false, replication.ErrNoLog
+			return nil, false, synclog.ErrNoLog
 		case <-time.After(min(pollEvery, time.Until(deadline))):
 		}
 	}

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Options configure a Server.
@@ -33,8 +35,8 @@ type Options struct {
 type Server struct {
 	conf    string
 	channel string
-	log     replication.LogDir
-	mboxdb  *replication.MailboxesDBReader
+	log     *synclog.Dir
+	mboxdb  *mboxdb.Reader
 	token   *tokenFile
 	ch      *channel
 	m       *metrics
@@ -70,11 +72,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms, err := replication.ReadMasterSettings(conf)
+	ms, err := mboxname.ReadMasterSettings(conf)
 	if err != nil {
 		return nil, err
 	}
-	if err := replication.SetDeletedPrefix(ms.DeletedPrefix); err != nil {
+	if err := mboxname.SetDeletedPrefix(ms.DeletedPrefix); err != nil {
 		return nil, err
 	}
 	if o.LeaseTTL <= 0 {
@@ -84,17 +86,17 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	m := newMetrics()
-	logDir := replication.LogDir{Dir: ChannelDir(ms.ConfigDirectory, o.Channel)}
+	logDir := synclog.NewDir(ChannelDir(ms.ConfigDirectory, o.Channel))
 	return &Server{
 		conf: conf, channel: o.Channel, log: logDir, m: m, logger: o.Log,
-		mboxdb: &replication.MailboxesDBReader{Config: conf, DB: filepath.Join(ms.ConfigDirectory, "mailboxes.db"), Backend: replication.BackendGo},
+		mboxdb: &mboxdb.Reader{Config: conf, DB: filepath.Join(ms.ConfigDirectory, "mailboxes.db"), Backend: mboxdb.BackendGo},
 		token:  &tokenFile{path: o.TokenFile},
 		ch:     &channel{name: o.Channel, log: logDir, ttl: o.LeaseTTL, m: m},
 	}, nil
 }
 
 // ChannelDir is the directory of the channel served.
-func (s *Server) ChannelDir() string { return s.log.Dir }
+func (s *Server) ChannelDir() string { return s.log.Path }
 
 // ServeHTTP decodes, authenticates and answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -166,10 +168,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ready: the master's files this agent serves are there.
 func (s *Server) ready(w http.ResponseWriter) {
 	check := func() error {
-		if _, err := replication.ReadMasterSettings(s.conf); err != nil {
+		if _, err := mboxname.ReadMasterSettings(s.conf); err != nil {
 			return err
 		}
-		if _, err := os.Stat(s.log.Dir); err != nil {
+		if _, err := os.Stat(s.log.Path); err != nil {
 			return fmt.Errorf("channel directory: %w", err)
 		}
 		if _, err := os.Stat(s.mboxdb.DB); err != nil {
@@ -184,7 +186,7 @@ func (s *Server) ready(w http.ResponseWriter) {
 	fmt.Fprintln(w, "ok")
 }
 
-func evidenceOf(db *replication.MailboxesDB) api.Evidence {
+func evidenceOf(db *mboxdb.DB) api.Evidence {
 	e := api.Evidence{Live: map[string]string{}, Tombstones: map[string]api.Tombstone{}, History: map[string][]string{}, Bad: []string{}}
 	if db == nil {
 		return e

@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Options configure a Client.
@@ -34,15 +35,24 @@ type Options struct {
 	// Consumer and Owner name this replicator to the agent (one consumer per channel):
 	// Consumer for people, Owner the identity of its state directory.
 	Consumer, Owner string
-	// Wait bounds one long-poll for entries (0: api.MaxWait).
+	// Wait bounds one long-poll for entries (0: api.MaxWait; see WithoutWait).
 	Wait time.Duration
 }
 
 // Client talks to one agent. Safe for concurrent use.
 type Client struct {
-	o    Options
-	base *url.URL
-	http *http.Client
+	o      Options
+	base   *url.URL
+	http   *http.Client
+	noWait bool
+}
+
+// WithoutWait is the same client with Take not waiting for entries: it takes what is
+// pending now, else returns ErrNoLog at once (rolling --once).
+func (c *Client) WithoutWait() *Client {
+	n := *c
+	n.noWait = true
+	return &n
 }
 
 // New checks the options and builds the client (no request is made).
@@ -201,12 +211,12 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 }
 
 // Backlog is the channel's entries not yet taken and the date of the oldest.
-func (c *Client) Backlog(ctx context.Context) (replication.Pending, error) {
+func (c *Client) Backlog(ctx context.Context) (synclog.Pending, error) {
 	var b api.Backlog
 	if err := c.getJSON(ctx, api.PathBacklog, &b); err != nil {
-		return replication.Pending{}, err
+		return synclog.Pending{}, err
 	}
-	p := replication.Pending{Entries: b.Entries}
+	p := synclog.Pending{Entries: b.Entries}
 	if b.Since != "" {
 		t, err := time.Parse(time.RFC3339Nano, b.Since)
 		if err != nil {
@@ -217,42 +227,46 @@ func (c *Client) Backlog(ctx context.Context) (replication.Pending, error) {
 	return p, nil
 }
 
-// LongPolls: Take waits for entries itself.
-func (c *Client) LongPolls() bool { return true }
+// LongPolls: Take waits for entries itself (unless WithoutWait).
+func (c *Client) LongPolls() bool { return !c.noWait }
 
 // Take leases the channel's pending entries (long-polling up to Wait, cut short when
 // ctx ends: ErrNoLog), streams them into a scanner for handle, and acknowledges the
 // lease only when handle returned nil having read every entry. Otherwise the lease is
 // dropped unacknowledged and the agent hands the same entries out again.
-func (c *Client) Take(ctx context.Context, handle func(s *replication.LogScanner, reprocessed bool) error) error {
+func (c *Client) Take(ctx context.Context, handle func(s *synclog.Scanner, reprocessed bool) error) error {
 	// The lease's answer stays open while handle runs: it must outlive ctx's cut of the
 	// long-poll, so its request has its own context, tied to ctx only until the lease
 	// arrives.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
-	query := "wait=" + c.o.Wait.String()
+	wait := c.o.Wait
+	if c.noWait {
+		wait = 0
+	}
+	query := "wait=" + wait.String()
 	resp, err := c.do(rctx, http.MethodPost, api.PathLease, query, nil, http.StatusOK, http.StatusNoContent)
 	if err != nil {
 		if ctx.Err() != nil {
-			return replication.ErrNoLog // the wait was cut short: nothing taken
+			return synclog.ErrNoLog // the wait was cut short: nothing taken
 		}
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNoContent {
-		return replication.ErrNoLog
+		return synclog.ErrNoLog
 	}
 	br := bufio.NewReader(resp.Body)
 	line, err := br.ReadBytes('\n')
 	if !stop() || ctx.Err() != nil {
-		return replication.ErrNoLog // cut while the lease came: it is handed out again
+		return synclog.ErrNoLog // cut while the lease came: it is handed out again
 	}
 	var h api.LeaseHeader
 	if err != nil || json.Unmarshal(line, &h) != nil || h.Lease == "" || h.Size < 0 {
 		return fmt.Errorf("agent %s: malformed lease answer (%q): %v", c.o.URL, line, err)
 	}
-	sc := replication.NewLogScanner(&exactReader{r: br, left: h.Size})
+	sc := synclog.NewScanner(&exactReader{r: br, left: h.Size})
 	if err := handle(sc, h.Reprocessed); err != nil {
 		return fmt.Errorf("processing sync log (lease not acknowledged: handed out again): %w", err)
 	}
@@ -308,14 +322,14 @@ func (c *Client) Users(ctx context.Context) ([]string, error) {
 
 // ForUsers is the mailboxes.db evidence of users' folders and of uniqueids, as
 // replication.MailboxesDBReader.ForUsers reads it; asked in chunks the agent accepts.
-func (c *Client) ForUsers(ctx context.Context, users, uniqueids []string) (*replication.MailboxesDB, error) {
+func (c *Client) ForUsers(ctx context.Context, users, uniqueids []string) (*mboxdb.DB, error) {
 	var ids []string
 	for _, id := range uniqueids {
 		if id != "" {
 			ids = append(ids, id)
 		}
 	}
-	db := &replication.MailboxesDB{Live: map[string]string{}, Tombstones: map[string]replication.Tombstone{}, History: map[string][]string{}}
+	db := &mboxdb.DB{Live: map[string]string{}, Tombstones: map[string]mboxdb.Tombstone{}, History: map[string][]string{}}
 	for i := 0; i == 0 || i < len(users) || i < len(ids); i += api.MaxNames {
 		req := api.LookupRequest{Users: chunk(users, i), UniqueIDs: chunk(ids, i)}
 		resp, err := c.do(ctx, http.MethodPost, api.PathLookup, "", req, http.StatusOK)
@@ -340,7 +354,7 @@ func chunk(s []string, from int) []string {
 	return s[from:min(from+api.MaxNames, len(s))]
 }
 
-func merge(db *replication.MailboxesDB, e api.Evidence) {
+func merge(db *mboxdb.DB, e api.Evidence) {
 	for k, v := range e.Live {
 		db.Live[k] = v
 	}
@@ -348,13 +362,12 @@ func merge(db *replication.MailboxesDB, e api.Evidence) {
 		db.History[k] = v
 	}
 	for k, t := range e.Tombstones {
-		db.Tombstones[k] = replication.Tombstone{UniqueID: t.UniqueID, Name: t.Name, Orphan: t.Orphan, MTime: t.MTime}
+		db.Tombstones[k] = mboxdb.Tombstone{UniqueID: t.UniqueID, Name: t.Name, Orphan: t.Orphan, MTime: t.MTime}
 	}
 	db.Bad = append(db.Bad, e.Bad...)
 }
 
 var (
-	_ replication.LogSource         = (*Client)(nil)
-	_ replication.MailboxesDBSource = (*Client)(nil)
-	_ replication.LongPoller        = (*Client)(nil)
+	_ synclog.Source = (*Client)(nil)
+	_ mboxdb.Source  = (*Client)(nil)
 )

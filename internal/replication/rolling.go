@@ -7,7 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Rolling consumes a sync-log channel the way `sync_client -r` does, with per-user
@@ -20,21 +23,20 @@ import (
 // mail keeps flowing, and entries for a user in flight wait in the queue until it is
 // done.
 type Rolling struct {
-	Log LogDir
-	// Source, when set, is where the log is taken from instead of Log (the master's
-	// agent); a source that long-polls replaces the pause between passes.
-	Source LogSource
+	// Log is where the sync-log entries come from: the channel directory
+	// (*synclog.Dir) or the master's agent.
+	Log    synclog.Source
 	Runner *Runner
-	Retry  *RetryQueue
+	Retry  *state.RetryQueue
 	// Pending holds the work taken from the log and not yet replicated (nil: kept in
 	// memory only, then a crash loses what was taken; the replicator always sets it).
-	Pending  *PendingQueue
+	Pending  *state.PendingQueue
 	Interval time.Duration             // pause between passes when there is nothing to do
 	Publish  func(ctx context.Context) // called after every pass (reports, metrics)
 	Emit     func(rec any)
 	Now      func() time.Time
 
-	pool    chan *Executor // a token per worker: its idle executor (nil: connect on use)
+	pool    chan *executor.Executor // a token per worker: its idle executor (nil: connect on use)
 	results chan flight
 	busy    map[string]bool // users in flight
 	running int
@@ -57,17 +59,14 @@ func (r *Rolling) init() {
 		return
 	}
 	workers := max(r.Runner.Workers, 1)
-	r.pool = make(chan *Executor, workers)
+	r.pool = make(chan *executor.Executor, workers)
 	for range workers {
 		r.pool <- nil
 	}
 	r.results = make(chan flight, workers)
-	if r.Source == nil {
-		r.Source = &DirSource{Log: r.Log}
-	}
 	r.busy = map[string]bool{}
 	if r.Pending == nil {
-		r.Pending, _ = OpenPendingQueue("")
+		r.Pending, _ = state.OpenPendingQueue("")
 	}
 }
 
@@ -103,7 +102,7 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	logErr := r.take(ctx)
 	var settled, failed int
 	for {
-		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
 		}
 		if r.running == 0 {
@@ -128,7 +127,7 @@ func (r *Rolling) Run(ctx context.Context) error {
 		start := r.now()
 		settled, failed := r.settle(ctx, false)
 		logErr := r.takeWaiting(ctx)
-		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
 		}
 		r.report(ctx, start, settled, failed, logErr)
@@ -155,6 +154,11 @@ func (r *Rolling) Run(ctx context.Context) error {
 	}
 }
 
+// LongPoller is a synclog.Source whose Take waits for entries itself (the master's
+// agent): Rolling then does not pause between passes, and cuts the wait short when a
+// job ends.
+type LongPoller interface{ LongPolls() bool }
+
 // MaxTakeBackoff bounds the pause after failed takes (capped exponential from
 // Interval), so that an unreachable agent is not hammered and is retried soon enough.
 const MaxTakeBackoff = 30 * time.Second
@@ -170,7 +174,7 @@ func (r *Rolling) pause(logErr error) time.Duration {
 		}
 		return min(d, MaxTakeBackoff)
 	}
-	if lp, ok := r.Source.(LongPoller); ok && lp.LongPolls() && errors.Is(logErr, ErrNoLog) {
+	if lp, ok := r.Log.(LongPoller); ok && lp.LongPolls() && errors.Is(logErr, synclog.ErrNoLog) {
 		return 0
 	}
 	return r.Interval
@@ -179,7 +183,7 @@ func (r *Rolling) pause(logErr error) time.Duration {
 // takeWaiting is take for Run: a long-polling source's wait is cut short when a job
 // ends (so its result is settled at once) and bounded by Interval while retries wait.
 func (r *Rolling) takeWaiting(ctx context.Context) error {
-	lp, ok := r.Source.(LongPoller)
+	lp, ok := r.Log.(LongPoller)
 	if !ok || !lp.LongPolls() {
 		return r.take(ctx)
 	}
@@ -213,7 +217,7 @@ func (r *Rolling) takeWaiting(ctx context.Context) error {
 // was nothing.
 func (r *Rolling) take(ctx context.Context) error {
 	err := r.takeOnce(ctx)
-	if err != nil && !errors.Is(err, ErrNoLog) {
+	if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 		r.takeErrs++
 	} else {
 		r.takeErrs = 0
@@ -222,12 +226,12 @@ func (r *Rolling) take(ctx context.Context) error {
 }
 
 func (r *Rolling) takeOnce(ctx context.Context) error {
-	backlog, err := r.Source.Backlog(ctx) // date a new log before it is taken
+	backlog, err := r.Log.Backlog(ctx) // date a new log before it is taken
 	if err != nil {
 		return fmt.Errorf("sync-log backlog: %w", err)
 	}
 	since := backlog.Since
-	return r.Source.Take(ctx, func(sc *LogScanner, reprocessed bool) error {
+	return r.Log.Take(ctx, func(sc *synclog.Scanner, reprocessed bool) error {
 		g, err := r.group(sc, reprocessed)
 		if err != nil {
 			return err
@@ -245,7 +249,7 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 	var deferred []int
 	queued := map[string]bool{}
 	free := len(r.pool)
-	r.Pending.Ready(r.isBusy, func(pb PendingBatch) bool {
+	r.Pending.Ready(r.isBusy, func(pb state.PendingBatch) bool {
 		users := pb.UserNames()
 		if slices.ContainsFunc(users, func(u string) bool { return r.Retry.Waiting(u, now) }) {
 			for _, u := range users {
@@ -296,7 +300,7 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 func (r *Rolling) isBusy(u string) bool { return r.busy[u] }
 
 // start runs one job on a worker.
-func (r *Rolling) start(ctx context.Context, f flight, x *Executor) {
+func (r *Rolling) start(ctx context.Context, f flight, x *executor.Executor) {
 	for _, u := range f.Job.Users {
 		r.busy[u] = true
 		if r.ran != nil {
@@ -384,8 +388,8 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 			failed++
 		}
 	}
-	waiting, err := r.Source.Backlog(ctx)
-	if err != nil && ctx.Err() == nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+	waiting, err := r.Log.Backlog(ctx)
+	if err != nil && ctx.Err() == nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 		logErr = fmt.Errorf("sync-log backlog: %w", err)
 	}
 	backlog := waiting.Entries + r.Pending.Len()
@@ -401,7 +405,7 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 		// publishes an unchanged report (no ConfigMap write, no status churn).
 		r.Runner.Rec.SetBacklog(&backlog)
 	}
-	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
+	if logErr != nil && !errors.Is(logErr, synclog.ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
 	} else if passFailed == 0 {
 		r.Runner.Rec.MarkSuccess(r.now())
@@ -435,8 +439,8 @@ func (r *Rolling) stop() {
 // group streams the log into per-user work: memory grows with the distinct users and
 // folders named, not with the number of lines. Malformed lines and entries the
 // replicator does not act on are recorded as they are met.
-func (r *Rolling) group(sc *LogScanner, reprocessed bool) (Grouped, error) {
-	gr := NewGrouper()
+func (r *Rolling) group(sc *synclog.Scanner, reprocessed bool) (synclog.Grouped, error) {
+	gr := synclog.NewGrouper()
 	for {
 		e, bad, ok := sc.Next()
 		switch {

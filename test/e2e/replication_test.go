@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -483,8 +483,9 @@ spec:
 			t.Fatalf("want one running replicator pod, got %q (%v)", before, err)
 		}
 		// A new token, in the agent's file (it re-reads it) and in the Secret: the
-		// replicator reads its token file at start, so the Secret's change must bring a
-		// new pod; with the old token it would be refused. The manifests (as in Git)
+		// kubelet refreshes a mounted Secret only after a minute or so, so the Secret's
+		// change brings a new pod at once, which mounts the new value; with the old token
+		// it would be refused. The manifests (as in Git)
 		// carry the new token from now on.
 		oldTok := ag.token(t)
 		newTok := ag.rotate(t)
@@ -696,7 +697,7 @@ func resourceVersions(t *testing.T, ctx context.Context, c *cluster, objs []stri
 // in the instance's mailboxes.db, or "" when no live folder has that name.
 func uniqueIDOf(t *testing.T, inst *cyruspair.Instance, name string) string {
 	t.Helper()
-	db := replication.ParseMailboxesDB([]byte(inst.MailboxesDB(t)))
+	db := mboxdb.Parse([]byte(inst.MailboxesDB(t)))
 	for uid, n := range db.Live {
 		if n == name {
 			return uid

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+	agenttest.RemoveBin()
 	os.Exit(code)
 }
 

@@ -59,6 +59,13 @@ func Bin(t testing.TB) string {
 	return binPath
 }
 
+// RemoveBin removes the binary Bin built (call it from TestMain after m.Run).
+func RemoveBin() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Agent is a running agent process.
 type Agent struct {
 	URL       string
