@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cluster) cluster_dir=${2:?--cluster needs a directory}; explicit_cluster=1; shift 2 ;;
     --no-import) import=0; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     dev|pause|smoke) targets+=("$1"); shift ;;
     all) targets+=(dev pause smoke); shift ;;
     *) die "unknown argument: $1 (see hack/images.sh --help)" ;;
