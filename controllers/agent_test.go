@@ -51,7 +51,8 @@ func createAgentObjects(t *testing.T, ctx context.Context, ns string) {
 // replicator whose pod mounts nothing of the master's (no hostPath, no claim but the
 // pair's own state), holds the token and CA as read-only Secret/ConfigMap files and
 // passes --agent, --agent-token-file and --agent-ca-file instead of --sync-log and
-// --master-config; the status says rolling and Ready once the Deployment is available.
+// --master-config (a seed lists the master's users through the agent too: no
+// --master-imap); the status says rolling.
 func TestAgentPairPod(t *testing.T) {
 	ctx := needEnv(t)
 	ns := newNamespace(t, ctx)
@@ -62,7 +63,7 @@ func TestAgentPairPod(t *testing.T) {
 	eventually(t, "deployment", func() (err error) { d, err = getDeployment(ctx, ns, "ag"); return err })
 	pod := d.Spec.Template.Spec
 	args := pod.Containers[0].Args
-	want := []string{"rolling",
+	want := []string{"rolling", "--seed", "auto",
 		"--master", "cyrus-master.mail.svc:2005", "--master-user", "repl",
 		"--master-password-file", "/etc/cyrusrepl/master-password/password",
 		"--master-tls", "starttls", "--master-ca-file", "/etc/cyrusrepl/master-ca/ca.crt",

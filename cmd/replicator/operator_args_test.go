@@ -46,6 +46,10 @@ func TestOperatorArgsParse(t *testing.T) {
 			p.Spec.AuditInterval = &metav1.Duration{Duration: time.Hour}
 		},
 		"audit over IMAP": func(p *v1.ReplicationPair) { p.Spec.Master.IMAPPort = 993 },
+		"rolling, seeding from IMAP": func(p *v1.ReplicationPair) {
+			p.Spec.SyncLog = &v1.SyncLogSource{Volume: hostPath("/var/lib/cyrus"), Path: "sync/cyrusrepl"}
+			p.Spec.Master.IMAPPort = 993
+		},
 		"rolling through the agent": func(p *v1.ReplicationPair) {
 			p.Spec.Master.IMAPPort = 993 // ignored: the agent lists the users
 			p.Spec.Master.Agent = &v1.AgentSource{URL: "https://cyrus-0.cyrus.mail.svc:8443",

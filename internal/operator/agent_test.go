@@ -26,14 +26,15 @@ func agentPair() *v1.ReplicationPair {
 // neither --sync-log nor --master-config.
 func TestAgentPodMountsNothingOfTheMaster(t *testing.T) {
 	p := agentPair()
+	p.Spec.Master.IMAPPort = 143 // the agent lists the users for a seed: no --master-imap
 	if PairMode(p) != ModeRolling {
 		t.Fatalf("mode %q with an agent, want rolling", PairMode(p))
 	}
 	d := Deployment(p, PodOptions{Image: "img"})
 	ps := d.Spec.Template.Spec
 	args := ps.Containers[0].Args
-	if args[0] != ModeRolling {
-		t.Fatalf("args %q", args)
+	if args[0] != ModeRolling || args[1] != "--seed" || args[2] != "auto" {
+		t.Fatalf("args %q: want rolling, seeding when the replica is new", args)
 	}
 	wantFlag := func(flag, value string) {
 		t.Helper()

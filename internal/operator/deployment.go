@@ -60,6 +60,10 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 				corev1.VolumeMount{Name: volSyncLog, MountPath: syncLogMount})
 			args = append(args, "--sync-log", path.Join(syncLogMount, sl.Path))
 		}
+		// A new pair, or one whose replica is empty, is seeded before the log is
+		// followed; the master's users are listed as an audit lists them.
+		args = append(args, "--seed", "auto")
+		args = append(args, MasterUsersArgs(pair)...)
 	case ModeAudit:
 		iv := v1.DefaultAuditInterval
 		if pair.Spec.AuditInterval != nil {
@@ -73,10 +77,10 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 	return args, p
 }
 
-// MasterUsersArgs are the audit flags that say where the master's users are listed:
-// --master-imap when the pair has master.imapPort and neither masterConfig nor an agent
-// (whose mailboxes.db, mounted or served, is used otherwise). Shared by the audit
-// Deployment and the Audit resync Job.
+// MasterUsersArgs are the flags that say where the master's users are listed (for an
+// audit, or for seeding): --master-imap when the pair has master.imapPort and neither
+// masterConfig nor an agent (whose mailboxes.db, mounted or served, is used otherwise).
+// Shared by the pair's Deployment and the Audit resync Job.
 func MasterUsersArgs(pair *v1.ReplicationPair) []string {
 	if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil && m.Agent == nil {
 		return []string{"--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort)))}
