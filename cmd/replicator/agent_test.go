@@ -201,6 +201,30 @@ func TestCLIAgentRollingWrongTokenConsumesNothing(t *testing.T) {
 	if n := c.p.Replica.Status(t, "alice", "INBOX").Messages; n != 1 {
 		t.Fatalf("alice's INBOX on the replica: %d messages, want 1\n%s", n, roll.out.String())
 	}
+	// A token rotated on the agent but not yet in the replicator's file: its requests
+	// are refused (a long-poll already open may still hand out a lease, whose
+	// acknowledgement is then refused), it keeps running, and the new entry stays on the
+	// master's disk until the replicator has the new token.
+	a.SetToken(t, "rotated")
+	m.Deliver(t, "alice", cyruspair.Message("after the rotation", "y"))
+	time.Sleep(3 * time.Second) // refused passes
+	held := func() bool {
+		for _, name := range []string{"log", "log-run"} {
+			if b, err := os.ReadFile(filepath.Join(logDir, name)); err == nil && bytes.Contains(b, []byte("alice")) {
+				return true
+			}
+		}
+		return false
+	}
+	if !held() {
+		t.Fatalf("the entry written after the rotation left the master's disk while the replicator's token was wrong\n%s", roll.out.String())
+	}
+	if err := os.WriteFile(tok, []byte("rotated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, time.Minute, "the mail written after the rotation replicated", func() bool {
+		return c.p.Replica.Status(t, "alice", "INBOX").Messages == 2
+	})
 	if code := roll.stop(t); code != exitOK {
 		t.Fatalf("rolling: exit %d\n%s", code, roll.errs.String())
 	}

@@ -6,8 +6,8 @@ import (
 	"fmt"
 )
 
-// masterUsers lists every user of the master: through its agent (--agent), from its
-// mailboxes.db (--master-config), else through its IMAP service (--master-imap), secured exactly as the master's csync
+// masterUsers lists every user of the master: from its mailboxes.db (through its agent,
+// --agent, or the file, --master-config), else through its IMAP service (--master-imap), secured exactly as the master's csync
 // connection. Audit walks them; seeding fills the replica with them.
 type masterUsers struct {
 	c    *commonFlags
@@ -27,7 +27,7 @@ func (c *commonFlags) masterUsers(imapAddr string) (*masterUsers, error) {
 
 // available says whether the master's users can be listed at all.
 func (m *masterUsers) available() bool {
-	return m.c.masterConfig != "" || m.imap != "" || m.c.agent.client != nil
+	return m.c.agent.url != "" || m.c.masterConfig != "" || m.imap != ""
 }
 
 // list returns the master's users.

@@ -206,17 +206,25 @@ func (r *Rolling) takeWaiting(ctx context.Context) error {
 	} else {
 		close(watched)
 	}
-	err := r.take(tctx)
+	err := r.takeOnce(tctx)
+	cut := tctx.Err() != nil && ctx.Err() == nil
 	cancel()
 	<-watched
-	return err
+	if cut && err != nil {
+		err = synclog.ErrNoLog // the wait was cut short (a job ended, retries are due): nothing taken
+	}
+	return r.counted(err)
 }
 
 // take moves the log (or a leftover log-run) into the pending queue, saved before
 // log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
 // was nothing.
 func (r *Rolling) take(ctx context.Context) error {
-	err := r.takeOnce(ctx)
+	return r.counted(r.takeOnce(ctx))
+}
+
+// counted counts take failures in a row (takeErrs), which lengthen the pause.
+func (r *Rolling) counted(err error) error {
 	if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 		r.takeErrs++
 	} else {
