@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +188,125 @@ func hasAnnotation(idx *cyrusindex.Index, entry string) bool {
 		}
 	}
 	return false
+}
+
+// setPartition writes conf as a copy of the master's imapd.conf with partition name at
+// dir (what an agent with conf as --master-config reads its indexes from).
+func setPartition(t *testing.T, master, conf, name, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	found := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "partition-"+name {
+			l, found = "partition-"+name+": "+dir, true
+		}
+		out = append(out, l)
+	}
+	if !found {
+		t.Fatalf("%s names no partition %s", master, name)
+	}
+	if err := os.WriteFile(conf, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyFolder copies a folder's directory (from the partition at from) to the same
+// place under the partition directory to, and returns the copy's cyrus.index.
+func copyFolder(t *testing.T, from, to string, mb csync.Mailbox) string {
+	t.Helper()
+	src, err := cyrusindex.Dir(from, mb.UniqueID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, _ := cyrusindex.Dir(to, mb.UniqueID)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return filepath.Join(dst, cyrusindex.IndexFile)
+}
+
+// TestCLIRollingIndexDoubtThroughAgent: when the agent's index read is in doubt, the
+// update falls back to GET FULLMAILBOX, csync-stats counts the fallback with its reason
+// as the reader gave it on the agent's side, and the replica ends equal to the master.
+// The agent reads the INBOX's index from a partition set aside for the test (its own
+// copy of imapd.conf): an old copy of the folder (index-behind), a copy whose index
+// header is damaged (checksum), none (missing); the real partition again: a delta.
+func TestCLIRollingIndexDoubtThroughAgent(t *testing.T) {
+	c := newCLI(t, "delayed")
+	p, m := c.p, c.p.Master
+	user := agentIndexUser(p)
+	seedAgentIndexUser(t, m, user)
+	parts, err := cyrusindex.Partitions(m.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := masterFolder(t, p, user, "INBOX")
+	spool := parts[inbox.Partition]
+	conf := filepath.Join(t.TempDir(), "imapd.conf")
+	setPartition(t, m.ConfigPath, conf, inbox.Partition, spool)
+	a := agenttest.Start(t, m, p.Channel)
+	a.Kill(syscall.SIGTERM)
+	a.Config = conf
+	a.Restart(t)
+	base := withAgent(c, a, t.TempDir())
+	for _, args := range [][]string{{"sync", "--user", user}, {"rolling", "--once"}} {
+		if code, out, errs := runWith(t, append(args, base...)...); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, errs, out)
+		}
+	}
+
+	old := filepath.Join(t.TempDir(), "old")
+	copyFolder(t, spool, old, inbox)
+	damaged := filepath.Join(t.TempDir(), "damaged")
+	for i, tc := range []struct {
+		name, partition string
+		prepare         func()
+		want            string // the csync-stats command of master-index
+	}{
+		{"old copy", old, nil, "FALLBACK index-behind"},
+		{"damaged header", damaged, func() {
+			idx := copyFolder(t, spool, damaged, inbox)
+			f, err := os.OpenFile(idx, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte{0xde, 0xad}, 24); err != nil { // last appenddate: the header CRC no longer matches
+				t.Fatal(err)
+			}
+		}, "FALLBACK checksum"},
+		{"no folder", t.TempDir(), nil, "FALLBACK missing"},
+		{"the real partition", spool, nil, "DELTA"},
+	} {
+		if tc.prepare != nil {
+			tc.prepare()
+		}
+		setPartition(t, m.ConfigPath, conf, inbox.Partition, tc.partition)
+		m.Deliver(t, user, cyruspair.Message(fmt.Sprintf("doubt %d", i), "body"))
+		code, out, errs := runWith(t, append([]string{"rolling", "--once"}, base...)...)
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\n%s\n%s", tc.name, code, errs, out)
+		}
+		got := csyncCounts(t, out)
+		wantFull := 1.0
+		if tc.want == "DELTA" {
+			wantFull = 0
+		}
+		if got["master-index "+tc.want] != 1 || got["master GET FULLMAILBOX"] != wantFull {
+			t.Fatalf("%s: want master-index %s once and %v GET FULLMAILBOX, csync-stats %v", tc.name, tc.want, wantFull, got)
+		}
+		if ms, rs := m.Status(t, user, "INBOX"), p.Replica.Status(t, user, "INBOX"); ms != rs {
+			t.Fatalf("%s: replica %+v, master %+v", tc.name, rs, ms)
+		}
+	}
+	if code, out, errs := runWith(t, append([]string{"verify", "--user", user}, base...)...); code != exitOK {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, errs, out)
+	}
 }
