@@ -151,6 +151,11 @@ func TestCLIRollingIndexDeltasThroughAgent(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, errs, out)
 	}
 
+	// --master-partition is the replicator's own mount: with --agent it is refused.
+	if code, _, errs := runWith(t, append(append([]string{"rolling", "--once"}, base...), "--master-partition", "default=/srv")...); code != exitUsage || !strings.Contains(errs, "--master-partition needs --master-config") {
+		t.Fatalf("--agent --master-partition: exit %d %q, want a usage error", code, errs)
+	}
+
 	// The agent's answer is the local reader's, field for field.
 	local, err := cyrusindex.NewLocal(m.ConfigPath, nil)
 	if err != nil {
