@@ -195,6 +195,7 @@ func TestAgentSIGKILLMidLease(t *testing.T) {
 func TestAgentSecondConsumerRefused(t *testing.T) {
 	_, a := startPair(t)
 	holder := newHC(a, "replicator-A")
+	holder.drain(t)
 	done := make(chan *lease)
 	go func() {
 		resp := holder.req(t, http.MethodPost, api.PathLease+"?wait=2s", a.Token(t), nil)
@@ -392,10 +393,7 @@ func TestAgentLongPoll(t *testing.T) {
 	p, a := startPair(t)
 	p.Master.CreateUser(t, "carol")
 	h := newHC(a, "r")
-	for l := h.lease(t, "1s"); l != nil; l = h.lease(t, "1s") { // drain the set-up
-		h.ack(t, l)
-		l.resp.Body.Close()
-	}
+	h.drain(t)
 	got := make(chan *lease, 1)
 	go func() { got <- h.lease(t, "10s") }()
 	time.Sleep(200 * time.Millisecond) // the request is waiting
@@ -432,6 +430,17 @@ func TestAgentMutualTLS(t *testing.T) {
 	out := runReplicator(t, p, a, "verify", "--user", "nobody", "--agent-client-cert", crt, "--agent-client-key", key)
 	if strings.Contains(out, "agent") && strings.Contains(out, "certificate") {
 		t.Fatalf("replicator with a client certificate: %s", out)
+	}
+}
+
+// drain consumes what the pair's set-up logged.
+func (h *hc) drain(t *testing.T) {
+	t.Helper()
+	for l := h.lease(t, "0s"); l != nil; l = h.lease(t, "0s") {
+		if code := h.ack(t, l); code != http.StatusNoContent {
+			t.Fatalf("drain: ack %d", code)
+		}
+		l.resp.Body.Close()
 	}
 }
 

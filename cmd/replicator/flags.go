@@ -240,8 +240,9 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	}, nil
 }
 
-// mailboxesDB is where the master's mailboxes.db is read from: the file named by the
-// master's imapd.conf (nil without --master-config).
+// mailboxesDB is where the master's mailboxes.db is read from: the master's agent
+// (--agent), or the file named by the master's imapd.conf (--master-config); nil
+// without either.
 func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
 	if c.agent.client != nil {
 		return c.agent.client, nil
