@@ -60,6 +60,7 @@ type commonFlags struct {
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
 	stats                           csyncStats // every session's commands, for csync-stats and /metrics
+	progress                        progressFlags
 	fs                              *flag.FlagSet
 }
 
@@ -97,6 +98,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 		c.writerWait = 30 * time.Second
 	}
 	fs.DurationVar(&c.writerWait, "writer-lock-wait", c.writerWait, "how long a batch waits for another replicator writing one of its users (one sharing --state-dir, e.g. a resync beside the rolling replicator) before the batch fails and is retried")
+	c.progress.bind(fs)
 	for _, h := range sinkFlagHooks {
 		c.sinkFactories = append(c.sinkFactories, h(fs))
 	}
@@ -120,6 +122,9 @@ func (c *commonFlags) check() error {
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
+	}
+	if err := c.progress.check(); err != nil {
+		return err
 	}
 	switch c.replicaOnlyPolicy {
 	case replication.PolicyKeep, replication.PolicyFail:
@@ -228,6 +233,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		return &executor.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
 			MasterIndex: masterIndex, IndexStats: c.stats.index,
+			Moved: c.progress.moved,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

@@ -46,6 +46,10 @@ func TestOperatorArgsParse(t *testing.T) {
 			p.Spec.AuditInterval = &metav1.Duration{Duration: time.Hour}
 		},
 		"audit over IMAP": func(p *v1.ReplicationPair) { p.Spec.Master.IMAPPort = 993 },
+		"rolling, seeding from IMAP": func(p *v1.ReplicationPair) {
+			p.Spec.SyncLog = &v1.SyncLogSource{Volume: hostPath("/var/lib/cyrus"), Path: "sync/cyrusrepl"}
+			p.Spec.Master.IMAPPort = 993
+		},
 	}
 	for name, shape := range pairs {
 		for _, mt := range tlsModes {

@@ -295,7 +295,7 @@ func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
 			}
-			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: progressReader{body, x.progress}}, nil)
+			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: progressReader{body, x.movedBytes}}, nil)
 			if err := body.Close(); err != nil && more {
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
@@ -303,6 +303,7 @@ func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids
 			if !more {
 				return
 			}
+			x.moved(1, 0) // streamed whole into APPLY MESSAGE
 		}
 	}
 }
@@ -416,13 +417,13 @@ func (x *Executor) saveApplied(now time.Time) error {
 // progressReader reports every read that moved bytes (the stall guard's ticks).
 type progressReader struct {
 	r    io.Reader
-	tick func()
+	tick func(n int)
 }
 
 func (p progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
-		p.tick()
+		p.tick(n)
 	}
 	return n, err
 }

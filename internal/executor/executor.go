@@ -37,6 +37,9 @@ type Executor struct {
 	// Progress, when set, is called whenever the batch moves: message body bytes read
 	// from the master, an action completed (the Runner's stall guard).
 	Progress func()
+	// Moved, when set, counts message bodies and bytes uploaded to the replica as they
+	// stream (the replicator's progress records).
+	Moved func(bodies int, bytes int64)
 
 	// Writers, when set, keep one writer per user on the replica: a batch that writes
 	// holds its users' locks from its first read to its last write.
