@@ -1,8 +1,9 @@
 package bench
 
 // BenchmarkFleet: a fleet of users with many folders on the real pair. Phases, each run
-// by stock sync_client (into Replica2) and by the replicator (into Replica) on the same
-// master in the same run:
+// by stock sync_client (into Replica2, in the foreground: -u, -R -f <log>, -A) and by the
+// replicator (into Replica) on the same master in the same run, the two in alternating
+// order from run to run, both replicas compared with the master after every phase:
 //
 //	initial  every user, from empty replicas
 //	day      a scripted "day of traffic" on the master (deliveries, flag changes,
@@ -14,7 +15,8 @@ package bench
 // CYRUSREPL_FLEET_FOLDERS (20 per user besides INBOX), CYRUSREPL_FLEET_MSGS (20 INBOX
 // messages per user), CYRUSREPL_FLEET_PERFOLDER (3 messages copied into each folder),
 // CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines),
-// CYRUSREPL_BENCH_COMPRESS=1 (the replicator with --compress, like stock's DEFLATE).
+// CYRUSREPL_BENCH_COMPRESS=1 (the replicator with --compress, like stock's DEFLATE),
+// CYRUSREPL_BENCH_RUNS (3 runs per size, each on a fresh pair; median and range printed).
 // Run: go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./test/bench/
 
 import (
