@@ -199,7 +199,11 @@ func fleetOnce(b *testing.B, bin string, size fleetSize, run int) map[string]pha
 		}
 		return a
 	}
-	rolling := func() fleetRun { return ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once") }
+	// --master-config: the replicator reads the master's disk like stock does (mailboxes.db
+	// evidence, and the index for update deltas where the build has them).
+	rolling := func() fleetRun {
+		return ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--master-config", m.ConfigPath, "--once")
+	}
 
 	// initial: every user, from empty replicas.
 	clearLogs()
