@@ -68,6 +68,7 @@ func compareReplicas(b testing.TB, p *cyruspair.Pair, users []string, phase stri
 		sort.Strings(diffs)
 		b.Fatalf("%s: the replicas differ from the master (%d differences):\n%s", phase, len(diffs),
 			strings.Join(firstN(diffs, 30), "\n"))
+		return
 	}
 	fmt.Printf("    %s: both replicas equal the master: %d users, %d folders, records compared (%.1fs)\n",
 		phase, len(users), folders, time.Since(start).Seconds())
