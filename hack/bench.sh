@@ -23,8 +23,8 @@ parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(csync onepass fleet lag operator)
 
 # quiet drops go test's header lines; awk always exits 0, so with pipefail the
-# pipeline's status is go test's.
-quiet() { awk '!/^(goos|goarch|pkg|cpu):/'; }
+# pipeline's status is go test's; fflush shows each line as it comes.
+quiet() { awk '!/^(goos|goarch|pkg|cpu):/ { print; fflush() }'; }
 
 gobench() { # name timeout package
   go test -run '^$' -bench "$1" -benchtime 1x -count 1 -timeout "$2" "$3" | quiet
@@ -35,7 +35,7 @@ for part in "${parts[@]}"; do
   case "$part" in
   csync)
     echo "== csync codec and relay"
-    go test -run '^$' -bench . -benchtime 1x -count 1 ./internal/csync/ | awk '/^(Benchmark|ok|FAIL|---)/'
+    go test -run '^$' -bench . -benchtime 1x -count 1 ./internal/csync/ | awk '/^(Benchmark|ok|FAIL|---)/ { print; fflush() }'
     ;;
   onepass)
     echo "== one-message passes by folder size, versus stock sync_client -R -f"
