@@ -65,7 +65,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		switch {
 		case len(walk) > 0:
 		case c.masterConfig != "":
-			db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
+			db, err := c.mailboxesDB()
 			if err == nil {
 				walk, err = db.Users(ctx)
 			}

@@ -15,8 +15,12 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 )
 
 // commonFlags are the flags every replicating mode shares.
@@ -65,7 +69,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
-	fs.StringVar(&c.cyrusBin, "cyrus-bin", replication.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
+	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids, the retry queue, the per-user writer locks and state.json; back it with a volume so it survives restarts (replicators sharing it never write one user at once)")
@@ -134,7 +138,7 @@ func (c *commonFlags) check() error {
 func (c *commonFlags) applyMasterSettings() error {
 	prefix := c.deletedPrefix
 	if c.masterConfig != "" {
-		s, err := replication.ReadMasterSettings(c.masterConfig)
+		s, err := mboxname.ReadMasterSettings(c.masterConfig)
 		if err != nil {
 			return usageErrorf("--master-config: %v", err)
 		}
@@ -144,9 +148,9 @@ func (c *commonFlags) applyMasterSettings() error {
 		prefix = s.DeletedPrefix
 	}
 	if prefix == "" {
-		prefix = replication.DefaultMasterSettings.DeletedPrefix
+		prefix = mboxname.DefaultMasterSettings.DeletedPrefix
 	}
-	if err := replication.SetDeletedPrefix(prefix); err != nil {
+	if err := mboxname.SetDeletedPrefix(prefix); err != nil {
 		return usageErrorf("--deleted-prefix: %v", err)
 	}
 	return nil
@@ -177,23 +181,23 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	ledger, err := replication.OpenLedger(c.stateDir)
+	ledger, err := state.OpenLedger(c.stateDir)
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
-	writers, err := replication.OpenUserLocks(c.stateDir, c.writerWait)
+	writers, err := state.OpenUserLocks(c.stateDir, c.writerWait)
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
-	var mboxdb func(ctx context.Context, users, uids []string) (*replication.MailboxesDB, error)
-	if c.masterConfig != "" {
-		db, err := replication.NewMailboxesDBReader(c.cyrusBin, c.masterConfig)
-		if err != nil {
-			return nil, usageErrorf("--master-config: %v", err)
-		}
-		mboxdb = db.ForUsers
+	evidence, err := c.mailboxesDB()
+	if err != nil {
+		return nil, usageErrorf("--master-config: %v", err)
 	}
-	return func(ctx context.Context) (*replication.Executor, error) {
+	var forUsers func(ctx context.Context, users, uids []string) (*mboxdb.DB, error)
+	if evidence != nil {
+		forUsers = evidence.ForUsers
+	}
+	return func(ctx context.Context) (*executor.Executor, error) {
 		m, err := csync.DialMaster(ctx, c.master, mopt)
 		if err != nil {
 			return nil, fmt.Errorf("master: %w", describeDialError(err, c.master, c.masterUser))
@@ -203,8 +207,8 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
-		return &replication.Executor{
-			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: mboxdb,
+		return &executor.Executor{
+			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -215,6 +219,19 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			},
 		}, nil
 	}, nil
+}
+
+// mailboxesDB is where the master's mailboxes.db is read from: the file named by the
+// master's imapd.conf (nil without --master-config).
+func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
+	if c.masterConfig == "" {
+		return nil, nil
+	}
+	db, err := mboxdb.NewReader(c.cyrusBin, c.masterConfig)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // probe dials both servers once, so that a wrong address or password exits with
@@ -245,7 +262,7 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 		return nil, nil, err
 	}
 	// Before the ledger is opened: an empty directory is a new state.
-	st, err := replication.OpenStateID(c.stateDir, time.Now())
+	st, err := state.OpenStateID(c.stateDir, time.Now())
 	if err != nil {
 		return nil, nil, usageErrorf("--state-dir: %v", err)
 	}

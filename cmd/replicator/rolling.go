@@ -11,6 +11,8 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 func init() {
@@ -45,12 +47,13 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if err != nil {
 		return exitUsage, err
 	}
-	retry, err := replication.OpenRetryQueue(c.stateDir)
+	retry, err := state.OpenRetryQueue(c.stateDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	pending, err := replication.OpenPendingQueue(replication.LogDir{Dir: *logDir}.PendingPath())
+	channel := synclog.NewDir(*logDir)
+	pending, err := state.OpenPendingQueue(channel.PendingPath())
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -63,7 +66,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	defer stopMetrics()
 	roll := &replication.Rolling{
-		Log:   replication.LogDir{Dir: *logDir},
+		Log:   channel,
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
@@ -80,7 +83,7 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	if *once {
 		err := roll.Cycle(ctx)
 		out.emit(c.stats.line())
-		if err != nil && !errors.Is(err, replication.ErrNoLog) {
+		if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 			return exitFailed, err
 		}
 		if retry.Len() > 0 || pending.Len() > 0 {

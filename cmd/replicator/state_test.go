@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -283,7 +283,7 @@ func TestCLIRollingWaitsForTheUsersWriter(t *testing.T) {
 		t.Fatalf("first sync: %s", out)
 	}
 	stateDir := c.common[slices.Index(c.common, "--state-dir")+1]
-	locks, err := replication.OpenUserLocks(stateDir, 0)
+	locks, err := state.OpenUserLocks(stateDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

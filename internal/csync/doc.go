@@ -16,6 +16,6 @@
 //
 // What it does not do: decide anything. It has no replication policy (what to create,
 // rename or delete, retries, batching by user, tombstone evidence); that lives in
-// internal/replication. It does not read sync logs or mailboxes.db, and it does not
+// internal/plan, internal/executor and internal/replication. It does not read sync logs or mailboxes.db, and it does not
 // pool or reconnect sessions.
 package csync

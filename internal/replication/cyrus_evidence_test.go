@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
@@ -75,7 +76,7 @@ func deleteUser(t *testing.T, in *cyruspair.Instance, admin, user string) {
 	}
 }
 
-// onceAt returns a beforeRecheck hook that runs fn the first time name is re-checked.
+// onceAt returns a BeforeRecheck hook that runs fn the first time name is re-checked.
 func onceAt(name string, fn func()) func(string) {
 	done := false
 	return func(n string) {
@@ -89,10 +90,10 @@ func onceAt(name string, fn func()) func(string) {
 // syncWithLateWrite syncs alice with write run on the replica right before the executor
 // re-checks folder for a destructive action, and fails the test unless that re-check
 // happened and every message the replica held after the write is still there.
-func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *BatchResult {
+func syncWithLateWrite(t *testing.T, e *env, folder string, write func()) *executor.BatchResult {
 	t.Helper()
 	var before map[string][]string
-	e.x.beforeRecheck = onceAt(folder, func() {
+	e.x.BeforeRecheck = onceAt(folder, func() {
 		write()
 		before = liveGUIDs(t, e.p, e.p.Replica, "alice")
 	})
@@ -158,7 +159,7 @@ func TestCyrusCompareAndDeleteMirroredDelete(t *testing.T) {
 	e.sync(t, "alice")
 	m.Delete(t, "alice", "Work")
 	hooked := false
-	e.x.beforeRecheck = onceAt("user.alice.Work", func() {
+	e.x.BeforeRecheck = onceAt("user.alice.Work", func() {
 		hooked = true
 		r.Append(t, "alice", "Work", cyruspair.Message("late", "appended on the replica after the plan"))
 	})
@@ -195,8 +196,8 @@ func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	resync.Ledger = e.x.Ledger
 	deleteUser(t, m, e.p.AdminUser, "alice")
 	var before map[string][]string
-	var resyncRes *BatchResult
-	e.x.beforeRecheck = onceAt("user.alice", func() {
+	var resyncRes *executor.BatchResult
+	e.x.BeforeRecheck = onceAt("user.alice", func() {
 		r.Deliver(t, "alice", cyruspair.Message("late", "delivered on the replica"))
 		before = liveGUIDs(t, e.p, r, "alice")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -328,7 +329,7 @@ func TestCyrusMailboxLevelSplitBrainDeleted(t *testing.T) {
 // recordsHave reports whether the emitted records hold a decision on replica name rname.
 func recordsHave(records []any, a report.Action, ev report.Evidence, rname string) bool {
 	for _, r := range records {
-		if d, ok := r.(decisionLine); ok && d.Action == a && d.Evidence == ev && d.ReplicaName == rname {
+		if d, ok := r.(executor.DecisionLine); ok && d.Action == a && d.Evidence == ev && d.ReplicaName == rname {
 			return true
 		}
 	}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/faultproxy"
 )
@@ -27,7 +30,7 @@ func slowReplica(t *testing.T, e *env, delay time.Duration) (*faultproxy.Proxy, 
 	pr.SetDelay(delay)
 	via := *e.p.Replica
 	via.SyncAddr = pr.Addr
-	return pr, func(context.Context) (*Executor, error) { return e.executor(t, &via), nil }
+	return pr, func(context.Context) (*executor.Executor, error) { return e.executor(t, &via), nil }
 }
 
 // bulk returns n messages of about size bytes each.
@@ -81,16 +84,16 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 	const big = 200
 	m.DeliverMany(t, "slow", bulk("slow", big, 100_000)) // ~20 MB: over two minutes at ~160 kB/s
 	pr, connect := slowReplica(t, e, 100*time.Millisecond)
-	retry, err := OpenRetryQueue(t.TempDir())
+	retry, err := state.OpenRetryQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := LogDir{Dir: logDir}.PendingPath()
-	pending, err := OpenPendingQueue(state)
+	pendingDir := synclog.NewDir(logDir).PendingPath()
+	pending, err := state.OpenPendingQueue(pendingDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Pending: pending, Interval: 50 * time.Millisecond,
+	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Pending: pending, Interval: 50 * time.Millisecond,
 		Runner: &Runner{Connect: connect, Workers: 2, Attempts: 1, Rec: NewRecorder("rolling", "test", time.Now())}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
 	defer cancel()
@@ -114,7 +117,7 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 	}
 	// The log-run is gone while the slow user is in flight: its work is durable in the
 	// pending queue, which a restart would run again.
-	again, err := OpenPendingQueue(state)
+	again, err := state.OpenPendingQueue(pendingDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +129,7 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 		return e.p.Replica.Status(t, "slow", "INBOX").Messages == big+1
 	})
 	waitUntil(t, ctx, "the pending queue emptied", func() bool {
-		q, err := OpenPendingQueue(state)
+		q, err := state.OpenPendingQueue(pendingDir)
 		return err == nil && q.Len() == 0
 	})
 	stop()

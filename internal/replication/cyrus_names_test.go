@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,7 +10,11 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -65,35 +70,35 @@ func TestCyrusNamesMatchCtlMboxlist(t *testing.T) {
 				if !ok || !strings.HasPrefix(key, "N") {
 					continue
 				}
-				in := DBNameToInternal(key[1:])
+				in := mboxname.DBNameToInternal(key[1:])
 				fromDB[in] = true
-				if back := InternalToDBName(in); back != key[1:] {
+				if back := mboxname.InternalToDBName(in); back != key[1:] {
 					t.Errorf("InternalToDBName(%q) = %q, want the key %q", in, back, key[1:])
 				}
 			}
 			if !mapsEqual(fromDB, ctl) {
-				t.Fatalf("names from mailboxes.db keys:\n%q\nctl_mboxlist -d:\n%q", sortedKeys(fromDB), sortedKeys(ctl))
+				t.Fatalf("names from mailboxes.db keys:\n%q\nctl_mboxlist -d:\n%q", slices.Sorted(maps.Keys(fromDB)), slices.Sorted(maps.Keys(ctl)))
 			}
 			// userid + folder → internal name, and the owner parsed back.
 			var deleted []string
 			for name := range ctl {
-				if IsDeletedName(name) {
+				if mboxname.IsDeletedName(name) {
 					deleted = append(deleted, name)
 				}
 			}
 			for _, c := range cases {
 				want := cyruspair.InternalName(c.user, c.folder)
-				if got := FolderName(c.user, c.folder); got != want {
+				if got := mboxname.FolderName(c.user, c.folder); got != want {
 					t.Errorf("FolderName(%q, %q) = %q, want %q", c.user, c.folder, got, want)
 				}
 				if c != gone && !ctl[want] {
-					t.Errorf("%s/%s: %q not in ctl_mboxlist -d: %q", c.user, c.folder, want, sortedKeys(ctl))
+					t.Errorf("%s/%s: %q not in ctl_mboxlist -d: %q", c.user, c.folder, want, slices.Sorted(maps.Keys(ctl)))
 				}
-				if u := UserOf(want); u != c.user {
+				if u := mboxname.UserOf(want); u != c.user {
 					t.Errorf("UserOf(%q) = %q, want %q", want, u, c.user)
 				}
 			}
-			if len(deleted) != 1 || UserOf(deleted[0]) != gone.user || ParseName(deleted[0]).Rest == "" {
+			if len(deleted) != 1 || mboxname.UserOf(deleted[0]) != gone.user || mboxname.ParseName(deleted[0]).Rest == "" {
 				t.Fatalf("deleted names %q: want one of %s's", deleted, gone.user)
 			}
 			// What sync_server puts on the wire is the same internal name.
@@ -113,8 +118,8 @@ func TestCyrusNamesMatchCtlMboxlist(t *testing.T) {
 					t.Fatalf("GET USER %s: no mailboxes", u)
 				}
 				for _, mb := range st.Mailboxes {
-					if !ctl[mb.Name] || UserOf(mb.Name) != u {
-						t.Errorf("GET USER %s: %q (owner %q) not in ctl_mboxlist -d or not %s's", u, mb.Name, UserOf(mb.Name), u)
+					if !ctl[mb.Name] || mboxname.UserOf(mb.Name) != u {
+						t.Errorf("GET USER %s: %q (owner %q) not in ctl_mboxlist -d or not %s's", u, mb.Name, mboxname.UserOf(mb.Name), u)
 					}
 				}
 			}
@@ -123,7 +128,7 @@ func TestCyrusNamesMatchCtlMboxlist(t *testing.T) {
 }
 
 func mapsEqual(a, b map[string]bool) bool {
-	return slices.Equal(sortedKeys(a), sortedKeys(b))
+	return slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b)))
 }
 
 // TestCyrusCustomDeletedPrefix runs a master whose deletedprefix is not DELETED. A folder
@@ -170,18 +175,18 @@ func TestCyrusCustomDeletedPrefix(t *testing.T) {
 // start, until the test ends.
 func useMasterConfig(t *testing.T, p *cyruspair.Pair) {
 	t.Helper()
-	s, err := ReadMasterSettings(p.Master.ConfigPath)
+	s, err := mboxname.ReadMasterSettings(p.Master.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.DeletedPrefix != p.DeletedPrefix {
 		t.Fatalf("deletedprefix read %q, pair has %q", s.DeletedPrefix, p.DeletedPrefix)
 	}
-	prev := DeletedPrefix()
-	if err := SetDeletedPrefix(s.DeletedPrefix); err != nil {
+	prev := mboxname.DeletedPrefix()
+	if err := mboxname.SetDeletedPrefix(s.DeletedPrefix); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = SetDeletedPrefix(prev) })
+	t.Cleanup(func() { _ = mboxname.SetDeletedPrefix(prev) })
 }
 
 // TestCyrusRollingSkipsSharedFolders: shared folders (no owner) are not replicated. In
@@ -208,18 +213,18 @@ func TestCyrusRollingSkipsSharedFolders(t *testing.T) {
 			}
 			m.Deliver(t, "alice", cyruspair.Message("new", "for alice"))
 			var skipped []skippedRecord
-			retry, err := OpenRetryQueue(t.TempDir())
+			retry, err := state.OpenRetryQueue(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := e.x
-			roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry,
+			roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry,
 				Emit: func(v any) {
 					if s, ok := v.(skippedRecord); ok {
 						skipped = append(skipped, s)
 					}
 				},
-				Runner: &Runner{Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1,
+				Runner: &Runner{Connect: func(context.Context) (*executor.Executor, error) { return x, nil }, Workers: 1,
 					Rec: NewRecorder("rolling", "test", time.Now())}}
 			if err := roll.Cycle(context.Background()); err != nil {
 				t.Fatal(err)

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -67,7 +69,7 @@ func TestCyrusJoinChainNeverEqualWithoutRunning(t *testing.T) {
 // first reads the master's copy of a given folder, i.e. between the plan and the next
 // actions: the batch plans again or escalates and runs actions of a later plan.
 type changingMaster struct {
-	MasterReader
+	executor.MasterReader
 	after    string // the folder whose GET FULLMAILBOX triggers the rename
 	fire     func()
 	switched *bool
@@ -130,13 +132,13 @@ func TestCyrusEscalationKeepsDoneWork(t *testing.T) {
 	e.records = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice", "user.alice.Fresh"}}})
+	res, err := x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice", "user.alice.Fresh"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	escalated := false
 	for _, r := range e.records {
-		_, ok := r.(escalationRecord)
+		_, ok := r.(executor.EscalationRecord)
 		escalated = escalated || ok
 	}
 	if !switched || !escalated {
@@ -148,7 +150,7 @@ func TestCyrusEscalationKeepsDoneWork(t *testing.T) {
 	}
 }
 
-func decisionNames(res *BatchResult, name string) bool {
+func decisionNames(res *executor.BatchResult, name string) bool {
 	for _, d := range res.Decisions {
 		if d.MasterName == name || d.ReplicaName == name {
 			return true
@@ -157,7 +159,7 @@ func decisionNames(res *BatchResult, name string) bool {
 	return false
 }
 
-func decisionsText(res *BatchResult) string {
+func decisionsText(res *executor.BatchResult) string {
 	var b strings.Builder
 	for _, d := range res.Decisions {
 		fmt.Fprintf(&b, "\n  %s %s master=%s replica=%s", d.Action, d.Evidence, d.MasterName, d.ReplicaName)

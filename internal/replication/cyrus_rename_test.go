@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -26,7 +29,7 @@ func (c *userFetches) addFull(n string) {
 }
 
 type countingMaster struct {
-	MasterReader
+	executor.MasterReader
 	c *userFetches
 }
 
@@ -41,7 +44,7 @@ func (m countingMaster) GetFullMailbox(ctx context.Context, n string) (*csync.Ma
 }
 
 type countingReplica struct {
-	ReplicaWriter
+	executor.ReplicaWriter
 	c *userFetches
 }
 
@@ -85,7 +88,7 @@ func TestCyrusRollingRenameMailboxLevel(t *testing.T) {
 			x.Replica = countingReplica{ReplicaWriter: x.Replica, c: &rc}
 			records, rec := rollOnce(ctx, t, x, logDir)
 			for _, r := range records {
-				if er, ok := r.(escalationRecord); ok {
+				if er, ok := r.(executor.EscalationRecord); ok {
 					t.Fatalf("escalated: %+v", er)
 				}
 			}
@@ -115,7 +118,7 @@ func TestCyrusRollingRenameMailboxLevel(t *testing.T) {
 }
 
 // replicaUIDs asks the replica for the named folders: name → uniqueid.
-func replicaUIDs(ctx context.Context, t *testing.T, x *Executor, names ...string) map[string]string {
+func replicaUIDs(ctx context.Context, t *testing.T, x *executor.Executor, names ...string) map[string]string {
 	t.Helper()
 	ms, err := x.Replica.GetMailboxes(ctx, names)
 	if err != nil {
@@ -130,17 +133,17 @@ func replicaUIDs(ctx context.Context, t *testing.T, x *Executor, names ...string
 
 // rollOnce runs one rolling cycle over logDir on x (one worker) and returns what it
 // emitted and recorded.
-func rollOnce(ctx context.Context, t *testing.T, x *Executor, logDir string) ([]any, *Recorder) {
+func rollOnce(ctx context.Context, t *testing.T, x *executor.Executor, logDir string) ([]any, *Recorder) {
 	t.Helper()
 	var records []any
 	var mu sync.Mutex
 	rec := NewRecorder("rolling", "test", time.Now())
-	retry, err := OpenRetryQueue(t.TempDir())
+	retry, err := state.OpenRetryQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Runner: &Runner{
-		Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1, Rec: rec,
+	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Runner: &Runner{
+		Connect: func(context.Context) (*executor.Executor, error) { return x, nil }, Workers: 1, Rec: rec,
 		Emit: func(v any) { mu.Lock(); records = append(records, v); mu.Unlock() },
 	}}
 	if err := roll.Cycle(ctx); err != nil {
@@ -172,7 +175,7 @@ func TestCyrusRollingCreateMailboxLevel(t *testing.T) {
 	x.Replica = countingReplica{ReplicaWriter: e.x.Replica, c: &rc}
 	records, rec := rollOnce(ctx, t, &x, logDir)
 	for _, r := range records {
-		if er, ok := r.(escalationRecord); ok {
+		if er, ok := r.(executor.EscalationRecord); ok {
 			t.Fatalf("escalated: %+v", er)
 		}
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -55,16 +58,16 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 	drainLog(t, logDir)
 	makeFailing(t, e)
 
-	state := t.TempDir()
-	retry, err := OpenRetryQueue(state)
+	stateDir := t.TempDir()
+	retry, err := state.OpenRetryQueue(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	retry.Base = time.Hour // no second try inside this test
 	rec := NewRecorder("rolling", "test", time.Now())
 	x := e.x
-	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry, Runner: &Runner{
-		Connect: func(context.Context) (*Executor, error) { return x, nil },
+	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Runner: &Runner{
+		Connect: func(context.Context) (*executor.Executor, error) { return x, nil },
 		Workers: 1, Attempts: 1, Rec: rec,
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -92,7 +95,7 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 		t.Fatalf("bob retried during backoff or lost: %+v", e)
 	}
 	// The queue is durable: reopened, bob is still owed a full sync.
-	again, err := OpenRetryQueue(state)
+	again, err := state.OpenRetryQueue(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,7 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	defer cancel()
 
 	m.Deliver(t, "alice", cyruspair.Message("new", "mail"))
-	res, err := e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
+	res, err := e.x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +131,7 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 
 	m.CreateFolder(t, "alice", "Fresh")
 	m.Append(t, "alice", "Fresh", cyruspair.Message("f", "fresh"))
-	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Fresh"}}})
+	res, err = e.x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice.Fresh"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +143,7 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	// The old name is not in the batch, but the master's mailboxes.db has it in the
 	// folder's name history: still a mailbox-level rename.
 	m.Rename(t, "alice", "Fresh", "Moved")
-	res, err = e.x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Moved"}}})
+	res, err = e.x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice.Moved"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +156,7 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	x := *e.x
 	x.MailboxesDB = nil
 	e.records = nil
-	res, err = x.SyncWork(ctx, []UserWork{{User: "alice", Mailboxes: []string{"user.alice.Final"}}})
+	res, err = x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice.Final"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +165,7 @@ func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	}
 	escalated := false
 	for _, r := range e.records {
-		if er, ok := r.(escalationRecord); ok && strings.Contains(er.Reason, "master only") {
+		if er, ok := r.(executor.EscalationRecord); ok && strings.Contains(er.Reason, "master only") {
 			escalated = true
 		}
 	}
@@ -189,21 +192,21 @@ func TestCyrusRollingBadLine(t *testing.T) {
 	appendLog(t, logDir, "FROBNICATE user.alice")
 	m.Deliver(t, "alice", cyruspair.Message("after", "y"))
 	// The backlog counts the real log's entries (lines), the oldest one dated.
-	var tr PendingTracker
-	if p := tr.Observe(LogDir{Dir: logDir}); p.Entries < 4 || p.Since.IsZero() {
+	var tr synclog.PendingTracker
+	if p := tr.Observe(synclog.NewDir(logDir)); p.Entries < 4 || p.Since.IsZero() {
 		t.Fatalf("pending before the cycle: %+v, want at least 4 entries, dated", p)
 	}
 	rec := NewRecorder("rolling", "test", time.Now())
-	retry, _ := OpenRetryQueue(t.TempDir())
+	retry, _ := state.OpenRetryQueue(t.TempDir())
 	var bad []badLineRecord
 	x := e.x
-	roll := &Rolling{Log: LogDir{Dir: logDir}, Retry: retry,
+	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry,
 		Emit: func(v any) {
 			if b, ok := v.(badLineRecord); ok {
 				bad = append(bad, b)
 			}
 		},
-		Runner: &Runner{Connect: func(context.Context) (*Executor, error) { return x, nil }, Workers: 1, Rec: rec}}
+		Runner: &Runner{Connect: func(context.Context) (*executor.Executor, error) { return x, nil }, Workers: 1, Rec: rec}}
 	if err := roll.Cycle(context.Background()); err != nil {
 		t.Fatal(err)
 	}

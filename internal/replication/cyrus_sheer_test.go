@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -17,17 +18,17 @@ import (
 // drainLog empties the channel log (everything so far is replicated by the caller).
 func drainLog(t *testing.T, dir string) {
 	t.Helper()
-	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error { scanAll(sc); return sc.Err() })
-	if err != nil && !errors.Is(err, ErrNoLog) {
+	err := synclog.NewDir(dir).ConsumeOnce(func(sc *synclog.Scanner, _ bool) error { synclog.ScanAll(sc); return sc.Err() })
+	if err != nil && !errors.Is(err, synclog.ErrNoLog) {
 		t.Fatal(err)
 	}
 }
 
-func takeLog(t *testing.T, dir string) []LogEntry {
+func takeLog(t *testing.T, dir string) []synclog.Entry {
 	t.Helper()
-	var out []LogEntry
-	err := LogDir{Dir: dir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-		e, bad := scanAll(sc)
+	var out []synclog.Entry
+	err := synclog.NewDir(dir).ConsumeOnce(func(sc *synclog.Scanner, _ bool) error {
+		e, bad := synclog.ScanAll(sc)
 		if len(bad) > 0 {
 			t.Fatalf("master wrote lines we cannot parse: %+v", bad)
 		}
@@ -40,7 +41,7 @@ func takeLog(t *testing.T, dir string) []LogEntry {
 	return out
 }
 
-func mentions(e LogEntry, name string) bool { return slices.Contains(e.Args, name) }
+func mentions(e synclog.Entry, name string) bool { return slices.Contains(e.Args, name) }
 
 func TestCyrusSyncSheer(t *testing.T) {
 	cases := []struct {
@@ -68,7 +69,7 @@ func TestCyrusSyncSheer(t *testing.T) {
 				m.Append(t, "alice", c.from, cyruspair.Message("new", "one more"))
 				m.Rename(t, "alice", c.from, c.to)
 				entries := takeLog(t, logDir)
-				var first, second []LogEntry
+				var first, second []synclog.Entry
 				for _, en := range entries {
 					if mentions(en, c.first) && en.Type != "RENAME" {
 						first = append(first, en)
@@ -81,8 +82,8 @@ func TestCyrusSyncSheer(t *testing.T) {
 				}
 				bodies := 0
 				var decisions []report.Decision
-				for i, part := range [][]LogEntry{first, second} {
-					for _, b := range GroupEntries(part).Batches {
+				for i, part := range [][]synclog.Entry{first, second} {
+					for _, b := range synclog.GroupEntries(part).Batches {
 						res := e.sync(t, b.UserNames()...)
 						bodies += res.BodiesSent
 						decisions = append(decisions, res.Decisions...)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -48,25 +50,25 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 
 	appends := map[string]int{}
 	cycles := 0
-	gr := NewGrouper()
+	gr := synclog.NewGrouper()
 	replicate := func() error {
 		for _, b := range gr.Batches().Batches {
 			if _, err := e.x.SyncWork(ctx, b.Users); err != nil {
 				return err
 			}
 		}
-		gr = NewGrouper()
+		gr = synclog.NewGrouper()
 		return nil
 	}
 	cycle := func() error {
-		err := LogDir{Dir: logDir}.ConsumeOnce(func(sc *LogScanner, _ bool) error {
-			entries, bad := scanAll(sc)
+		err := synclog.NewDir(logDir).ConsumeOnce(func(sc *synclog.Scanner, _ bool) error {
+			entries, bad := synclog.ScanAll(sc)
 			if len(bad) > 0 {
 				return fmt.Errorf("lines Cyrus wrote do not parse: %+v", bad)
 			}
 			for _, en := range entries {
 				if en.Type == "APPEND" {
-					appends[UserOf(en.Args[0])]++
+					appends[mboxname.UserOf(en.Args[0])]++
 				}
 			}
 			// Replicate every fourth cycle; in between, take the log as fast as possible.
@@ -78,7 +80,7 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 			}
 			return replicate()
 		})
-		if err == nil || !errors.Is(err, ErrNoLog) {
+		if err == nil || !errors.Is(err, synclog.ErrNoLog) {
 			cycles++
 		}
 		return err
@@ -89,7 +91,7 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 			done = true
 		default:
 		}
-		if err := cycle(); err != nil && !errors.Is(err, ErrNoLog) {
+		if err := cycle(); err != nil && !errors.Is(err, synclog.ErrNoLog) {
 			t.Fatal(err)
 		}
 		if ctx.Err() != nil {
@@ -101,7 +103,7 @@ func TestCyrusLMTPDeliveriesRaceTightCycles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if err := cycle(); errors.Is(err, ErrNoLog) {
+		if err := cycle(); errors.Is(err, synclog.ErrNoLog) {
 			break
 		} else if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
@@ -222,7 +223,7 @@ func TestCyrusRowUserDeleted(t *testing.T) {
 	}
 }
 
-func decisionsOf(res *BatchResult) []string {
+func decisionsOf(res *executor.BatchResult) []string {
 	var out []string
 	for _, d := range res.Decisions {
 		out = append(out, string(d.Action)+"/"+string(d.Evidence)+" "+d.ReplicaName+">"+d.MasterName)

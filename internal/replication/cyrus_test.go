@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -20,7 +23,7 @@ import (
 
 type env struct {
 	p       *cyruspair.Pair
-	x       *Executor
+	x       *executor.Executor
 	mu      sync.Mutex // executors of several workers emit at once
 	records []any
 }
@@ -33,7 +36,7 @@ func startEnv(t *testing.T, mode string, second bool) *env {
 	return e
 }
 
-func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
+func (e *env) executor(t *testing.T, target *cyruspair.Instance) *executor.Executor {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -47,20 +50,20 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *Executor {
 		t.Fatalf("dial replica: %v", err)
 	}
 	t.Cleanup(func() { m.Close(); r.Close() })
-	led, err := OpenLedger(t.TempDir())
+	led, err := state.OpenLedger(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := NewMailboxesDBReader("", e.p.Master.ConfigPath)
+	db, err := mboxdb.NewReader("", e.p.Master.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Executor{Pair: "test", Master: m, Replica: r, Ledger: led, MailboxesDB: db.ForUsers,
+	return &executor.Executor{Pair: "test", Master: m, Replica: r, Ledger: led, MailboxesDB: db.ForUsers,
 		Emit: func(rec any) { e.mu.Lock(); e.records = append(e.records, rec); e.mu.Unlock() },
 	}
 }
 
-func (e *env) sync(t *testing.T, users ...string) *BatchResult {
+func (e *env) sync(t *testing.T, users ...string) *executor.BatchResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -91,7 +94,7 @@ func userState(t *testing.T, addr string, p *cyruspair.Pair, user string) string
 	var lines []string
 	for _, m := range u.Mailboxes {
 		lines = append(lines, fmt.Sprintf("MAILBOX %s %s type=%q uv=%d last=%d hms=%d crc=%d/%d acl=%q opt=%q ann=%q",
-			m.UniqueID, m.Name, m.Type, m.UIDValidity, m.LastUID, m.HighestModSeq, m.SyncCRC, m.SyncCRCAnnot, m.ACL, m.Options, renderAnnotations(m.Annotations)))
+			m.UniqueID, m.Name, m.Type, m.UIDValidity, m.LastUID, m.HighestModSeq, m.SyncCRC, m.SyncCRCAnnot, m.ACL, m.Options, executor.RenderAnnotations(m.Annotations)))
 		if strings.ContainsAny(m.Type, "di") {
 			continue
 		}
@@ -130,7 +133,7 @@ func assertEqual(t *testing.T, p *cyruspair.Pair, target *cyruspair.Instance, us
 	}
 }
 
-func hasDecision(res *BatchResult, a report.Action, ev report.Evidence, replicaName string) bool {
+func hasDecision(res *executor.BatchResult, a report.Action, ev report.Evidence, replicaName string) bool {
 	for _, d := range res.Decisions {
 		if d.Action == a && d.Evidence == ev && (replicaName == "" || d.ReplicaName == replicaName || d.MasterName == replicaName) {
 			return true

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
@@ -30,7 +31,7 @@ func NewRecorder(mode, pair string, now time.Time) *Recorder {
 }
 
 // AddBatch records a batch's users, decisions and mismatches.
-func (r *Recorder) AddBatch(res *BatchResult, now time.Time) {
+func (r *Recorder) AddBatch(res *executor.BatchResult, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, d := range res.Decisions {

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Rolling consumes a sync-log channel the way `sync_client -r` does, with per-user
@@ -20,22 +23,23 @@ import (
 // mail keeps flowing, and entries for a user in flight wait in the queue until it is
 // done.
 type Rolling struct {
-	Log    LogDir
+	// Log is where the sync-log entries come from: the channel directory
+	// (*synclog.Dir) or the master's agent.
+	Log    synclog.Source
 	Runner *Runner
-	Retry  *RetryQueue
+	Retry  *state.RetryQueue
 	// Pending holds the work taken from the log and not yet replicated (nil: kept in
 	// memory only, then a crash loses what was taken; the replicator always sets it).
-	Pending  *PendingQueue
+	Pending  *state.PendingQueue
 	Interval time.Duration             // pause between passes when there is nothing to do
 	Publish  func(ctx context.Context) // called after every pass (reports, metrics)
 	Emit     func(rec any)
 	Now      func() time.Time
 
-	pool    chan *Executor // a token per worker: its idle executor (nil: connect on use)
+	pool    chan *executor.Executor // a token per worker: its idle executor (nil: connect on use)
 	results chan flight
 	busy    map[string]bool // users in flight
 	running int
-	lag     PendingTracker // dates the oldest entry of log and log-run
 	// ran: users run in the current Cycle, not run again in it as due retries (a zero
 	// backoff would otherwise loop).
 	ran map[string]bool
@@ -52,14 +56,14 @@ func (r *Rolling) init() {
 		return
 	}
 	workers := max(r.Runner.Workers, 1)
-	r.pool = make(chan *Executor, workers)
+	r.pool = make(chan *executor.Executor, workers)
 	for range workers {
 		r.pool <- nil
 	}
 	r.results = make(chan flight, workers)
 	r.busy = map[string]bool{}
 	if r.Pending == nil {
-		r.Pending, _ = OpenPendingQueue("")
+		r.Pending, _ = state.OpenPendingQueue("")
 	}
 }
 
@@ -92,10 +96,10 @@ func (r *Rolling) Cycle(ctx context.Context) error {
 	r.ran = map[string]bool{}
 	defer func() { r.ran = nil }()
 	start := r.now()
-	logErr := r.take()
+	logErr := r.take(ctx)
 	var settled, failed int
 	for {
-		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
 		}
 		if r.running == 0 {
@@ -119,8 +123,8 @@ func (r *Rolling) Run(ctx context.Context) error {
 	for {
 		start := r.now()
 		settled, failed := r.settle(ctx, false)
-		logErr := r.take()
-		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, ErrNoLog)) {
+		logErr := r.take(ctx)
+		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
 		}
 		r.report(ctx, start, settled, failed, logErr)
@@ -146,9 +150,13 @@ func (r *Rolling) Run(ctx context.Context) error {
 // take moves the log (or a leftover log-run) into the pending queue, saved before
 // log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
 // was nothing.
-func (r *Rolling) take() error {
-	since := r.lag.Observe(r.Log).Since // date a new log before it is taken
-	return r.Log.ConsumeOnce(func(sc *LogScanner, reprocessed bool) error {
+func (r *Rolling) take(ctx context.Context) error {
+	waiting, err := r.Log.Backlog(ctx) // date a new log before it is taken
+	if err != nil {
+		return fmt.Errorf("sync-log backlog: %w", err)
+	}
+	since := waiting.Since
+	return r.Log.Take(ctx, func(sc *synclog.Scanner, reprocessed bool) error {
 		g, err := r.group(sc, reprocessed)
 		if err != nil {
 			return err
@@ -166,7 +174,7 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 	var deferred []int
 	queued := map[string]bool{}
 	free := len(r.pool)
-	r.Pending.Ready(r.isBusy, func(pb PendingBatch) bool {
+	r.Pending.Ready(r.isBusy, func(pb state.PendingBatch) bool {
 		users := pb.UserNames()
 		if slices.ContainsFunc(users, func(u string) bool { return r.Retry.Waiting(u, now) }) {
 			for _, u := range users {
@@ -217,7 +225,7 @@ func (r *Rolling) dispatch(ctx context.Context) error {
 func (r *Rolling) isBusy(u string) bool { return r.busy[u] }
 
 // start runs one job on a worker.
-func (r *Rolling) start(ctx context.Context, f flight, x *Executor) {
+func (r *Rolling) start(ctx context.Context, f flight, x *executor.Executor) {
 	for _, u := range f.Job.Users {
 		r.busy[u] = true
 		if r.ran != nil {
@@ -305,7 +313,10 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 			failed++
 		}
 	}
-	waiting := r.lag.Observe(r.Log)
+	waiting, err := r.Log.Backlog(ctx)
+	if err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
+		logErr = fmt.Errorf("sync-log backlog: %w", err)
+	}
 	backlog := waiting.Entries + r.Pending.Len()
 	since := waiting.Since
 	if q := r.Pending.Since(); !q.IsZero() && (since.IsZero() || q.Before(since)) {
@@ -319,7 +330,7 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 		// publishes an unchanged report (no ConfigMap write, no status churn).
 		r.Runner.Rec.SetBacklog(&backlog)
 	}
-	if logErr != nil && !errors.Is(logErr, ErrNoLog) {
+	if logErr != nil && !errors.Is(logErr, synclog.ErrNoLog) {
 		r.Runner.Rec.SetError(logErr, r.now())
 	} else if passFailed == 0 {
 		r.Runner.Rec.MarkSuccess(r.now())
@@ -353,8 +364,8 @@ func (r *Rolling) stop() {
 // group streams the log into per-user work: memory grows with the distinct users and
 // folders named, not with the number of lines. Malformed lines and entries the
 // replicator does not act on are recorded as they are met.
-func (r *Rolling) group(sc *LogScanner, reprocessed bool) (Grouped, error) {
-	gr := NewGrouper()
+func (r *Rolling) group(sc *synclog.Scanner, reprocessed bool) (synclog.Grouped, error) {
+	gr := synclog.NewGrouper()
 	for {
 		e, bad, ok := sc.Next()
 		switch {

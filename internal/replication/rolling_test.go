@@ -6,6 +6,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // TestRollingSchedulingRace: the rolling loop's scheduling, without a server (it runs
@@ -16,17 +20,19 @@ import (
 func TestRollingSchedulingRace(t *testing.T) {
 	end := &fakeEnd{calls: map[string]int{}, block: make(chan struct{})}
 	logDir := t.TempDir()
-	log := LogDir{Dir: logDir}
-	pending, err := OpenPendingQueue(log.PendingPath())
+	log := synclog.NewDir(logDir)
+	pending, err := state.OpenPendingQueue(log.PendingPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	retry, err := OpenRetryQueue(t.TempDir())
+	retry, err := state.OpenRetryQueue(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	roll := &Rolling{Log: log, Retry: retry, Pending: pending, Interval: time.Millisecond,
-		Runner: &Runner{Connect: func(context.Context) (*Executor, error) { return &Executor{Master: end, Replica: end}, nil },
+		Runner: &Runner{Connect: func(context.Context) (*executor.Executor, error) {
+			return &executor.Executor{Master: end, Replica: end}, nil
+		},
 			Workers: 2, Rec: NewRecorder("rolling", "p", time.Now())}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard
 	defer cancel()
@@ -66,4 +72,12 @@ func TestRollingSchedulingRace(t *testing.T) {
 		segs, _ := filepath.Glob(filepath.Join(log.PendingPath(), "*.json"))
 		return len(segs) == 0
 	})
+}
+
+// appendLog writes one entry the way Cyrus's sync_log_base does (synclog.AppendLine).
+func appendLog(t testing.TB, dir, line string) {
+	t.Helper()
+	if err := synclog.AppendLine(dir, line); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -7,11 +7,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // Connector opens an executor with fresh connections to both servers.
-type Connector func(ctx context.Context) (*Executor, error)
+type Connector func(ctx context.Context) (*executor.Executor, error)
 
 // Replica-only policies: what a kept replica-only folder (no evidence) means for the
 // user's outcome. The folder itself is always kept and reported.
@@ -43,13 +45,13 @@ type Job struct {
 	Users  []string
 	Verify bool
 	// Work, when set, is the sync-log work of the batch: mailbox-level when it can be.
-	Work []UserWork
+	Work []synclog.UserWork
 }
 
 // JobResult is the outcome of a job after its last attempt.
 type JobResult struct {
 	Job      Job
-	Result   *BatchResult
+	Result   *executor.BatchResult
 	Err      error
 	Attempts int
 }
@@ -110,7 +112,7 @@ func (r *Runner) run(ctx context.Context, jobs []Job, done func(JobResult)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var x *Executor
+			var x *executor.Executor
 			defer func() {
 				if x != nil && x.Close != nil {
 					x.Close()
@@ -144,7 +146,7 @@ func (r *Runner) run(ctx context.Context, jobs []Job, done func(JobResult)) {
 }
 
 // attempt runs one job on the worker's executor, connecting (again) when needed.
-func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult, error) {
+func (r *Runner) attempt(ctx context.Context, x **executor.Executor, j Job) (*executor.BatchResult, error) {
 	tick := func() {}
 	if r.BatchTimeout > 0 {
 		var stop func()
@@ -160,7 +162,7 @@ func (r *Runner) attempt(ctx context.Context, x **Executor, j Job) (*BatchResult
 		*x = e
 	}
 	(*x).Progress = tick
-	var res *BatchResult
+	var res *executor.BatchResult
 	var err error
 	if len(j.Work) > 0 && !j.Verify {
 		res, err = (*x).SyncWork(ctx, j.Work)

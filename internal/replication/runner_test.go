@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 // fakeEnd answers GET USER with one INBOX per user, and fails for user "bad"; it is
 // enough for the runner's scheduling, which is what these tests are about.
 type fakeEnd struct {
-	ReplicaWriter // unimplemented methods panic: the plans here never need them
-	mu            sync.Mutex
-	calls         map[string]int
-	block         chan struct{} // GET USER of "slow" waits on it
+	executor.ReplicaWriter // unimplemented methods panic: the plans here never need them
+	mu                     sync.Mutex
+	calls                  map[string]int
+	block                  chan struct{} // GET USER of "slow" waits on it
 }
 
 func (f *fakeEnd) GetUser(ctx context.Context, u string) (*csync.UserState, error) {
@@ -37,7 +39,7 @@ func (f *fakeEnd) GetUser(ctx context.Context, u string) (*csync.UserState, erro
 			return nil, ctx.Err()
 		}
 	}
-	return &csync.UserState{Mailboxes: []csync.Mailbox{{UniqueID: "id-" + u, Name: UserRoot(u), UIDValidity: 1}}}, nil
+	return &csync.UserState{Mailboxes: []csync.Mailbox{{UniqueID: "id-" + u, Name: mboxname.UserRoot(u), UIDValidity: 1}}}, nil
 }
 
 func (f *fakeEnd) GetUniqueIDs(context.Context, []string) ([]csync.Mailbox, error) { return nil, nil }
@@ -54,9 +56,9 @@ func TestRunnerRetriesWithoutBlocking(t *testing.T) {
 	end := &fakeEnd{calls: map[string]int{}, block: make(chan struct{})}
 	var connects atomic.Int32
 	r := &Runner{
-		Connect: func(context.Context) (*Executor, error) {
+		Connect: func(context.Context) (*executor.Executor, error) {
 			connects.Add(1)
-			return &Executor{Master: end, Replica: end}, nil
+			return &executor.Executor{Master: end, Replica: end}, nil
 		},
 		Workers:  2,
 		Attempts: 3,
@@ -119,7 +121,9 @@ func TestRunRecordRecordsAsJobsEnd(t *testing.T) {
 	end := &countingEnd{fakeEnd: fakeEnd{calls: map[string]int{}}, rec: rec}
 	var lines atomic.Int32
 	r := &Runner{
-		Connect: func(context.Context) (*Executor, error) { return &Executor{Master: end, Replica: end}, nil },
+		Connect: func(context.Context) (*executor.Executor, error) {
+			return &executor.Executor{Master: end, Replica: end}, nil
+		},
 		Workers: 1, Rec: rec,
 		Emit: func(v any) {
 			if _, ok := v.(userLine); ok {
@@ -162,7 +166,9 @@ func BenchmarkRunRecordMemory(b *testing.B) {
 			for range b.N {
 				rec := NewRecorder("sync", "p", time.Now())
 				end := &heapEnd{fakeEnd: fakeEnd{calls: map[string]int{}}, last: fmt.Sprintf("u%d", n-1)}
-				r := &Runner{Connect: func(context.Context) (*Executor, error) { return &Executor{Master: end, Replica: end}, nil }, Workers: 4, Rec: rec}
+				r := &Runner{Connect: func(context.Context) (*executor.Executor, error) {
+					return &executor.Executor{Master: end, Replica: end}, nil
+				}, Workers: 4, Rec: rec}
 				jobs := make([]Job, n)
 				for i := range jobs {
 					jobs[i] = Job{Users: []string{fmt.Sprintf("u%d", i)}}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -629,7 +629,7 @@ func resourceVersions(t *testing.T, ctx context.Context, c *cluster, objs []stri
 // in the instance's mailboxes.db, or "" when no live folder has that name.
 func uniqueIDOf(t *testing.T, inst *cyruspair.Instance, name string) string {
 	t.Helper()
-	db := replication.ParseMailboxesDB([]byte(inst.MailboxesDB(t)))
+	db := mboxdb.Parse([]byte(inst.MailboxesDB(t)))
 	for uid, n := range db.Live {
 		if n == name {
 			return uid

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -61,7 +61,7 @@ func TestReplicaRestartUnderRolling(t *testing.T) {
 	t.Logf("%d failed user lines while the replica was down", len(failedLines(roll.output())))
 }
 
-func retryQueue(t *testing.T, stateDir string) map[string]replication.RetryEntry {
+func retryQueue(t *testing.T, stateDir string) map[string]state.RetryEntry {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(stateDir, "retry.json"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -70,11 +70,11 @@ func retryQueue(t *testing.T, stateDir string) map[string]replication.RetryEntry
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []replication.RetryEntry
+	var list []state.RetryEntry
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil // caught between writes is impossible (atomic), but be lenient
 	}
-	out := map[string]replication.RetryEntry{}
+	out := map[string]state.RetryEntry{}
 	for _, e := range list {
 		out[e.User] = e
 	}

@@ -1,0 +1,214 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/plan"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
+)
+
+// EscalationRecord is the JSON line written when a mailbox-level batch becomes a full
+// user sync.
+type EscalationRecord struct {
+	Type   string   `json:"type"`
+	Users  []string `json:"users"`
+	Reason string   `json:"reason"`
+}
+
+// SyncWork runs a log batch. When every user of the batch only has MAILBOX/APPEND-level
+// work, it compares just the named folders (plus their name history); if a folder then
+// exists at one end only, a name is held by different uniqueids, or a uniqueid has
+// different names, it escalates to a full user sync, as does any user-level entry.
+func (x *Executor) SyncWork(ctx context.Context, work []synclog.UserWork) (*BatchResult, error) {
+	users := make([]string, len(work))
+	var names []string
+	full := false
+	for i, w := range work {
+		users[i] = w.User
+		full = full || w.Full || w.Meta || len(w.Mailboxes) == 0
+		names = append(names, w.Mailboxes...)
+	}
+	if full {
+		return x.Sync(ctx, users, false)
+	}
+	x.diverged, x.newDiverged = nil, 0
+	defer x.releaseWriters()
+	if err := x.holdWriters(ctx, users); err != nil {
+		return nil, err
+	}
+	res, escalate, err := x.syncMailboxes(ctx, users, names)
+	if err != nil || escalate == "" {
+		return res, err
+	}
+	x.emit(EscalationRecord{Type: "escalation", Users: users, Reason: escalate})
+	// What the mailbox-level pass did (actions, bodies, records) stays in the result.
+	return x.sync(ctx, users, false, res)
+}
+
+// syncMailboxes is the mailbox-level path. It returns a non-empty reason when the batch
+// must escalate to a full user sync instead.
+func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*BatchResult, string, error) {
+	start := x.now()
+	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	applied, widened := false, false
+	for round := 0; round < maxRounds; round++ {
+		ms, err := x.Master.GetMailboxes(ctx, names)
+		if err != nil {
+			return res, "", fmt.Errorf("master GET MAILBOXES: %w", err)
+		}
+		rs, err := x.Replica.GetMailboxes(ctx, names)
+		if err != nil {
+			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
+		}
+		in := plan.Input{Pair: x.Pair, Now: x.now(), Users: users}
+		in.HoldUnmarked = x.HoldUnmarked
+		// The in-step marks, as in the full path: a folder written on the replica since
+		// it was last in step is never renamed into DELETED.* or deleted.
+		if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {
+			return res, "", err
+		}
+		for i := range ms {
+			in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
+		}
+		for i := range rs {
+			in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
+		}
+		if x.MailboxesDB != nil && !widened && !sameFolders(in.Master.Folders, in.Replica.Folders) {
+			// Something was renamed, created or deleted: the names this batch touches
+			// include every former name of its folders, from the master's mailboxes.db.
+			widened = true
+			var uids []string
+			for _, f := range in.Master.Folders {
+				uids = append(uids, f.UniqueID)
+			}
+			db, err := x.MailboxesDB(ctx, users, uids)
+			if err != nil {
+				return res, "", fmt.Errorf("master mailboxes.db: %w", err)
+			}
+			before := len(names)
+			for _, uid := range uids {
+				names = append(names, db.History[uid]...)
+			}
+			sort.Strings(names)
+			if names = slices.Compact(names); len(names) > before {
+				round-- // read again with the former names; this was not a round
+				continue
+			}
+		}
+		// A folder on the master only: ask the replica for its uniqueid under any name.
+		masterOnly := missingFrom(in.Master.Folders, in.Replica.Folders)
+		absent := map[string]bool{}
+		if len(masterOnly) > 0 {
+			found, err := lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly)
+			if err != nil {
+				return res, "", fmt.Errorf("replica GET UNIQUEIDS: %w", err)
+			}
+			for uid, name := range found {
+				absent[uid] = name == ""
+			}
+			in.Evidence.ReplicaLookup = found
+		}
+		if esc, why := plan.NeedsFullSync(names, in.Master.Folders, in.Replica.Folders, absent); esc {
+			return res, why, nil
+		}
+		p := plan.Compute(in)
+		if slices.ContainsFunc(p.Actions, func(a plan.Action) bool { return a.Op == plan.OpMoveAside }) {
+			// A split-brain: the rescue folder is a new folder of the user.
+			return res, "split-brain: a replica folder is ahead of the master's", nil
+		}
+		if !applied || p.Empty() || round < maxRounds-1 {
+			// The first plan, and a later one about to run or only confirming and
+			// keeping (recordPlan skips repeats).
+			x.recordPlan(res, &p)
+		}
+		if p.Empty() {
+			res.Equal = p.Blocked == 0
+			if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
+				return res, "", err
+			}
+			break
+		}
+		if round == maxRounds-1 {
+			break
+		}
+		n, err := x.Execute(ctx, &p, in)
+		res.BodiesSent += n
+		applied = true
+		if errors.Is(err, ErrChangedUnderUs) {
+			return res, err.Error(), nil
+		}
+		if err != nil {
+			return res, "", err
+		}
+		if err := x.Replica.Restart(ctx); err != nil {
+			return res, "", fmt.Errorf("replica RESTART: %w", err)
+		}
+		if x.newDiverged > 0 {
+			x.newDiverged = 0
+			return res, "split-brain: the replica refused the master's state for a folder", nil
+		}
+	}
+	res.DurationMS = x.now().Sub(start).Milliseconds()
+	x.userResults(res, users)
+	return res, "", nil
+}
+
+// sameFolders reports whether both ends hold the same uniqueids under the same names:
+// then nothing was renamed, created or deleted, and mailboxes.db has nothing to add.
+func sameFolders(master, replica []plan.Folder) bool {
+	if len(master) != len(replica) {
+		return false
+	}
+	at := make(map[string]string, len(master))
+	for _, f := range master {
+		at[f.UniqueID] = f.Name
+	}
+	for _, f := range replica {
+		if name, ok := at[f.UniqueID]; !ok || name != f.Name || f.UniqueID == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// markInStep records in the users' ledgers the state of the folders found in step
+// (see LedgerEntry.InStep), so that a later delete can tell whether the replica was
+// written since.
+func (x *Executor) markInStep(users []string, master, replica []plan.Folder) error {
+	if x.Ledger == nil {
+		return nil
+	}
+	for _, u := range users {
+		l, err := x.Ledger.Load(u)
+		if err != nil {
+			return err
+		}
+		if err := x.noteInLedger(l, master, replica, x.now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ledgerView is the batch users' part of the ledger (nil without a ledger).
+func (x *Executor) ledgerView(users []string) (plan.LedgerView, error) {
+	if x.Ledger == nil {
+		return nil, nil
+	}
+	var ls state.Ledgers
+	for _, u := range users {
+		l, err := x.Ledger.Load(u)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
