@@ -13,6 +13,8 @@
 #   CYRUSREPL_FLEET_SIZES       users per fleet sub-benchmark ("50,200"), CYRUSREPL_FLEET_FOLDERS (20),
 #                               CYRUSREPL_FLEET_MSGS (20), CYRUSREPL_FLEET_PERFOLDER (3)
 #   CYRUSREPL_LAG_USERS, CYRUSREPL_LAG_RATE, CYRUSREPL_LAG_SECONDS   (10 users, 10/s, 30 s)
+#   CYRUSREPL_LAG_AGENT         1 = the replicator through cmd/agent, 0 = local channel
+#                               (unset: through the agent when the module has cmd/agent)
 #   CYRUSREPL_SCALE_PAIRS       ReplicationPairs of the operator benchmark (1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,6 +16,8 @@ package bench
 // fails if a message never shows up, if either program exits with an error, or if the
 // replicas differ from the master afterwards. Goal: our p99 at most half of stock's.
 //
+// CYRUSREPL_LAG_AGENT: 1 = the replicator through the master agent (cmd/agent), 0 = on
+// the local channel directory; unset = through the agent when the module has one.
 // CYRUSREPL_LAG_OURS_ARGS adds flags to the replicator (e.g. "--interval 100ms").
 // Run: go test -run '^$' -bench BenchmarkLag -benchtime 1x -timeout 30m ./test/bench/
 
@@ -208,9 +210,14 @@ func lagOnce(b *testing.B, bin string) {
 }
 
 // oursRollingArgs is the replicator's rolling command line: through the master agent
-// when CYRUSREPL_LAG_AGENT=1 (agent.go), else on the local sync-log channel.
+// (agent_test.go) when CYRUSREPL_LAG_AGENT=1, or when it is unset and the module has
+// cmd/agent; on the local sync-log channel when it is 0 or there is no agent.
 func oursRollingArgs(b *testing.B, p *cyruspair.Pair, common []string) ([]string, string) {
-	if os.Getenv("CYRUSREPL_LAG_AGENT") == "1" {
+	useAgent := os.Getenv("CYRUSREPL_LAG_AGENT") == "1"
+	if os.Getenv("CYRUSREPL_LAG_AGENT") == "" {
+		useAgent = exec.Command("go", "list", "github.com/cyrusrepl/cyrusrepl/cmd/agent").Run() == nil
+	}
+	if useAgent {
 		return append(append([]string{"rolling"}, startAgent(b, p, p.Channel)...), common...), "through the agent, channel " + p.Channel
 	}
 	return append([]string{"rolling", "--sync-log", p.Master.SyncLogDir(p.Channel), "--master-config", p.Master.ConfigPath}, common...),
