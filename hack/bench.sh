@@ -10,7 +10,7 @@
 #   CYRUSREPL_BENCH_RUNS        fleet runs per size (3; at least 3)
 #   CYRUSREPL_ONEPASS_SIZES     INBOX sizes of the one-message passes ("1000,10000,50000")
 #   CYRUSREPL_ONEPASS_PASSES    one-message passes per size (10; at least 3)
-#   CYRUSREPL_FLEET_SIZES       users per fleet sub-benchmark ("50,200"), CYRUSREPL_FLEET_FOLDERS (20),
+#   CYRUSREPL_FLEET_SIZES       users per fleet sub-benchmark ("200"), CYRUSREPL_FLEET_FOLDERS (20),
 #                               CYRUSREPL_FLEET_MSGS (20), CYRUSREPL_FLEET_PERFOLDER (3)
 #   CYRUSREPL_LAG_USERS, CYRUSREPL_LAG_RATE, CYRUSREPL_LAG_SECONDS   (10 users, 10/s, 30 s)
 #   CYRUSREPL_LAG_AGENT         1 = the replicator through cmd/agent, 0 = local channel

@@ -11,7 +11,7 @@ package bench
 //	renames  one folder renamed per user, nothing else: the replicator must send 0 bodies
 //	audit    a full walk of every user when nothing changed
 //
-// Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "50,200"),
+// Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "200"),
 // CYRUSREPL_FLEET_FOLDERS (20 per user besides INBOX), CYRUSREPL_FLEET_MSGS (20 INBOX
 // messages per user), CYRUSREPL_FLEET_PERFOLDER (3 messages copied into each folder),
 // CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines),
@@ -47,7 +47,7 @@ func (s fleetSize) messages() int { return s.users * (s.inbox + s.folders*s.perF
 
 func fleetSizes() []int {
 	var out []int
-	for _, f := range strings.Split(envStr("CYRUSREPL_FLEET_SIZES", "50,200"), ",") {
+	for _, f := range strings.Split(envStr("CYRUSREPL_FLEET_SIZES", "200"), ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
 			out = append(out, n)
 		}
