@@ -61,7 +61,7 @@ test: lint verify cyrus k8s-binaries helm test-race test-only test-default-names
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
-RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/
+RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/
 test-race:
 	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -75,7 +75,7 @@ test-only:
 ## replicator run, csync dial and IMAP session of the tests uses STARTTLS verified
 ## against the pair's CA); test-only runs them in netnews, plaintext, first.
 ## Tests that already run each namespace themselves are not repeated.
-NAMESPACE_PKGS ?= ./internal/replication/ ./internal/mboxdb/ ./cmd/replicator/ ./test/fault/
+NAMESPACE_PKGS ?= ./internal/replication/ ./internal/mboxdb/ ./internal/cyrusindex/ ./cmd/replicator/ ./test/fault/
 NAMESPACE_SKIP ?= TestCyrusNamesMatchCtlMboxlist|TestCyrusRollingSkipsSharedFolders|TestCLIAuditDottedDomainUsers
 test-default-namespace:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default CYRUSREPL_TLS=1 \

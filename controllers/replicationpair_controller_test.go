@@ -45,7 +45,7 @@ func TestPairCreatesDeployment(t *testing.T) {
 	}
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	want := []string{"rolling", "--sync-log", "/var/lib/cyrusrepl/sync-log/sync/cyrusrepl",
+	want := []string{"rolling", "--sync-log", "/var/lib/cyrusrepl/sync-log/sync/cyrusrepl", "--seed", "auto",
 		"--master", "cyrus-master.mail.svc:2005", "--master-user", "repl",
 		"--master-password-file", "/etc/cyrusrepl/master-password/password",
 		"--master-tls", "starttls", "--master-ca-file", "/etc/cyrusrepl/master-ca/ca.crt",

@@ -227,11 +227,12 @@ type ReplicationPairStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled, InSync, SplitBrainSuspected (see conditions.go).
+	// conditions: Ready, Reconciling, Stalled, InSync, SplitBrainSuspected, and the
+	// others of conditions.go.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
 	// replicator is the state of the replicator Deployment.
@@ -268,6 +269,12 @@ type ReplicationPairStatus struct {
 	// audit is the state of the audits the auditRequestedAt annotation asks for.
 	// +optional
 	Audit *AuditStatus `json:"audit,omitempty"`
+
+	// progress is how far the replicator's long pass over users has come: the seeding
+	// pass of a rolling pair (see the Seeding condition), or the current audit pass of
+	// a pair in audit mode.
+	// +optional
+	Progress *ProgressStatus `json:"progress,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -277,6 +284,7 @@ type ReplicationPairStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="In-Sync",type=string,JSONPath=`.status.conditions[?(@.type=="InSync")].status`
 // +kubebuilder:printcolumn:name="Split-Brain",type=string,JSONPath=`.status.conditions[?(@.type=="SplitBrainSuspected")].status`
+// +kubebuilder:printcolumn:name="Progress",type=integer,JSONPath=`.status.progress.percent`,description="percent of the users done in the replicator's long pass (seeding, or the current audit pass)"
 // +kubebuilder:printcolumn:name="Backlog",type=integer,JSONPath=`.status.backlog`
 // +kubebuilder:printcolumn:name="Lag",type=date,JSONPath=`.status.pendingSince`
 // +kubebuilder:printcolumn:name="Last-Batch",type=date,JSONPath=`.status.lastBatch.time`

@@ -165,6 +165,11 @@ type UserResyncStatus struct {
 	// report holds the decision and mismatch counts and the most recent records.
 	// +optional
 	Report ReportStatus `json:"report,omitempty,omitzero"`
+
+	// progress is how far the run has come (users done of the users to do, bodies and
+	// bytes uploaded), updated while the Job runs.
+	// +optional
+	Progress *ProgressStatus `json:"progress,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -174,6 +179,7 @@ type UserResyncStatus struct {
 // +kubebuilder:printcolumn:name="Pair",type=string,JSONPath=`.spec.pairName`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Progress",type=integer,JSONPath=`.status.progress.percent`,description="percent of the users done"
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.usersTotal`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.usersFailed`
 // +kubebuilder:printcolumn:name="Completed",type=date,JSONPath=`.status.completionTime`

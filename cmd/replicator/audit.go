@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -43,8 +42,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if err != nil {
 		return exitUsage, err
 	}
-	// The IMAP user listing is secured exactly as the master's csync connection.
-	imapTLS, err := c.masterTLS.config(*masterIMAP)
+	lister, err := c.masterUsers(*masterIMAP)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -62,21 +60,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		start := time.Now().UTC()
 		walk := users
 		var walkErr error // the user list could not be had: a one-shot audit fails
-		switch {
-		case len(walk) > 0:
-		case c.masterConfig != "":
-			db, err := c.mailboxesDB()
-			if err == nil {
-				walk, err = db.Users(ctx)
-			}
-			if err != nil {
-				walkErr = fmt.Errorf("listing the master's users from mailboxes.db: %w", err)
-				rec.SetError(walkErr, time.Now().UTC())
-			}
-		default:
-			walk, err = listUsersIMAP(ctx, *masterIMAP, c.masterUser, c.masterPassword, imapTLS, c.masterTLS.mode == tlsImplicit, c.timeout)
-			if err != nil {
-				walkErr = fmt.Errorf("listing the master's users: %w", err)
+		if len(walk) == 0 {
+			if walk, walkErr = lister.list(ctx); walkErr != nil {
 				rec.SetError(walkErr, time.Now().UTC())
 			}
 		}
@@ -84,7 +69,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		for i, u := range walk {
 			jobs[i] = replication.Job{Users: []string{u}, Verify: *verifyOnly}
 		}
-		failed := r.RunRecord(ctx, jobs)
+		pass := c.progress.startPass(len(jobs), out, rec, stderr, func(ctx context.Context) {
+			if err := sink.Publish(ctx, rec.Summary(nil)); err != nil {
+				rec.SetError(err, time.Now().UTC())
+			}
+		})
+		failed := runPass(ctx, r, jobs, pass, nil)
+		pass.stop()
 		if len(failed) == 0 && walkErr == nil && ctx.Err() == nil {
 			rec.MarkSuccess(time.Now().UTC())
 		}

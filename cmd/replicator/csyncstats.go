@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 )
 
 // csyncStats counts the csync commands sent to each end and the time they took, for
@@ -24,6 +26,10 @@ type csyncStat struct {
 	Count   int64   `json:"count"`
 	Errors  int64   `json:"errors"`
 	Seconds float64 `json:"seconds"`
+	// Records and Scanned: for index deltas, the records sent and the index records
+	// looked at.
+	Records int64 `json:"records,omitempty"`
+	Scanned int64 `json:"scanned,omitempty"`
 }
 
 // observer returns the csync.Options.Observe hook for one end ("master" or "replica").
@@ -31,21 +37,44 @@ func (s *csyncStats) observer(end string) func(cmd string, d time.Duration, err 
 	return func(cmd string, d time.Duration, err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.m == nil {
-			s.m = map[csyncStatKey]*csyncStat{}
-		}
-		k := csyncStatKey{end, cmd}
-		st := s.m[k]
-		if st == nil {
-			st = &csyncStat{End: end, Command: cmd}
-			s.m[k] = st
-		}
+		st := s.stat(end, cmd)
 		st.Count++
 		st.Seconds += d.Seconds()
 		if err != nil {
 			st.Errors++
 		}
 	}
+}
+
+// index counts one folder update through the master's index, as end "master-index":
+// command DELTA (sent as a delta; seconds spent reading indexes) or "FALLBACK <reason>"
+// (updated from GET FULLMAILBOX instead).
+func (s *csyncStats) index(ev executor.IndexEvent) {
+	cmd := "DELTA"
+	if ev.Reason != "" {
+		cmd = "FALLBACK " + ev.Reason
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stat("master-index", cmd)
+	st.Count++
+	st.Seconds += ev.Duration.Seconds()
+	st.Records += int64(ev.Records)
+	st.Scanned += int64(ev.Scanned)
+}
+
+// stat returns the figures for end and command, created empty (s.mu held).
+func (s *csyncStats) stat(end, command string) *csyncStat {
+	if s.m == nil {
+		s.m = map[csyncStatKey]*csyncStat{}
+	}
+	k := csyncStatKey{end, command}
+	st := s.m[k]
+	if st == nil {
+		st = &csyncStat{End: end, Command: command}
+		s.m[k] = st
+	}
+	return st
 }
 
 // snapshot returns a copy of every figure, by end then command.

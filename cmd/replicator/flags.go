@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
 	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
@@ -29,6 +30,8 @@ type commonFlags struct {
 	masterUser, replicaUser             string
 	masterPasswordFile, replicaPassFile string
 	masterConfig                        string
+	indexDeltas                         bool
+	masterPartitions                    partitionDirs
 	cyrusBin                            string
 	workers                             int
 	reportFile                          string
@@ -52,6 +55,7 @@ type commonFlags struct {
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
 	stats                           csyncStats // every session's commands, for csync-stats and /metrics
+	progress                        progressFlags
 	fs                              *flag.FlagSet
 }
 
@@ -69,6 +73,8 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
+	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --master-config, when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock, instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
+	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
@@ -86,6 +92,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 		c.writerWait = 30 * time.Second
 	}
 	fs.DurationVar(&c.writerWait, "writer-lock-wait", c.writerWait, "how long a batch waits for another replicator writing one of its users (one sharing --state-dir, e.g. a resync beside the rolling replicator) before the batch fails and is retried")
+	c.progress.bind(fs)
 	for _, h := range sinkFlagHooks {
 		c.sinkFactories = append(c.sinkFactories, h(fs))
 	}
@@ -103,6 +110,9 @@ func (c *commonFlags) check() error {
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
+	}
+	if err := c.progress.check(); err != nil {
+		return err
 	}
 	switch c.replicaOnlyPolicy {
 	case replication.PolicyKeep, replication.PolicyFail:
@@ -193,6 +203,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--master-config: %v", err)
 	}
+	masterIndex := c.masterIndex()
 	var forUsers func(ctx context.Context, users, uids []string) (*mboxdb.DB, error)
 	if evidence != nil {
 		forUsers = evidence.ForUsers
@@ -209,6 +220,8 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 		}
 		return &executor.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
+			MasterIndex: masterIndex, IndexStats: c.stats.index,
+			Moved: c.progress.moved,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -232,6 +245,22 @@ func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// masterIndex returns the reader of the master's mailbox indexes, or nil (with a
+// warning when deltas were wanted but the partitions cannot be read from here).
+func (c *commonFlags) masterIndex() cyrusindex.Source {
+	if c.masterConfig == "" || !c.indexDeltas {
+		return nil
+	}
+	idx, err := cyrusindex.NewLocal(c.masterConfig, c.masterPartitions)
+	if err != nil {
+		if c.fs != nil {
+			fmt.Fprintf(c.fs.Output(), "warning: updates read every record with GET FULLMAILBOX: the master's indexes cannot be read here: %v\n", err)
+		}
+		return nil
+	}
+	return idx
 }
 
 // probe dials both servers once, so that a wrong address or password exits with
@@ -321,6 +350,29 @@ func (j *jsonLines) emit(v any) {
 }
 
 // userList collects repeated --user flags (commas also separate).
+// partitionDirs are --master-partition NAME=DIR flags.
+type partitionDirs map[string]string
+
+func (p *partitionDirs) String() string {
+	var s []string
+	for k, v := range *p {
+		s = append(s, k+"="+v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *partitionDirs) Set(v string) error {
+	name, dir, ok := strings.Cut(v, "=")
+	if !ok || name == "" || !filepath.IsAbs(dir) {
+		return fmt.Errorf("want NAME=/absolute/dir, got %q", v)
+	}
+	if *p == nil {
+		*p = partitionDirs{}
+	}
+	(*p)[name] = dir
+	return nil
+}
+
 type userList []string
 
 func (u *userList) String() string { return strings.Join(*u, ",") }

@@ -68,6 +68,10 @@ var metricHelp = map[string]string{
 	"cyrusrepl_state_created_timestamp_seconds": "When the state directory this replicator runs on began, Unix time.",
 	"cyrusrepl_decisions_total":                 "Decisions by action and evidence since the replicator started.",
 	"cyrusrepl_mismatches_total":                "Differences found between master and replica, by kind, since the replicator started.",
+	"cyrusrepl_pass_users_done":                 "Users done in the current (or last) pass over users: an audit pass or the seeding pass.",
+	"cyrusrepl_pass_users_total":                "Users that pass has to do.",
+	"cyrusrepl_pass_bytes_uploaded":             "Message bytes that pass uploaded to the replica so far.",
+	"cyrusrepl_seeding":                         "1 while the seeding pass runs (rolling --seed auto), else 0.",
 	"cyrusrepl_csync_commands_total":            "csync commands sent, by end and command.",
 	"cyrusrepl_csync_command_errors_total":      "csync commands that failed (NO reply, I/O or protocol error).",
 	"cyrusrepl_csync_command_seconds_total":     "Time spent in csync commands, by end and command.",
@@ -107,6 +111,14 @@ func writeMetrics(w writer, s *report.Summary, lastSuccess, now time.Time) {
 	if s.LastBatch != nil {
 		gauge("cyrusrepl_last_batch_timestamp_seconds", s.LastBatch.Time.Unix())
 		gauge("cyrusrepl_last_batch_duration_seconds", fmt.Sprintf("%g", float64(s.LastBatch.DurationMS)/1000))
+	}
+	if p := s.Progress; p != nil {
+		gauge("cyrusrepl_pass_users_done", p.Done)
+		gauge("cyrusrepl_pass_users_total", p.Total)
+		gauge("cyrusrepl_pass_bytes_uploaded", p.Bytes)
+	}
+	if s.Seed != nil {
+		gauge("cyrusrepl_seeding", boolInt(s.Seed.State == report.SeedRunning))
 	}
 	if !lastSuccess.IsZero() {
 		gauge("cyrusrepl_last_success_timestamp_seconds", lastSuccess.Unix())

@@ -92,9 +92,15 @@ func TestMetricsHelpAndDocs(t *testing.T) {
 	since := time.Unix(100, 0)
 	s := &report.Summary{Backlog: &backlog, PendingSince: &since, LastBatch: &report.Batch{Time: since},
 		DecisionCounts: map[string]int{"create/none": 1}, MismatchCounts: map[string]int{"replica-only": 1},
-		State: &report.State{ID: "s", Created: since}}
+		State:    &report.State{ID: "s", Created: since},
+		Progress: &report.Progress{Done: 4, Total: 10, Bytes: 4096}, Seed: &report.Seed{State: report.SeedRunning}}
 	var b bytes.Buffer
 	writeMetrics(&b, s, since, since.Add(90*time.Second))
+	for _, want := range []string{"cyrusrepl_pass_users_done 4\n", "cyrusrepl_pass_users_total 10\n", "cyrusrepl_pass_bytes_uploaded 4096\n", "cyrusrepl_seeding 1\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
 	writeCsyncMetrics(&b, []csyncStat{{End: "master", Command: "GET USER", Count: 1}})
 	if !strings.Contains(b.String(), "cyrusrepl_replication_lag_seconds 90\n") {
 		t.Errorf("lag of an entry pending 90s:\n%s", b.String())

@@ -42,7 +42,7 @@ func newCLI(t *testing.T, mode string) *cli {
 	return newCLIOpts(t, cyruspair.Options{DeleteMode: mode})
 }
 
-func newCLIOpts(t *testing.T, opts cyruspair.Options) *cli {
+func newCLIOpts(t testing.TB, opts cyruspair.Options) *cli {
 	p := cyruspair.Start(t, opts)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
@@ -71,7 +71,7 @@ func inspectTLSFlags(p *cyruspair.Pair) []string {
 	return []string{"--tls", "starttls", "--ca-file", p.TLSCA}
 }
 
-func (c *cli) run(t *testing.T, args ...string) (int, string, string) {
+func (c *cli) run(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

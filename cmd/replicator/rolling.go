@@ -34,6 +34,8 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
+	seedMode := fs.String("seed", seedOff, "auto: before consuming the log, one full sync of every master user (seeding) when this state directory has no completed seed and began empty or the replica holds none of the master's users; the pass resumes where it stopped after a restart and never runs again once complete. off: never. The users are listed from --master-config or --master-imap")
+	masterIMAP := fs.String("master-imap", "", "the master's IMAP HOST:PORT, to list its users for seeding (LIST as the --master-user admin) when there is no --master-config")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -42,6 +44,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	if *logDir == "" {
 		return exitUsage, usageErrorf("--sync-log is required")
+	}
+	if *seedMode != seedAuto && *seedMode != seedOff {
+		return exitUsage, usageError{errSeedMode}
 	}
 	connect, sink, err := c.open(ctx)
 	if err != nil {
@@ -79,6 +84,17 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 				fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
 			}
 		},
+	}
+	if *seedMode == seedAuto {
+		lister, err := c.masterUsers(*masterIMAP)
+		if err != nil {
+			return exitUsage, err
+		}
+		sd := &seeder{c: &c, users: lister, connect: connect, retry: retry, rec: rec, out: out, stderr: stderr,
+			publish: roll.Publish, now: func() time.Time { return time.Now().UTC() }}
+		if err := sd.run(ctx); err != nil {
+			return exitFailed, err
+		}
 	}
 	if *once {
 		err := roll.Cycle(ctx)

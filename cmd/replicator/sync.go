@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"time"
 
@@ -57,7 +58,14 @@ func runUsers(ctx context.Context, mode string, verify bool, args []string, stdo
 	for i, u := range users {
 		jobs[i] = replication.Job{Users: []string{u}, Verify: verify}
 	}
-	r.RunRecord(ctx, jobs)
+	// While it runs, the report is published with its progress (a resync's status shows it).
+	pass := c.progress.startPass(len(jobs), out, rec, stderr, func(ctx context.Context) {
+		if err := sink.Publish(ctx, rec.Summary(nil)); err != nil {
+			fmt.Fprintf(stderr, "replicator %s: publish report: %v\n", mode, err)
+		}
+	})
+	runPass(ctx, r, jobs, pass, nil)
+	pass.stop()
 	out.emit(c.stats.line())
 	fin := time.Now().UTC()
 	sum := rec.Summary(&fin)

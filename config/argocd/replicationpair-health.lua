@@ -23,6 +23,7 @@ end
 local stalled = condition("Stalled")
 local ready = condition("Ready")
 local splitBrain = condition("SplitBrainSuspected")
+local seeding = condition("Seeding")
 
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
@@ -40,6 +41,10 @@ end
 if ready.status == "True" then
   hs.status = "Healthy"
   hs.message = ready.message or "replicating"
+  -- The replica is being filled: healthy (the pod works), and the message says so.
+  if seeding ~= nil and seeding.status == "True" then
+    hs.message = "seeding the replica: " .. (seeding.message or seeding.reason)
+  end
   -- Mail is kept, so the pair is healthy; the message says a person should look.
   if splitBrain ~= nil and splitBrain.status == "True" then
     hs.message = "split-brain suspected: " .. (splitBrain.message or splitBrain.reason)

@@ -122,16 +122,27 @@ func replicaByUID(fs []plan.Folder, uid string) *plan.Folder {
 // it (nil: unknown): the first attempt of an update trusts it rather than reading the
 // folder again, since the compare-and-set refuses the apply if the replica moved since.
 func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolders []plan.Folder, read *plan.Folder) (int, error) {
+	sent := 0
+	if a.Op == plan.OpUpdate && read != nil && read.UniqueID == a.UniqueID && x.MasterIndex != nil {
+		n, outcome, err := x.syncDelta(ctx, a, replicaFolders, read)
+		sent += n
+		switch outcome {
+		case deltaDone:
+			return sent, err
+		case deltaRefused:
+			read = nil // the replica may have taken part of it: read it again
+		}
+	}
 	master, err := x.Master.GetFullMailbox(ctx, a.Name)
 	if errors.Is(err, csync.ErrMailboxNonexistent) {
 		// Renamed or deleted on the master since we read it: plan again.
-		return 0, fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
+		return sent, fmt.Errorf("%w: master GET FULLMAILBOX %s: %w", ErrChangedUnderUs, a.Name, err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("master GET FULLMAILBOX: %w", err)
+		return sent, fmt.Errorf("master GET FULLMAILBOX: %w", err)
 	}
 	if master.UniqueID != a.UniqueID {
-		return 0, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
+		return sent, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
 	}
 	if master.IsTombstoneOrIntermediate() {
 		if a.Op == plan.OpUpdate {
@@ -142,12 +153,11 @@ func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolder
 				want = plan.Mark(read)
 			}
 			if err := x.expectAt(ctx, a.Name, a.UniqueID, want); err != nil {
-				return 0, err
+				return sent, err
 			}
 		}
-		return 0, x.Replica.ApplyMailbox(ctx, master)
+		return sent, x.Replica.ApplyMailbox(ctx, master)
 	}
-	sent := 0
 	const attempts = 3
 	for try := 1; ; try++ {
 		var cur *csync.Mailbox
@@ -285,7 +295,7 @@ func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
 			}
-			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: progressReader{body, x.progress}}, nil)
+			more := yield(csync.Message{Partition: master.Partition, GUID: g, Size: int64(body.Size), Body: progressReader{body, x.movedBytes}}, nil)
 			if err := body.Close(); err != nil && more {
 				yield(csync.Message{}, fmt.Errorf("master GET FETCH %s uid %d: %w", master.Name, r.UID, err))
 				return
@@ -293,6 +303,7 @@ func (x *Executor) fetchBodies(ctx context.Context, master *csync.Mailbox, guids
 			if !more {
 				return
 			}
+			x.moved(1, 0) // streamed whole into APPLY MESSAGE
 		}
 	}
 }
@@ -406,13 +417,13 @@ func (x *Executor) saveApplied(now time.Time) error {
 // progressReader reports every read that moved bytes (the stall guard's ticks).
 type progressReader struct {
 	r    io.Reader
-	tick func()
+	tick func(n int)
 }
 
 func (p progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
-		p.tick()
+		p.tick(n)
 	}
 	return n, err
 }

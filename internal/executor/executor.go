@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
+	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/plan"
@@ -36,10 +37,18 @@ type Executor struct {
 	// Progress, when set, is called whenever the batch moves: message body bytes read
 	// from the master, an action completed (the Runner's stall guard).
 	Progress func()
+	// Moved, when set, counts message bodies and bytes uploaded to the replica as they
+	// stream (the replicator's progress records).
+	Moved func(bodies int, bytes int64)
 
 	// Writers, when set, keep one writer per user on the replica: a batch that writes
 	// holds its users' locks from its first read to its last write.
 	Writers *state.UserLocks
+	// MasterIndex, when set, reads the master's mailbox indexes: an update then sends
+	// the records changed since the replica's state instead of reading every record
+	// with GET FULLMAILBOX (which stays the fallback). IndexStats hears how each went.
+	MasterIndex cyrusindex.Source
+	IndexStats  func(IndexEvent)
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
 	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
 	HoldUnmarked bool

@@ -201,25 +201,32 @@ func (p *Plugin) Resync(ctx context.Context, pair string, users []string, mode r
 	ctx, cancel := context.WithTimeout(ctx, p.Opts.Timeout)
 	defer cancel()
 	lastPhase, lastStall := replv1.ResyncPhase(""), ""
+	bar := newBarLine(p.Out)
 	for {
 		if err := p.Client.Get(ctx, client.ObjectKeyFromObject(ur), ur); err != nil {
+			bar.end()
 			return ExitUsage, fmt.Errorf("get userresync %s: %w", ur.Name, err)
 		}
 		if ur.Status.Phase != lastPhase && ur.Status.Phase != "" {
+			bar.end()
 			fmt.Fprintf(p.Out, "phase: %s\n", ur.Status.Phase)
 			lastPhase = ur.Status.Phase
 		}
 		// A resync that waits for a person (e.g. a missing Secret) says why, once per cause.
 		if c := apimeta.FindStatusCondition(ur.Status.Conditions, replv1.ConditionStalled); !ur.Status.Phase.Terminal() && c != nil &&
 			c.Status == metav1.ConditionTrue && c.Reason+c.Message != lastStall {
+			bar.end()
 			fmt.Fprintf(p.Out, "stalled: %s: %s\n", c.Reason, c.Message)
 			lastStall = c.Reason + c.Message
 		}
+		bar.show(ur.Status.Progress)
 		if ur.Status.Phase.Terminal() {
+			bar.end()
 			break
 		}
 		select {
 		case <-ctx.Done():
+			bar.end()
 			return ExitFailed, fmt.Errorf("userresync %s still %s after %s; follow it with: kubectl get userresync %s -w",
 				ur.Name, orPending(ur.Status.Phase), p.Opts.Timeout, ur.Name)
 		case <-time.After(p.Opts.Poll):
@@ -276,6 +283,13 @@ func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	fmt.Fprintf(tw, "Master:\t%s\n", endpoint(pair.Spec.Master))
 	fmt.Fprintf(tw, "Replica:\t%s\n", endpoint(pair.Spec.Replica))
 	fmt.Fprintf(tw, "Replicator:\t%s %s (%s)\n", pair.Status.Replicator.DeploymentName, pair.Status.Replicator.Mode, pair.Status.Replicator.State)
+	if ps := pair.Status.Progress; ps != nil {
+		label := "Progress:"
+		if c := apimeta.FindStatusCondition(pair.Status.Conditions, replv1.ConditionSeeding); c != nil && c.Status == metav1.ConditionTrue {
+			label = "Seeding:"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, ProgressBar(ps, clock()))
+	}
 	if pair.Status.Backlog != nil {
 		fmt.Fprintf(tw, "Backlog:\t%d sync-log entries\n", *pair.Status.Backlog)
 	}

@@ -57,6 +57,10 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 		p.add(corev1.Volume{Name: volSyncLog, VolumeSource: volumeSource(sl.Volume)},
 			corev1.VolumeMount{Name: volSyncLog, MountPath: syncLogMount})
 		args = append(args, "--sync-log", path.Join(syncLogMount, sl.Path))
+		// A new pair, or one whose replica is empty, is seeded before the log is
+		// followed; the master's users are listed as an audit lists them.
+		args = append(args, "--seed", "auto")
+		args = append(args, MasterUsersArgs(pair)...)
 	case ModeAudit:
 		iv := v1.DefaultAuditInterval
 		if pair.Spec.AuditInterval != nil {
@@ -70,10 +74,10 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 	return args, p
 }
 
-// MasterUsersArgs are the audit flags that say where the master's users are listed:
-// --master-imap when the pair has master.imapPort and no masterConfig (whose
-// mailboxes.db, mounted by commonParts, is used otherwise). Shared by the audit
-// Deployment and the Audit resync Job.
+// MasterUsersArgs are the flags that say where the master's users are listed (for an
+// audit, or for seeding): --master-imap when the pair has master.imapPort and no
+// masterConfig (whose mailboxes.db, mounted by commonParts, is used otherwise). Shared
+// by the pair's Deployment and the Audit resync Job.
 func MasterUsersArgs(pair *v1.ReplicationPair) []string {
 	if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
 		return []string{"--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort)))}

@@ -141,7 +141,9 @@ func foldPairReport(st *v1.ReplicationPairStatus, c conditionSetter, r *report.S
 		t := metav1.NewTime(*r.PendingSince)
 		st.PendingSince = &t
 	}
-	setInSync(c, r)
+	st.Progress = FoldProgress(r.Progress)
+	setInSyncOrSeeding(c, r)
+	setSeeding(c, r)
 	setSplitBrainSuspected(c, r)
 }
 

@@ -149,5 +149,6 @@ func FoldResyncReport(st *v1.UserResyncStatus, r *report.Summary) {
 	st.UsersFailed = int32(r.UsersFailed)
 	st.Users = UserResults(r.Users)
 	st.Report = FoldReport(r)
+	st.Progress = FoldProgress(r.Progress)
 	FitStatus(st, &st.Report, &st.Users, StatusBudget)
 }

@@ -137,6 +137,11 @@ type Summary struct {
 	// State identifies the replicator's state directory (ledger, retry queue), so the
 	// operator can tell a state carried over from one that began empty.
 	State *State `json:"state,omitempty"`
+	// Progress is the current (or last) pass over users: sync, verify, an audit pass,
+	// or the seeding pass of a rolling replicator.
+	Progress *Progress `json:"progress,omitempty"`
+	// Seed is where seeding stands (rolling mode only).
+	Seed *Seed `json:"seed,omitempty"`
 }
 
 // State identifies a replicator state directory: a random id and the time it was
@@ -172,3 +177,41 @@ func RecordID(parts ...any) string {
 // EvidenceIntermediate: the master itself reports the uniqueid as an intermediate (its
 // mailbox was deleted and only the name remains, for its children).
 const EvidenceIntermediate Evidence = "master-intermediate"
+
+// Progress is how far a pass over users has come (sync, verify, an audit pass, seeding):
+// users done of the users to do, how many of those failed, and the message bodies and
+// their bytes uploaded to the replica so far. The replicator prints it as a "progress"
+// JSON line while it runs and once at the end, and puts the latest into the summary.
+type Progress struct {
+	Started time.Time `json:"started"`
+	Done    int       `json:"done"`
+	Total   int       `json:"total"`
+	Failed  int       `json:"failed"`
+	Bodies  int64     `json:"bodies"`
+	Bytes   int64     `json:"bytes"`
+	// ElapsedMS is the time since Started; ETAMS the estimated time left (from the
+	// users done so far; -1 while none is done, 0 once all are).
+	ElapsedMS int64 `json:"elapsedMs"`
+	ETAMS     int64 `json:"etaMs"`
+	// Finished: the pass ended (every user done, or cut short).
+	Finished bool `json:"finished,omitempty"`
+}
+
+// Seed states: where the first full pass over every master user (seeding a new or
+// empty replica, before rolling replication) stands.
+const (
+	SeedRunning     = "running"     // the pass runs; Summary.Progress says how far
+	SeedComplete    = "complete"    // the pass ended; rolling replication goes on
+	SeedNotNeeded   = "not-needed"  // the replica already held the master's users and the state was kept
+	SeedUnavailable = "unavailable" // the master's users cannot be listed (no --master-config, no --master-imap)
+)
+
+// Seed is the seeding pass of a rolling replicator, as recorded in its state directory.
+type Seed struct {
+	State     string     `json:"state"`
+	Reason    string     `json:"reason,omitempty"` // why it runs, or why it did not
+	Started   *time.Time `json:"started,omitempty"`
+	Completed *time.Time `json:"completed,omitempty"`
+	Users     int        `json:"users,omitempty"`  // master users of the pass
+	Failed    int        `json:"failed,omitempty"` // of those, failed (handed to the retry queue)
+}
