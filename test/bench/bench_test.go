@@ -12,12 +12,14 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envInt(name string, def int) int {
@@ -25,6 +27,32 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// run runs a command to completion and returns its wall time, peak RSS in KiB (the
+// child's own VmHWM, see rss_test.go) and combined output; a non-zero exit fails the
+// benchmark.
+func run(b *testing.B, env []string, name string, args ...string) (time.Duration, int64, string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	hwm := pollHWM(cmd.Process.Pid)
+	err := cmd.Wait()
+	wall := time.Since(start)
+	rss := hwm.Stop()
+	out := buf.String()
+	if err != nil {
+		b.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(out, 40))
+	}
+	return wall, rss, out
 }
 
 func tail(s string, n int) string {
