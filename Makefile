@@ -12,7 +12,7 @@ K8S_COMPONENTS ?= kube-apiserver etcd
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 PKGS ?= ./...
 
-.PHONY: all build test test-race test-only test-default-namespace lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
+.PHONY: all build test test-race test-only test-default-namespace test-agent lint verify generate manifests cyrus k8s-binaries helm bench fuzz fuzz-ci clean demo demo-down e2e
 
 all: build
 
@@ -57,11 +57,11 @@ helm:
 	hack/helm.sh --path
 
 ## test: what CI runs
-test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace fuzz-ci e2e
+test: lint verify cyrus k8s-binaries helm test-race test-only test-default-namespace test-agent fuzz-ci e2e
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
-RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/
+RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/ ./internal/agent/... ./internal/agentclient/
 test-race:
 	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -80,6 +80,19 @@ NAMESPACE_SKIP ?= TestCyrusNamesMatchCtlMboxlist|TestCyrusRollingSkipsSharedFold
 test-default-namespace:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default CYRUSREPL_TLS=1 \
 	  $(GO) test $(GOTEST_FLAGS) -skip '$(NAMESPACE_SKIP)' $(NAMESPACE_PKGS)
+
+## test-agent: the rolling and sync-log suites of cmd/replicator and test/fault again
+## with the sync log, mailboxes.db and the master's settings through the master's agent
+## (CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become --agent flags of an
+## agent process beside the test pair). The agent's own tests run in test-only.
+AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
+## TestCLIRollingIndexDeltas needs the master's partitions (--master-config), which the
+## agent does not serve.
+AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify
+AGENT_SKIP ?= TestCLIRollingIndexDeltas
+test-agent:
+	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
+	  $(GO) test $(GOTEST_FLAGS) -p 1 -run '$(AGENT_RUN)' -skip '$(AGENT_SKIP)' $(AGENT_PKGS)
 
 ## bench: BENCH_PARTS picks parts (csync onepass fleet lag operator; default all), e.g.
 ##   make bench BENCH_PARTS="onepass lag" CYRUSREPL_ONEPASS_SIZES=1000,10000

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-30s}
 PARALLEL=${FUZZ_PARALLEL:-2}
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(./internal/csync/ ./internal/synclog/ ./internal/plan/ ./internal/twoskip/ ./internal/cyrusindex/)
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./internal/csync/ ./internal/synclog/ ./internal/plan/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/agent/)
 rc=0
 for pkg in "${pkgs[@]}"; do
   # A package that does not build fails the script here (set -e); awk, unlike grep,

@@ -24,7 +24,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	c.holdUnmarked = true // never a tombstone alone on an unmarked folder (no-mark)
 	var users userList
 	c.bind(fs)
-	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config) or its IMAP service (--master-imap)")
+	fs.Var(&users, "user", "users to audit (repeatable); default: every user of the master, from its mailboxes.db (--master-config or --agent) or its IMAP service (--master-imap)")
 	masterIMAP := fs.String("master-imap", "", "the master's IMAP HOST:PORT, to list its users (LIST as the --master-user admin) when there is no --master-config")
 	interval := fs.Duration("interval", 0, "repeat the walk this often; 0 walks once and exits")
 	verifyOnly := fs.Bool("verify-only", false, "compare and report only, change nothing")
@@ -35,8 +35,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		}
 		return exitUsage, err
 	}
-	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" {
-		return exitUsage, usageErrorf("give --user, or --master-config or --master-imap to list every user")
+	if len(users) == 0 && c.masterConfig == "" && *masterIMAP == "" && c.agent.url == "" {
+		return exitUsage, usageErrorf("give --user, or --master-config, --agent or --master-imap to list every user")
 	}
 	connect, sink, err := c.open(ctx)
 	if err != nil {

@@ -39,10 +39,15 @@ type commonFlags struct {
 	pair                                string
 	replicaOnlyPolicy                   string
 	masterTLS, replicaTLS               tlsEnd
-	compress                            bool
-	deletedPrefix                       string
-	timeout                             time.Duration
-	batchTimeout                        time.Duration
+	agent                               agentFlags
+	// deferAgentSettings: open does not ask the agent for the master's settings; the
+	// mode does, retrying while the agent does not answer (rolling). One-shot modes
+	// ask in open and exit 2 when the agent cannot be had.
+	deferAgentSettings bool
+	compress           bool
+	deletedPrefix      string
+	timeout            time.Duration
+	batchTimeout       time.Duration
 	// writerWait is how long a batch waits for another writer of one of its users; a
 	// mode sets its default before bind.
 	writerWait time.Duration
@@ -85,6 +90,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.compress, "compress", false, "COMPRESS DEFLATE on both connections when the server offers it (as sync_client always does); worth it on slow links, costs CPU on fast ones")
 	c.masterTLS.bind(fs, "master")
 	c.replicaTLS.bind(fs, "replica")
+	c.agent.bind(fs)
 	fs.StringVar(&c.deletedPrefix, "deleted-prefix", "", "the master's deletedprefix (its delayed-delete namespace); default: read from --master-config, else Cyrus's default DELETED")
 	fs.DurationVar(&c.timeout, "io-timeout", 60*time.Second, "idle I/O timeout per csync read/write (keep below the servers' sync_timeout)")
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 30*time.Minute, "cut a batch attempt that makes no progress (no message bytes moved, no action done) for this long, so a stuck user cannot hold a worker; a slow one that moves is never cut")
@@ -107,6 +113,9 @@ func (c *commonFlags) check() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return usageErrorf("bad address %q: %v", a, err)
 		}
+	}
+	if err := c.agent.check(c.masterConfig); err != nil {
+		return err
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
@@ -234,9 +243,13 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	}, nil
 }
 
-// mailboxesDB is where the master's mailboxes.db is read from: the file named by the
-// master's imapd.conf (nil without --master-config).
+// mailboxesDB is where the master's mailboxes.db is read from: the master's agent
+// (--agent), or the file named by the master's imapd.conf (--master-config); nil
+// without either.
 func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
+	if c.agent.client != nil {
+		return c.agent.client, nil
+	}
 	if c.masterConfig == "" {
 		return nil, nil
 	}
@@ -296,6 +309,11 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 		return nil, nil, usageErrorf("--state-dir: %v", err)
 	}
 	c.state = st
+	if c.agent.url != "" {
+		if err := c.agentSettings(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	connect, err := c.connector()
 	if err != nil {
 		return nil, nil, err
@@ -311,6 +329,22 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 		return nil, nil, err
 	}
 	return connect, sink, nil
+}
+
+// agentSettings opens the agent's client and, unless deferred, applies the master's
+// settings it serves. An agent that cannot be reached or refuses is a usage error.
+func (c *commonFlags) agentSettings(ctx context.Context) error {
+	if err := c.agent.open(c.fs.Name(), c.state.ID); err != nil {
+		return err
+	}
+	if flagsCheckOnly || c.deferAgentSettings {
+		return nil
+	}
+	cfg, err := c.agent.settings(ctx)
+	if err != nil {
+		return usageError{err}
+	}
+	return applyAgentSettings(cfg, c.deletedPrefix)
 }
 
 func (c *commonFlags) sink() (report.Sink, error) {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 )
 
-// masterUsers lists every user of the master: from its mailboxes.db (--master-config),
-// else through its IMAP service (--master-imap), secured exactly as the master's csync
+// masterUsers lists every user of the master: from its mailboxes.db (through its agent,
+// --agent, or the file, --master-config), else through its IMAP service (--master-imap), secured exactly as the master's csync
 // connection. Audit walks them; seeding fills the replica with them.
 type masterUsers struct {
 	c    *commonFlags
@@ -26,11 +26,20 @@ func (c *commonFlags) masterUsers(imapAddr string) (*masterUsers, error) {
 }
 
 // available says whether the master's users can be listed at all.
-func (m *masterUsers) available() bool { return m.c.masterConfig != "" || m.imap != "" }
+func (m *masterUsers) available() bool {
+	return m.c.agent.url != "" || m.c.masterConfig != "" || m.imap != ""
+}
 
 // list returns the master's users.
 func (m *masterUsers) list(ctx context.Context) ([]string, error) {
 	c := m.c
+	if c.agent.client != nil {
+		users, err := c.agent.client.Users(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the master's users through the agent: %w", err)
+		}
+		return users, nil
+	}
 	if c.masterConfig != "" {
 		db, err := c.mailboxesDB()
 		if err != nil {

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -28,9 +30,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		os.Exit(run(context.Background(), argv, os.Stdout, os.Stderr))
+		os.Exit(run(context.Background(), viaAgent(argv), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	agenttest.RemoveBin()
+	os.Exit(code)
 }
 
 type cli struct {
@@ -51,7 +55,19 @@ func newCLIOpts(t testing.TB, opts cyruspair.Options) *cli {
 	common := []string{"--master", p.Master.SyncAddr, "--replica", p.Replica.SyncAddr,
 		"--master-password-file", pw, "--replica-password-file", pw, "--state-dir", t.TempDir(),
 		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}
+	// CYRUSREPL_VIA_AGENT=1: the master's disk through its agent (--master-config
+	// becomes --agent flags; viaAgent drops the --sync-log tests add).
+	common = agenttest.Rewrite(t, p, append([]string{"sync"}, common...))[1:]
 	return &cli{p: p, common: append(common, p.ReplicatorTLSFlags()...)}
+}
+
+// viaAgent drops --sync-log from arguments that name an agent (CYRUSREPL_VIA_AGENT=1):
+// the agent serves the channel the test named.
+func viaAgent(args []string) []string {
+	if !slices.Contains(args, "--agent") {
+		return args
+	}
+	return withoutFlag(args, "--sync-log")
 }
 
 // withoutTLSFlags drops the TLS flags ReplicatorTLSFlags added, for tests that give
@@ -76,7 +92,7 @@ func (c *cli) run(t testing.TB, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code := run(ctx, append(args[:1:1], append(c.common, args[1:]...)...), &out, &errb)
+	code := run(ctx, viaAgent(append(args[:1:1], append(c.common, args[1:]...)...)), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

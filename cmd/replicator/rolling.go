@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
@@ -42,9 +43,14 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		}
 		return exitUsage, err
 	}
-	if *logDir == "" {
-		return exitUsage, usageErrorf("--sync-log is required")
+	switch {
+	case *logDir != "" && c.agent.url != "":
+		return exitUsage, usageErrorf("--sync-log and --agent exclude each other: with --agent the sync log comes from the agent")
+	case *logDir == "" && c.agent.url == "":
+		return exitUsage, usageErrorf("--sync-log or --agent is required")
 	}
+	// Running on, rolling waits for an agent that does not answer; --once does not.
+	c.deferAgentSettings = c.agent.url != "" && !*once
 	if *seedMode != seedAuto && *seedMode != seedOff {
 		return exitUsage, usageError{errSeedMode}
 	}
@@ -57,8 +63,20 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, usageError{err}
 	}
 	retry.Base, retry.Max = *retryBase, *retryMax
-	channel := synclog.NewDir(*logDir)
-	pending, err := state.OpenPendingQueue(channel.PendingPath())
+	// The work taken from the log and not yet replicated lives beside the log, or, with
+	// an agent, in the state directory (the lease is acknowledged once it is saved there).
+	var source synclog.Source
+	var pendingDir string
+	if c.agent.client != nil {
+		source, pendingDir = c.agent.client, filepath.Join(c.stateDir, "log-pending")
+		if *once {
+			source = c.agent.client.WithoutWait() // one pass: what is pending now
+		}
+	} else {
+		channel := synclog.NewDir(*logDir)
+		source, pendingDir = channel, channel.PendingPath()
+	}
+	pending, err := state.OpenPendingQueue(pendingDir)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -70,8 +88,16 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitUsage, err
 	}
 	defer stopMetrics()
+	publish := func(ctx context.Context) {
+		if err := sink.Publish(context.WithoutCancel(ctx), rec.Summary(nil)); err != nil {
+			fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
+		}
+	}
+	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, rec, out, publish) {
+		return exitOK, nil // ended while waiting
+	}
 	roll := &replication.Rolling{
-		Log:   channel,
+		Log:   source,
 		Retry: retry, Pending: pending, Interval: *interval, Emit: out.emit,
 		Runner: &replication.Runner{Connect: connect, Workers: c.workers, BatchTimeout: c.batchTimeout,
 			Attempts: 1, Policy: c.replicaOnlyPolicy, Rec: rec, Emit: out.emit},
@@ -112,6 +138,40 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fin := time.Now().UTC()
 	_ = sink.Publish(context.WithoutCancel(ctx), rec.Summary(&fin))
 	return exitOK, err
+}
+
+// agentWaitRecord says the agent could not be had and when it is asked again.
+type agentWaitRecord struct {
+	Type    string `json:"type"` // "agent-unavailable"
+	Error   string `json:"error"`
+	RetryIn string `json:"retryIn"`
+}
+
+// waitForAgentSettings asks the agent for the master's settings until it answers, with
+// a capped exponential backoff, recording every failure in the report; nothing is
+// taken from the channel meanwhile. False when ctx ended first.
+func waitForAgentSettings(ctx context.Context, c *commonFlags, rec *replication.Recorder, out *jsonLines, publish func(context.Context)) bool {
+	backoff := time.Second
+	for {
+		cfg, err := c.agent.settings(ctx)
+		if err == nil {
+			if err = applyAgentSettings(cfg, c.deletedPrefix); err == nil {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		rec.SetError(err, time.Now().UTC())
+		out.emit(agentWaitRecord{Type: "agent-unavailable", Error: err.Error(), RetryIn: backoff.String()})
+		publish(ctx)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, replication.MaxTakeBackoff)
+	}
 }
 
 // publishGate publishes a summary only when it changed (timestamps aside) or when the

@@ -40,6 +40,9 @@ type Rolling struct {
 	results chan flight
 	busy    map[string]bool // users in flight
 	running int
+	// takeErrs counts the passes in a row whose take failed (the source unreachable,
+	// refusing): the pause before the next grows with it, up to MaxTakeBackoff.
+	takeErrs int
 	// ran: users run in the current Cycle, not run again in it as due retries (a zero
 	// backoff would otherwise loop).
 	ran map[string]bool
@@ -123,7 +126,7 @@ func (r *Rolling) Run(ctx context.Context) error {
 	for {
 		start := r.now()
 		settled, failed := r.settle(ctx, false)
-		logErr := r.take(ctx)
+		logErr := r.takeWaiting(ctx)
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
 		}
@@ -137,25 +140,105 @@ func (r *Rolling) Run(ctx context.Context) error {
 		if r.running == 0 {
 			r.closeIdle() // idle: do not keep sessions open for nothing
 		}
+		pause := r.pause(logErr)
+		if pause == 0 {
+			continue // the take itself waited (long-poll)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(r.Interval):
+		case <-time.After(pause):
 		case f := <-r.results:
 			r.results <- f // settled at the top of the next pass
 		}
 	}
 }
 
+// LongPoller is a synclog.Source whose Take waits for entries itself (the master's
+// agent): Rolling then does not pause between passes, and cuts the wait short when a
+// job ends.
+type LongPoller interface{ LongPolls() bool }
+
+// MaxTakeBackoff bounds the pause after failed takes (capped exponential from
+// Interval), so that an unreachable agent is not hammered and is retried soon enough.
+const MaxTakeBackoff = 30 * time.Second
+
+// pause is how long Run waits after a pass that found nothing or failed: Interval, 0
+// for a long-polling source that found nothing (its take waited), and a backoff that
+// doubles per take failure in a row.
+func (r *Rolling) pause(logErr error) time.Duration {
+	if r.takeErrs > 0 {
+		d := max(r.Interval, 50*time.Millisecond)
+		for i := 1; i < r.takeErrs && d < MaxTakeBackoff; i++ {
+			d *= 2
+		}
+		return min(d, MaxTakeBackoff)
+	}
+	if lp, ok := r.Log.(LongPoller); ok && lp.LongPolls() && errors.Is(logErr, synclog.ErrNoLog) {
+		return 0
+	}
+	return r.Interval
+}
+
+// takeWaiting is take for Run: a long-polling source's wait is cut short when a job
+// ends (so its result is settled at once) and bounded by Interval while retries wait.
+func (r *Rolling) takeWaiting(ctx context.Context) error {
+	lp, ok := r.Log.(LongPoller)
+	if !ok || !lp.LongPolls() {
+		return r.take(ctx)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	if r.Retry.Len() > 0 {
+		tctx, cancel = context.WithTimeout(ctx, r.Interval)
+	}
+	defer cancel()
+	watched := make(chan struct{})
+	if r.running > 0 {
+		go func() {
+			defer close(watched)
+			select {
+			case f := <-r.results:
+				r.results <- f // settled at the top of the next pass
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+	} else {
+		close(watched)
+	}
+	err := r.takeOnce(tctx)
+	cut := tctx.Err() != nil && ctx.Err() == nil
+	cancel()
+	<-watched
+	if cut && err != nil {
+		err = synclog.ErrNoLog // the wait was cut short (a job ended, retries are due): nothing taken
+	}
+	return r.counted(err)
+}
+
 // take moves the log (or a leftover log-run) into the pending queue, saved before
 // log-run is removed, with the date of its oldest entry. It returns ErrNoLog when there
 // was nothing.
 func (r *Rolling) take(ctx context.Context) error {
-	waiting, err := r.Log.Backlog(ctx) // date a new log before it is taken
+	return r.counted(r.takeOnce(ctx))
+}
+
+// counted counts take failures in a row (takeErrs), which lengthen the pause.
+func (r *Rolling) counted(err error) error {
+	if err != nil && !errors.Is(err, synclog.ErrNoLog) {
+		r.takeErrs++
+	} else {
+		r.takeErrs = 0
+	}
+	return err
+}
+
+func (r *Rolling) takeOnce(ctx context.Context) error {
+	backlog, err := r.Log.Backlog(ctx) // date a new log before it is taken
 	if err != nil {
 		return fmt.Errorf("sync-log backlog: %w", err)
 	}
-	since := waiting.Since
+	since := backlog.Since
 	return r.Log.Take(ctx, func(sc *synclog.Scanner, reprocessed bool) error {
 		g, err := r.group(sc, reprocessed)
 		if err != nil {
@@ -314,7 +397,7 @@ func (r *Rolling) report(ctx context.Context, start time.Time, settled, passFail
 		}
 	}
 	waiting, err := r.Log.Backlog(ctx)
-	if err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
+	if err != nil && ctx.Err() == nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 		logErr = fmt.Errorf("sync-log backlog: %w", err)
 	}
 	backlog := waiting.Entries + r.Pending.Len()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+	agenttest.RemoveBin()
 	os.Exit(code)
 }
 
@@ -62,6 +64,7 @@ func replicatorBin(t *testing.T) string {
 // env is a real pair plus the replicator's flags. Master and Replica are the
 // addresses the replicator is given; a test may point them at a proxy.
 type env struct {
+	t               testing.TB
 	p               *cyruspair.Pair
 	bin             string
 	pw, stateDir    string
@@ -82,7 +85,7 @@ func newEnv(t *testing.T, deleteMode string) *env {
 	if err := os.WriteFile(pw, []byte(p.ReplPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &env{p: p, bin: bin, pw: pw, stateDir: filepath.Join(dir, "state"),
+	return &env{t: t, p: p, bin: bin, pw: pw, stateDir: filepath.Join(dir, "state"),
 		Master: p.Master.SyncAddr, Replica: p.Replica.SyncAddr, reportFile: filepath.Join(dir, "report.json")}
 }
 
@@ -94,7 +97,8 @@ func (e *env) args(mode string, extra ...string) []string {
 		"--compress=false"}
 	a = append(a, e.tlsFlags()...)
 	a = append(a, e.extra...)
-	return append(a, extra...)
+	// CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become the master's agent.
+	return agenttest.Rewrite(e.t, e.p, append(a, extra...))
 }
 
 // tlsFlags are the pair's TLS flags (STARTTLS against the pair's CA when it has TLS),

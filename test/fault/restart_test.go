@@ -144,7 +144,7 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 		if !mid() {
 			t.Fatalf("round %d: the batch ended before the SIGKILL landed; the kill proved nothing\n%s", round, roll.output())
 		}
-		if !durable(t, logDir, behind) {
+		if !durable(t, behind, logDir, e.stateDir) {
 			t.Fatalf("round %d: killed with %v behind, but their work is neither in log-run nor in the pending queue (log-pending/)", round, behind)
 		}
 		t.Logf("round %d: SIGKILL with %v applied and %v behind", round, done, behind)
@@ -159,11 +159,14 @@ func TestRollingSIGKILLMidBatch(t *testing.T) {
 	e.assertEqual(t, users...)
 }
 
-// durable reports whether every user's work is held by log-run or the pending queue.
-func durable(t *testing.T, logDir string, users []string) bool {
+// durable reports whether every user's work is held by log-run or the pending queue
+// (beside the log, or in the state directory when the log comes through the agent).
+func durable(t *testing.T, users []string, logDir, stateDir string) bool {
 	t.Helper()
 	paths := []string{filepath.Join(logDir, "log-run")}
 	segs, _ := filepath.Glob(filepath.Join(logDir, "log-pending", "*.json"))
+	more, _ := filepath.Glob(filepath.Join(stateDir, "log-pending", "*.json"))
+	segs = append(segs, more...)
 	var held []byte
 	for _, p := range append(paths, segs...) {
 		b, err := os.ReadFile(p)

@@ -82,6 +82,22 @@ func (ca *CA) Server(t testing.TB, notBefore, notAfter time.Time, hosts ...strin
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// Client issues a client certificate (for mutual TLS) named name, valid now.
+func (ca *CA) Client(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
 // Valid issues a server certificate valid now for hosts.
 func (ca *CA) Valid(t testing.TB, hosts ...string) tls.Certificate {
 	return ca.Server(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), hosts...)
