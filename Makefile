@@ -93,8 +93,10 @@ test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
 	  $(GO) test $(GOTEST_FLAGS) -p 1 -run '$(AGENT_RUN)' -skip '$(AGENT_SKIP)' $(AGENT_PKGS)
 
+## bench: BENCH_PARTS picks parts (csync onepass fleet lag operator; default all), e.g.
+##   make bench BENCH_PARTS="onepass lag" CYRUSREPL_ONEPASS_SIZES=1000,10000
 bench: cyrus
-	hack/bench.sh
+	hack/bench.sh $(BENCH_PARTS)
 
 ## demo: the quick start (docs/quickstart.md): Cyrus pair + local cluster + operator, guided
 demo:

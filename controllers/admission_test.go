@@ -46,7 +46,7 @@ func TestAdmissionRejects(t *testing.T) {
 		}, "auditInterval must be at least 1m"},
 		{"unknown policy", func(p *v1.ReplicationPair) { p.Spec.ReplicaOnlyPolicy = "Delete" }, `supported values: "Keep", "Fail"`},
 		{"name too long", func(p *v1.ReplicationPair) { p.Name = strings.Repeat("a", 49) }, "metadata.name must be at most 48 characters"},
-		{"audit mode with no way to list users", func(p *v1.ReplicationPair) { p.Spec.SyncLog = nil }, "set masterConfig or master.imapPort"},
+		{"audit mode with no way to list users", func(p *v1.ReplicationPair) { p.Spec.SyncLog = nil }, "set master.agent, masterConfig or master.imapPort"},
 		{"bad imap port", func(p *v1.ReplicationPair) { p.Spec.Master.IMAPPort = 70000 }, "should be less than or equal to 65535"},
 	}
 	for _, tc := range pairCases {

@@ -30,7 +30,7 @@ func (r *ReplicationPairReconciler) audit(ctx context.Context, pair *v1.Replicat
 	if !operator.HasMasterUsers(pair) {
 		// Handled: retrying cannot help until the spec changes, and a new value then asks again.
 		as.LastHandledRequestAt = req
-		as.Message = "request " + req + " not run: an audit lists the master's users; set spec.masterConfig or spec.master.imapPort"
+		as.Message = "request " + req + " not run: an audit lists the master's users; set spec.master.agent, spec.masterConfig or spec.master.imapPort"
 		return as, 0
 	}
 	name := operator.RequestedAuditName(pair.Name, req)

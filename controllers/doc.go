@@ -7,10 +7,12 @@
 // replica (zero when suspended) with the Recreate strategy, running
 //
 //	replicator rolling --sync-log DIR   (spec.syncLog set)
-//	replicator audit --interval D       (no sync log)
+//	replicator rolling                  (spec.master.agent set: the log comes through --agent)
+//	replicator audit --interval D       (neither)
 //
 // followed by the common flags --master HOST:PORT --master-user U
-// --master-password-file F --master-tls starttls|tls|none [--master-ca-file F], the same for
+// --master-password-file F --master-tls starttls|tls|none [--master-ca-file F],
+// [--agent URL --agent-token-file F [--agent-ca-file F]], the same for
 // --replica*, [--master-config PATH], --workers N, --replica-only-policy keep|fail,
 // --report-configmap NAME, --pair NAME, and --metrics-addr :9090.
 //

@@ -19,11 +19,11 @@ func newPair(ns, name string) *v1.ReplicationPair {
 	return &v1.ReplicationPair{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1.ReplicationPairSpec{
-			Master: v1.Endpoint{
+			Master: v1.MasterEndpoint{Endpoint: v1.Endpoint{
 				Host: "cyrus-master.mail.svc", Username: "repl",
 				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "master-password"},
 				TLS:               &v1.TLSConfig{Mode: v1.TLSModeStartTLS, CASecretRef: &v1.SecretKeyRef{Name: "cyrus-ca", Key: "ca.crt"}},
-			},
+			}},
 			Replica: v1.Endpoint{
 				Host: "cyrus-replica.mail.svc", Port: 12005, Username: "repl",
 				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "replica-password"},

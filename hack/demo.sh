@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The quick start: a real Cyrus master+replica, a local single-node Kubernetes, the
-# operator from the Helm chart, and a ReplicationPair that keeps the replica in step.
+# The quick start: a real Cyrus master+replica, the master agent beside the master, a
+# local single-node Kubernetes, the operator from the Helm chart, and a ReplicationPair
+# that keeps the replica in step through the agent (its pod mounts nothing of the master's).
 #
 #   hack/demo.sh up [DIR]      (make demo)       everything, then a guided tour
-#   hack/demo.sh down [DIR]    (make demo-down)  stop the cluster and the pair, by PID
+#   hack/demo.sh down [DIR]    (make demo-down)  stop the cluster, the agent and the pair, by PID
 #   hack/demo.sh env [DIR]     print the exports to use kubectl/pairctl by hand
 #
 # DIR defaults to $CYRUSREPL_DEMO_DIR or /tmp/cyrusrepl-demo: DIR/pair is the Cyrus pair
-# (hack/cyrus-pair.sh), DIR/cluster the cluster (hack/cluster.sh), DIR/bin the tools.
-# Needs root (containerd, kubelet). Every listener is on 127.0.0.1. A first run on a new
-# machine builds Kubernetes and helm from the Go module proxy (about 8-10 minutes, with
-# progress lines); later runs take about a minute.
+# (hack/cyrus-pair.sh), DIR/agent the master's agent (hack/agent.sh), DIR/cluster the
+# cluster (hack/cluster.sh), DIR/bin the tools.
+# Needs root (containerd, kubelet). Every listener is on 127.0.0.1, the agent's included.
+# A first run on a new machine builds Kubernetes and helm from the Go module proxy (about
+# 8-10 minutes, with progress lines); later runs take about a minute.
 set -euo pipefail
 
 HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +31,8 @@ show() { printf '    $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/      /'; }
 
 cmd=${1:-up}
 D=${2:-${CYRUSREPL_DEMO_DIR:-/tmp/cyrusrepl-demo}}
-PAIR_DIR="$D/pair" CLUSTER_DIR="$D/cluster" BIN="$D/bin"
+PAIR_DIR="$D/pair" AGENT_DIR="$D/agent" CLUSTER_DIR="$D/cluster" BIN="$D/bin"
+REPLICATOR_UID=65532 # the chart's default user of the replicator pods
 
 # diagnostics prints what helps when a wait runs out.
 diagnostics() {
@@ -38,7 +41,7 @@ diagnostics() {
   kc -n "$NS" get events --sort-by=.lastTimestamp >&2 || true
   kc -n "$OPNS" logs deploy/cyrusrepl-manager --tail=40 >&2 || true
   kc -n "$NS" logs deploy/"$PAIR"-replicator --tail=40 >&2 || true
-  echo "---- component logs: $CLUSTER_DIR/logs, Cyrus syslog: $PAIR_DIR/syslog.log" >&2
+  echo "---- component logs: $CLUSTER_DIR/logs, agent: $AGENT_DIR/agent.log, Cyrus syslog: $PAIR_DIR/syslog.log" >&2
 }
 
 # until_ok WHAT CMD...: retry CMD every second until it succeeds, for at most $WAIT s.
@@ -81,7 +84,7 @@ up() {
   tools
   say "kubectl: $KUBECTL ($("$KUBECTL" version --client 2>/dev/null | head -1))"
 
-  if [ -f "$PAIR_DIR/pair.env" ] || [ -d "$CLUSTER_DIR/pids" ]; then
+  if [ -f "$PAIR_DIR/pair.env" ] || [ -f "$AGENT_DIR/agent.pid" ] || [ -d "$CLUSTER_DIR/pids" ]; then
     step "a previous demo is still there: stopping it first (every run starts fresh)"
     down >/dev/null
   fi
@@ -93,15 +96,22 @@ up() {
   say "master  sync_server $MASTER_SYNC  imap $MASTER_IMAP"
   say "replica sync_server $REPLICA_SYNC  imap $REPLICA_IMAP"
   local synclog="$MASTER_DIR/conf/sync/$CHANNEL"
-  local cyrus_uid cyrus_gid
-  cyrus_uid=$(id -u cyrus) cyrus_gid=$(id -g cyrus)
   # Cyrus creates the channel directory on its first write, with umask 077; create it
-  # now (as cyrus) so the hostPath volume exists before the replicator pod starts.
-  install -d -o "$cyrus_uid" -g "$cyrus_gid" -m 0700 "$MASTER_DIR/conf/sync" "$synclog"
+  # now (as cyrus) so the agent serves it from the start.
+  install -d -o cyrus -g "$(id -g cyrus)" -m 0700 "$MASTER_DIR/conf/sync" "$synclog"
   # The replicator's state claim: this cluster has no storage provisioner, so a hostPath
-  # volume bound to the claim in advance, owned by the replicator's user.
+  # PersistentVolume bound to the claim in advance, owned by the replicator's user. (A
+  # volume of the cluster's, not of the pair: the pair mounts nothing of the master's.)
   local statedir="$PAIR_DIR/replicator-state"
-  install -d -o "$cyrus_uid" -g "$cyrus_gid" -m 0700 "$statedir"
+  install -d -o "$REPLICATOR_UID" -g "$REPLICATOR_UID" -m 0700 "$statedir"
+
+  step "starting the master agent beside the master ($AGENT_DIR)"
+  say "as Cyrus's user, on 127.0.0.1 (the address this cluster's pods reach: they share the"
+  say "node's network), TLS from a throw-away CA, a random bearer token"
+  "$HACK/agent.sh" start "$AGENT_DIR" "$PAIR_DIR"
+  # shellcheck disable=SC1091
+  . "$AGENT_DIR/agent.env"
+  say "agent   $AGENT_URL  (pid $AGENT_PID, log $AGENT_LOG)"
 
   step "starting a single-node Kubernetes on 127.0.0.1 ($CLUSTER_DIR)"
   KUBECONFIG=$("$HACK/cluster.sh" up "$CLUSTER_DIR" | tail -1)
@@ -116,14 +126,16 @@ up() {
     --namespace "$OPNS" --create-namespace -f "$REPO/charts/cyrusrepl/ci/local-cluster-values.yaml" \
     --set image.pullPolicy=Never --set hostNetwork=true \
     --set kubernetesService.host=127.0.0.1 --set-string kubernetesService.port=6443 \
-    --set replicator.allowHostPath=true \
     --wait --timeout "${WAIT}s" >/dev/null || { diagnostics; die "helm install failed"; }
   show kc -n "$OPNS" get deploy,pods
 
-  step "creating the Secret and the ReplicationPair (namespace $NS)"
+  step "creating the Secrets and the ReplicationPair (namespace $NS)"
   kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   kc -n "$NS" create secret generic cyrus-repl --from-literal=master-password="$REPL_PASSWORD" \
     --from-literal=replica-password="$REPL_PASSWORD" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  # the agent's token and the CA its certificate comes from (docs/agent-sidecar.md)
+  kc -n "$NS" create secret generic cyrus-agent --from-file=token="$AGENT_TOKEN_FILE" \
+    --from-file=ca.crt="$AGENT_CA" --dry-run=client -o yaml | kc apply -f - >/dev/null
   local manifest="$D/replicationpair.yaml"
   cat >"$manifest" <<EOF
 apiVersion: v1
@@ -149,21 +161,19 @@ spec:
     username: $REPL_USER
     passwordSecretRef: {name: cyrus-repl, key: master-password}
     tls: {mode: None}   # the demo pair is plain, on loopback only (the pair shows PlaintextPassword)
+    # the master's agent serves its sync-log channel (sync_log_channels: cyrusrepl) and
+    # mailboxes.db over HTTPS: the replicator pod mounts nothing of the master's
+    agent:
+      url: $AGENT_URL
+      tokenSecretRef: {name: cyrus-agent, key: token}
+      caSecretRef: {name: cyrus-agent, key: ca.crt}
   replica:
     host: 127.0.0.1
     port: ${REPLICA_SYNC##*:}
     username: $REPL_USER
     passwordSecretRef: {name: cyrus-repl, key: replica-password}
     tls: {mode: None}
-  # the master's own sync-log channel for cyrusrepl (sync_log_channels: cyrusrepl)
-  syncLog:
-    volume:
-      hostPath: {path: $synclog, type: Directory}
   workers: 2
-  replicator:
-    # Cyrus writes the channel directory with umask 077: read it as Cyrus's user
-    runAsUser: $cyrus_uid
-    runAsGroup: $cyrus_gid
 EOF
   kc apply -f "$manifest"
   say "manifest: $manifest"
@@ -182,6 +192,9 @@ EOF
   show kc -n "$NS" get replicationpairs
   show kc -n "$NS" get pods -o wide
   show pairctl -on replica list alice
+  say "the replicator pod's volumes (no hostPath: the agent serves the master's side):"
+  show kc -n "$NS" get pods -l "replication.cyrusrepl.io/pair=$PAIR,app.kubernetes.io/component=replicator" \
+    -o jsonpath='{range .items[0].spec.volumes[*]}{.name}{"\t"}{.secret.secretName}{.persistentVolumeClaim.claimName}{.emptyDir}{.configMap.name}{.hostPath.path}{"\n"}{end}'
 
   step "renaming a folder on the master: it reaches the replica as a rename (same uniqueid, nothing re-uploaded)"
   pairctl rename alice Projects Archive >/dev/null
@@ -191,7 +204,7 @@ EOF
   show pairctl -on replica list alice
   show kc -n "$NS" get replicationpair "$PAIR" -o jsonpath='{range .status.report.recentDecisions[*]}{.action}{"  "}{.user}{"  "}{.masterName}{" <- "}{.replicaName}{"  uniqueid="}{.uniqueID}{"  evidence="}{.evidence}{"\n"}{end}'
   say "the replicator's line for that batch (bodiesSent 0: nothing re-uploaded):"
-  kc -n "$NS" logs deploy/"$PAIR"-replicator | grep '"type":"user","user":"alice"' | tail -1 | sed 's/^/      /'
+  kc -n "$NS" logs deploy/"$PAIR"-replicator | grep '"type":"user","user":"alice","outcome":"synced"' | tail -1 | sed 's/^/      /'
   show kc -n "$NS" get events --field-selector involvedObject.kind=ReplicationPair
 
   step "a UserResync with kubectl apply"
@@ -227,7 +240,7 @@ EOF
     kubectl -n $OPNS logs deploy/cyrusrepl-manager      # the operator
     $BIN/pairctl -pair $PAIR_DIR deliver alice 5        # more mail on the master
     $BIN/pairctl -pair $PAIR_DIR -on replica list alice # what the replica holds
-    Cyrus syslog: $PAIR_DIR/syslog.log   cluster logs: $CLUSTER_DIR/logs/
+    Cyrus syslog: $PAIR_DIR/syslog.log   agent: $AGENT_LOG   cluster logs: $CLUSTER_DIR/logs/
     docs/quickstart.md explains all of this.
 
     Stop everything:  make demo-down   (hack/demo.sh down $D)
@@ -237,6 +250,8 @@ EOF
 down() {
   step "stopping the cluster ($CLUSTER_DIR)"
   if [ -d "$CLUSTER_DIR" ]; then "$HACK/cluster.sh" down "$CLUSTER_DIR"; else say "not there"; fi
+  step "stopping the master agent ($AGENT_DIR)"
+  if [ -f "$AGENT_DIR/agent.pid" ]; then "$HACK/agent.sh" stop "$AGENT_DIR"; else say "not there"; fi
   step "stopping the Cyrus pair ($PAIR_DIR)"
   if [ -f "$PAIR_DIR/pair.env" ]; then "$HACK/cyrus-pair.sh" stop "$PAIR_DIR"; else say "not there"; fi
   say "stopped. Leftovers (images, PKI, mail spools) are in $D; remove them with: rm -rf $D"

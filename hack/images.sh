@@ -6,8 +6,10 @@
 #
 #   dev    cyrusrepl:dev — /manager, /replicator, /kubectl-cyrusrepl (those that exist in
 #          cmd/), static (CGO_ENABLED=0), user 65532:65532, entrypoint /manager (or
-#          /replicator while there is no manager); and cyrusrepl-replicator:dev, the same
-#          files with entrypoint /replicator (the image of the pods the operator creates)
+#          /replicator while there is no manager); cyrusrepl-replicator:dev, the same
+#          files with entrypoint /replicator (the image of the pods the operator creates);
+#          and cyrusrepl-agent:dev, /agent alone (the master agent's sidecar image: user
+#          65532, no shell, nothing to write, so it runs with a read-only root filesystem)
 #   pause  registry.k8s.io/pause:3.10 — the sandbox image, built from hack/imagebuild/pause
 #   smoke  cyrusrepl-smoke:dev — the e2e test's tiny workload (hack/imagebuild/smoke)
 #
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cluster) cluster_dir=${2:?--cluster needs a directory}; explicit_cluster=1; shift 2 ;;
     --no-import) import=0; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     dev|pause|smoke) targets+=("$1"); shift ;;
     all) targets+=(dev pause smoke); shift ;;
     *) die "unknown argument: $1 (see hack/images.sh --help)" ;;
@@ -88,6 +90,12 @@ for t in "${targets[@]}"; do
         "$ib" -out "$OUT/cyrusrepl-replicator.tar" -tag cyrusrepl-replicator:dev -user 65532:65532 \
           -entrypoint /replicator "${adds[@]}" -label "org.opencontainers.image.title=cyrusrepl-replicator" "${labels[@]}" >/dev/null
         archives+=("$OUT/cyrusrepl-replicator.tar")
+      fi
+      # The agent runs inside the master's pod: its image holds nothing else.
+      if [ -x "$bindir/agent" ]; then
+        "$ib" -out "$OUT/cyrusrepl-agent.tar" -tag cyrusrepl-agent:dev -user 65532:65532 \
+          -entrypoint /agent -add "$bindir/agent:/agent" -label "org.opencontainers.image.title=cyrusrepl-agent" "${labels[@]}" >/dev/null
+        archives+=("$OUT/cyrusrepl-agent.tar")
       fi ;;
   esac
   for a in "${archives[@]:$first}"; do log "built $t: $a ($(du -h "$a" | cut -f1))"; done

@@ -54,6 +54,53 @@ type Endpoint struct {
 	TLS *TLSConfig `json:"tls,omitempty"`
 }
 
+// MasterEndpoint is the master server: its csync endpoint and, optionally, the agent
+// that serves what only the master's disk holds.
+type MasterEndpoint struct {
+	Endpoint `json:",inline"`
+
+	// agent is the cyrusrepl agent running beside the master (a sidecar of the Cyrus pod
+	// or a service on its machine). It serves the master's sync-log channel and
+	// mailboxes.db over HTTPS, so the replicator runs in rolling mode and mounts nothing
+	// of the master's; message bodies still come over csync. Not together with syncLog
+	// or masterConfig.
+	// +optional
+	Agent *AgentSource `json:"agent,omitempty"`
+}
+
+// AgentSource says how the replicator reaches the master's agent. The connection is
+// always TLS, and every request carries the bearer token.
+// +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="agent takes at most one of caSecretRef or caConfigMapRef"
+type AgentSource struct {
+	// url is the agent's address, https://HOST:PORT (no path), e.g.
+	// https://cyrus-0.cyrus.mail.svc:8443. The agent's certificate must be valid for
+	// its host.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHost() != ''",message="url must be an https:// URL with a host: the agent serves TLS only"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@') && !self.contains('?') && !self.contains('#')",message="url must not carry user information, a query or a fragment: the token comes from tokenSecretRef"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getEscapedPath() in ['', '/']",message="url must have no path: the agent serves its API at the root, https://HOST:PORT"
+	URL string `json:"url"`
+
+	// tokenSecretRef names the Secret key holding the bearer token the agent expects
+	// (the same value as the agent's --token-file). Mounted into the replicator pods as
+	// a file; a changed Secret restarts the replicator with the new token.
+	// +required
+	TokenSecretRef SecretKeyRef `json:"tokenSecretRef"`
+
+	// caSecretRef names the Secret key holding the PEM CA bundle that verifies the
+	// agent's certificate. At most one of caSecretRef and caConfigMapRef is set; with
+	// neither, the system's roots verify it.
+	// +optional
+	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty"`
+
+	// caConfigMapRef names the ConfigMap key holding the PEM CA bundle that verifies the
+	// agent's certificate. At most one of caSecretRef and caConfigMapRef is set.
+	// +optional
+	CAConfigMapRef *ConfigMapKeyRef `json:"caConfigMapRef,omitempty"`
+}
+
 // TLSMode is how the replicator secures a connection.
 // +kubebuilder:validation:Enum=None;StartTLS;TLS
 type TLSMode string

@@ -25,24 +25,28 @@ const DefaultWorkers = 4
 const DefaultAuditInterval = "1h"
 
 // ReplicationPairSpec is the desired replication from one master to one replica.
-// +kubebuilder:validation:XValidation:rule="has(self.syncLog) || has(self.masterConfig) || (has(self.master.imapPort) && self.master.imapPort > 0)",message="without a syncLog the pair runs periodic audits, which must list the master's users: set masterConfig or master.imapPort"
+// +kubebuilder:validation:XValidation:rule="has(self.syncLog) || has(self.masterConfig) || has(self.master.agent) || (has(self.master.imapPort) && self.master.imapPort > 0)",message="without a syncLog or master.agent the pair runs periodic audits, which must list the master's users: set master.agent, masterConfig or master.imapPort"
+// +kubebuilder:validation:XValidation:rule="!has(self.master.agent) || (!has(self.syncLog) && !has(self.masterConfig))",message="master.agent serves the master's sync log and mailboxes.db over the network: remove syncLog and masterConfig (the replicator mounts nothing of the master's with an agent)"
 type ReplicationPairSpec struct {
-	// master is the server replicated from. The replicator only reads it (csync GET).
+	// master is the server replicated from. The replicator only reads it (csync GET),
+	// and, with master.agent, reads its sync log and mailboxes.db through the agent.
 	// +required
-	Master Endpoint `json:"master"`
+	Master MasterEndpoint `json:"master"`
 
 	// replica is the server replicated to.
 	// +required
 	Replica Endpoint `json:"replica"`
 
 	// syncLog is where the master's sync-log channel directory for cyrusrepl is found.
-	// When set the replicator runs in rolling mode (follows the log); when unset it runs
-	// in audit mode (walks every user every auditInterval).
+	// When set (or master.agent is) the replicator runs in rolling mode (follows the
+	// log); when neither is set it runs in audit mode (walks every user every
+	// auditInterval). Not with master.agent, which serves the log itself.
 	// +optional
 	SyncLog *SyncLogSource `json:"syncLog,omitempty"`
 
 	// masterConfig mounts the master's imapd.conf and configdirectory read-only so the
 	// replicator can read tombstones from mailboxes.db, the strongest evidence for deletes.
+	// Not with master.agent, which serves mailboxes.db itself.
 	// +optional
 	MasterConfig *MasterConfigSource `json:"masterConfig,omitempty"`
 
@@ -53,7 +57,7 @@ type ReplicationPairSpec struct {
 	Workers int32 `json:"workers,omitempty"`
 
 	// auditInterval is the pause between two audit passes (audit mode only, i.e. without
-	// syncLog). A Go duration of at least one minute; defaults to 1h.
+	// syncLog and master.agent). A Go duration of at least one minute; defaults to 1h.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="auditInterval must be at least 1m"
@@ -180,7 +184,9 @@ type ReplicatorStatus struct {
 	// deploymentName is the name of the Deployment running the replicator.
 	// +optional
 	DeploymentName string `json:"deploymentName,omitempty"`
-	// mode is the replicator mode the Deployment runs: rolling or audit.
+	// mode is the replicator mode the Deployment runs: rolling (it follows the master's
+	// sync log, from spec.syncLog or through spec.master.agent) or audit (it walks every
+	// user every spec.auditInterval).
 	// +optional
 	Mode string `json:"mode,omitempty"`
 	// state summarises the Deployment.
@@ -240,7 +246,8 @@ type ReplicationPairStatus struct {
 	Replicator ReplicatorStatus `json:"replicator,omitempty,omitzero"`
 
 	// backlog is the number of sync-log entries (lines of the channel's log and log-run)
-	// not yet replicated (rolling mode).
+	// not yet replicated (rolling mode, whether the log is mounted or read through the
+	// agent).
 	// +optional
 	Backlog *int64 `json:"backlog,omitempty"`
 

@@ -276,7 +276,7 @@ func TestManagerNamespaced(t *testing.T) {
 			t.Fatal(err)
 		}
 		pair := &v1.ReplicationPair{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"}, Spec: v1.ReplicationPairSpec{
-			Master:  v1.Endpoint{Host: "m", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "creds", Key: "pw"}, IMAPPort: 143},
+			Master:  v1.MasterEndpoint{Endpoint: v1.Endpoint{Host: "m", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "creds", Key: "pw"}, IMAPPort: 143}},
 			Replica: v1.Endpoint{Host: "r", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "creds", Key: "pw"}},
 		}}
 		if err := admin.Create(ctx, pair); err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // TestOperatorArgsParse feeds the command lines the operator generates (Deployments of
-// pairs in every mode, resync Jobs of every mode (an Audit one lists the master's users), every TLS mode and CA source) through the
+// pairs in every mode (a sync log mounted or served by the master's agent), resync Jobs of every mode (an Audit one lists the master's users), every TLS mode and CA source) through the
 // replicator's real flag parser and checks (files read, TLS configs built), stopping
 // before any connection. The pod's mount paths are moved under a temporary root and the
 // files its volumes would hold are written there. (The test binary links the operator;
@@ -50,6 +50,16 @@ func TestOperatorArgsParse(t *testing.T) {
 			p.Spec.SyncLog = &v1.SyncLogSource{Volume: hostPath("/var/lib/cyrus"), Path: "sync/cyrusrepl"}
 			p.Spec.Master.IMAPPort = 993
 		},
+		"rolling through the agent": func(p *v1.ReplicationPair) {
+			p.Spec.Master.IMAPPort = 993 // ignored: the agent lists the users
+			p.Spec.Master.Agent = &v1.AgentSource{URL: "https://cyrus-0.cyrus.mail.svc:8443",
+				TokenSecretRef: v1.SecretKeyRef{Name: "agent", Key: "token"},
+				CASecretRef:    &v1.SecretKeyRef{Name: "agent", Key: "ca.crt"}}
+		},
+		"rolling through the agent, system roots": func(p *v1.ReplicationPair) {
+			p.Spec.Master.Agent = &v1.AgentSource{URL: "https://[fd00::2]:8443",
+				TokenSecretRef: v1.SecretKeyRef{Name: "agent", Key: "token"}}
+		},
 	}
 	for name, shape := range pairs {
 		for _, mt := range tlsModes {
@@ -57,7 +67,7 @@ func TestOperatorArgsParse(t *testing.T) {
 				pair := &v1.ReplicationPair{
 					ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "p", UID: "u"},
 					Spec: v1.ReplicationPairSpec{
-						Master:  v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}, TLS: mt},
+						Master:  v1.MasterEndpoint{Endpoint: v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}, TLS: mt}},
 						Replica: v1.Endpoint{Host: "fd00::1", Port: 3005, Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "rp"}, TLS: rt},
 					},
 				}

@@ -75,7 +75,7 @@ func TestStatusOutputFormats(t *testing.T) {
 	// The text form: a pair without a port shows the default the replicator uses.
 	pair := &replv1.ReplicationPair{ObjectMeta: metav1.ObjectMeta{Namespace: cmdNS, Name: "fmt2"}, Spec: replv1.ReplicationPairSpec{
 		Verify:  &replv1.ScheduledVerify{Schedule: "@daily", Users: []string{"canary"}},
-		Master:  replv1.Endpoint{Host: "m.example.org", IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
+		Master:  replv1.MasterEndpoint{Endpoint: replv1.Endpoint{Host: "m.example.org", IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}}},
 		Replica: replv1.Endpoint{Host: "r.example.org", Port: 12005, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "k"}},
 	}}
 	if err := k8s.Create(ctx, pair); err != nil {
@@ -300,5 +300,25 @@ func TestParseArgsNewFlags(t *testing.T) {
 	_, _, _, _, opts, err = ParseArgs([]string{"report", "p", "--file", "/tmp/x.tar.gz"})
 	if err != nil || opts.File != "/tmp/x.tar.gz" {
 		t.Fatalf("report --file: %+v %v", opts, err)
+	}
+}
+
+// TestRenderPairNamesTheAgent: `status` names the master's agent when the pair has one.
+func TestRenderPairNamesTheAgent(t *testing.T) {
+	pair := &replv1.ReplicationPair{Spec: replv1.ReplicationPairSpec{
+		Master: replv1.MasterEndpoint{Endpoint: replv1.Endpoint{Host: "m.example.org"},
+			Agent: &replv1.AgentSource{URL: "https://m.example.org:8443"}},
+		Replica: replv1.Endpoint{Host: "r.example.org"},
+	}}
+	var b strings.Builder
+	RenderPair(&b, pair)
+	if !strings.Contains(b.String(), "Agent:") || !strings.Contains(b.String(), "https://m.example.org:8443") {
+		t.Fatalf("status lacks the agent:\n%s", b.String())
+	}
+	pair.Spec.Master.Agent = nil
+	b.Reset()
+	RenderPair(&b, pair)
+	if strings.Contains(b.String(), "Agent:") {
+		t.Fatalf("status names an agent the pair does not have:\n%s", b.String())
 	}
 }

@@ -280,7 +280,10 @@ func dedupe(in []string) []string {
 func RenderPair(w io.Writer, pair *replv1.ReplicationPair) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Pair:\t%s/%s\n", pair.Namespace, pair.Name)
-	fmt.Fprintf(tw, "Master:\t%s\n", endpoint(pair.Spec.Master))
+	fmt.Fprintf(tw, "Master:\t%s\n", endpoint(pair.Spec.Master.Endpoint))
+	if a := pair.Spec.Master.Agent; a != nil {
+		fmt.Fprintf(tw, "Agent:\t%s\n", a.URL)
+	}
 	fmt.Fprintf(tw, "Replica:\t%s\n", endpoint(pair.Spec.Replica))
 	fmt.Fprintf(tw, "Replicator:\t%s %s (%s)\n", pair.Status.Replicator.DeploymentName, pair.Status.Replicator.Mode, pair.Status.Replicator.State)
 	if ps := pair.Status.Progress; ps != nil {

@@ -85,7 +85,7 @@ func newPair(t *testing.T, ns, name string) {
 	pair := &replv1.ReplicationPair{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: replv1.ReplicationPairSpec{
-			Master:  replv1.Endpoint{Host: "127.0.0.1", Port: 2005, IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "master"}},
+			Master:  replv1.MasterEndpoint{Endpoint: replv1.Endpoint{Host: "127.0.0.1", Port: 2005, IMAPPort: 143, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "master"}}},
 			Replica: replv1.Endpoint{Host: "127.0.0.1", Port: 2006, Username: "repl", PasswordSecretRef: replv1.SecretKeyRef{Name: "s", Key: "replica"}},
 		},
 	}

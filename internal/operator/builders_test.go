@@ -17,7 +17,7 @@ func pair() *v1.ReplicationPair {
 	return &v1.ReplicationPair{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "mail", Name: "p", UID: "uid-p"},
 		Spec: v1.ReplicationPairSpec{
-			Master:  v1.Endpoint{Host: "m", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}},
+			Master:  v1.MasterEndpoint{Endpoint: v1.Endpoint{Host: "m", Username: "repl", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "mp"}}},
 			Replica: v1.Endpoint{Host: "fd00::1", Port: 3005, Username: "repl2", PasswordSecretRef: v1.SecretKeyRef{Name: "s", Key: "rp"}},
 		},
 	}

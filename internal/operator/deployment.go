@@ -22,9 +22,10 @@ const (
 	ModeAudit   = "audit"
 )
 
-// PairMode is rolling when the pair has a sync log, audit otherwise.
+// PairMode is rolling when the pair has a sync log, mounted or served by the master's
+// agent; audit otherwise.
 func PairMode(pair *v1.ReplicationPair) string {
-	if pair.Spec.SyncLog != nil {
+	if pair.Spec.SyncLog != nil || pair.Spec.Master.Agent != nil {
 		return ModeRolling
 	}
 	return ModeAudit
@@ -53,10 +54,12 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 	args := []string{mode}
 	switch mode {
 	case ModeRolling:
-		sl := pair.Spec.SyncLog
-		p.add(corev1.Volume{Name: volSyncLog, VolumeSource: volumeSource(sl.Volume)},
-			corev1.VolumeMount{Name: volSyncLog, MountPath: syncLogMount})
-		args = append(args, "--sync-log", path.Join(syncLogMount, sl.Path))
+		// With an agent (commonParts passed --agent) the log is read through it.
+		if sl := pair.Spec.SyncLog; sl != nil {
+			p.add(corev1.Volume{Name: volSyncLog, VolumeSource: volumeSource(sl.Volume)},
+				corev1.VolumeMount{Name: volSyncLog, MountPath: syncLogMount})
+			args = append(args, "--sync-log", path.Join(syncLogMount, sl.Path))
+		}
 		// A new pair, or one whose replica is empty, is seeded before the log is
 		// followed; the master's users are listed as an audit lists them.
 		args = append(args, "--seed", "auto")
@@ -75,11 +78,11 @@ func pairParts(pair *v1.ReplicationPair, hostNetwork bool) ([]string, *podParts)
 }
 
 // MasterUsersArgs are the flags that say where the master's users are listed (for an
-// audit, or for seeding): --master-imap when the pair has master.imapPort and no
-// masterConfig (whose mailboxes.db, mounted by commonParts, is used otherwise). Shared
-// by the pair's Deployment and the Audit resync Job.
+// audit, or for seeding): --master-imap when the pair has master.imapPort and neither
+// masterConfig nor an agent (whose mailboxes.db, mounted or served, is used otherwise).
+// Shared by the pair's Deployment and the Audit resync Job.
 func MasterUsersArgs(pair *v1.ReplicationPair) []string {
-	if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil {
+	if m := pair.Spec.Master; m.IMAPPort > 0 && pair.Spec.MasterConfig == nil && m.Agent == nil {
 		return []string{"--master-imap", net.JoinHostPort(m.Host, strconv.Itoa(int(m.IMAPPort)))}
 	}
 	return nil
@@ -88,7 +91,7 @@ func MasterUsersArgs(pair *v1.ReplicationPair) []string {
 // HasMasterUsers says whether the pair tells where to list the master's users, which an
 // audit needs.
 func HasMasterUsers(pair *v1.ReplicationPair) bool {
-	return pair.Spec.MasterConfig != nil || pair.Spec.Master.IMAPPort > 0
+	return pair.Spec.MasterConfig != nil || pair.Spec.Master.Agent != nil || pair.Spec.Master.IMAPPort > 0
 }
 
 // Deployment builds the pair's replicator Deployment: one replica (zero when suspended),

@@ -234,7 +234,7 @@ func PlaintextMessage(pair *v1.ReplicationPair) string {
 	for _, e := range []struct {
 		name string
 		ep   v1.Endpoint
-	}{{"master", pair.Spec.Master}, {"replica", pair.Spec.Replica}} {
+	}{{"master", pair.Spec.Master.Endpoint}, {"replica", pair.Spec.Replica}} {
 		if e.ep.TLS != nil && e.ep.TLS.Mode == v1.TLSModeNone {
 			sides = append(sides, e.name)
 		}

@@ -21,6 +21,7 @@ const (
 	masterConfMount       = "/etc/cyrusrepl/master-config"
 	tmpMount              = "/tmp"
 	passwordFile          = "password"
+	tokenFile             = "token"
 	caFile                = "ca.crt"
 	defaultUID      int64 = 65532
 	// MetricsPort is where rolling and audit replicators serve Prometheus metrics.
@@ -32,6 +33,8 @@ const (
 	volMasterPassword  = "master-password"
 	volReplicaPassword = "replica-password"
 	volMasterCA        = "master-ca"
+	volAgentToken      = "agent-token"
+	volAgentCA         = "agent-ca"
 	volReplicaCA       = "replica-ca"
 	volSyncLog         = "sync-log"
 	volMasterConfig    = "master-config"
@@ -106,6 +109,26 @@ func (p *podParts) endpoint(side string, e v1.Endpoint) {
 	}
 }
 
+// agent adds the flags and the Secret (and CA) volumes of the master's agent. Nothing of
+// the master's disk is mounted: the agent serves the sync log and mailboxes.db.
+func (p *podParts) agent(a *v1.AgentSource) {
+	if a == nil {
+		return
+	}
+	token := p.secretFile(volAgentToken, a.TokenSecretRef, tokenFile)
+	p.args = append(p.args, "--agent", a.URL, "--agent-token-file", token)
+	var ca string
+	switch {
+	case a.CASecretRef != nil:
+		ca = p.secretFile(volAgentCA, *a.CASecretRef, caFile)
+	case a.CAConfigMapRef != nil:
+		ca = p.configMapFile(volAgentCA, *a.CAConfigMapRef, caFile)
+	}
+	if ca != "" {
+		p.args = append(p.args, "--agent-ca-file", ca)
+	}
+}
+
 // TLSFlag maps an endpoint's tls to the replicator's --master-tls/--replica-tls value:
 // unset is STARTTLS (verified against the system roots), never plaintext.
 func TLSFlag(t *v1.TLSConfig) string {
@@ -144,13 +167,14 @@ func ReplicaOnlyFlag(p v1.ReplicaOnlyPolicy) string {
 	}
 }
 
-// commonParts builds what every replicator pod of a pair shares: endpoints, master config,
-// workers, policy, report ConfigMap and pair name. Mode-specific flags are added by the
+// commonParts builds what every replicator pod of a pair shares: endpoints, the master's
+// agent or master config, workers, policy, report ConfigMap and pair name. Mode-specific flags are added by the
 // caller after the mode word.
 func commonParts(pair *v1.ReplicationPair, reportConfigMap string) *podParts {
 	p := &podParts{}
 	s := &pair.Spec
-	p.endpoint("master", s.Master)
+	p.endpoint("master", s.Master.Endpoint)
+	p.agent(s.Master.Agent)
 	p.endpoint("replica", s.Replica)
 	if mc := s.MasterConfig; mc != nil {
 		p.add(corev1.Volume{Name: volMasterConfig, VolumeSource: volumeSource(mc.Volume)},

@@ -39,7 +39,7 @@ func PodReferences(spec *corev1.PodSpec) []Reference {
 	return volumeReferences(spec.Volumes)
 }
 
-// refFields maps the volumes podParts.endpoint makes back to the spec fields naming them.
+// refFields maps the volumes podParts.endpoint and podParts.agent make back to the spec fields naming them.
 var refFields = map[string]string{
 	KindSecret + "/" + volMasterPassword:  "spec.master.passwordSecretRef",
 	KindSecret + "/" + volReplicaPassword: "spec.replica.passwordSecretRef",
@@ -47,6 +47,9 @@ var refFields = map[string]string{
 	KindSecret + "/" + volReplicaCA:       "spec.replica.tls.caSecretRef",
 	KindConfigMap + "/" + volMasterCA:     "spec.master.tls.caConfigMapRef",
 	KindConfigMap + "/" + volReplicaCA:    "spec.replica.tls.caConfigMapRef",
+	KindSecret + "/" + volAgentToken:      "spec.master.agent.tokenSecretRef",
+	KindSecret + "/" + volAgentCA:         "spec.master.agent.caSecretRef",
+	KindConfigMap + "/" + volAgentCA:      "spec.master.agent.caConfigMapRef",
 }
 
 func volumeReferences(vols []corev1.Volume) []Reference {

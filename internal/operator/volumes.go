@@ -36,6 +36,6 @@ func DisallowedVolumes(pair *v1.ReplicationPair, allowed bool) []string {
 
 // VolumeMessage says why a pair gets no pod, naming the fields.
 func VolumeMessage(fields []string) string {
-	return fmt.Sprintf("%s: hostPath and nfs volumes need the manager's --allow-host-path (chart value replicator.allowHostPath); use a persistentVolumeClaim, or have the cluster admin allow them",
+	return fmt.Sprintf("%s: hostPath and nfs volumes need the manager's --allow-host-path (chart value replicator.allowHostPath); use a persistentVolumeClaim or the master's agent (spec.master.agent), or have the cluster admin allow them",
 		strings.Join(fields, ", "))
 }

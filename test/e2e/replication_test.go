@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -85,10 +84,12 @@ type resyncStatus struct {
 }
 
 // TestReplication runs the operator as the chart installs it, on the local cluster,
-// against a real Cyrus master and replica: a ReplicationPair's replicator pod replicates
-// new mail and a folder rename (as a rename), UserResyncs run as Job pods (kubectl apply
-// and the kubectl plugin), a verify finds a deliberate difference and changes nothing,
-// a replicator pod deleted mid-stream loses nothing, a rotated Secret rolls the
+// against a real Cyrus master and replica with the master agent beside the master
+// (hack/agent.sh): a ReplicationPair's replicator pod, which mounts nothing of the
+// master's and reads its sync log through the agent, replicates new mail and a folder
+// rename (as a rename), UserResyncs run as Job pods (kubectl apply and the kubectl
+// plugin), a verify finds a deliberate difference and changes nothing, a replicator pod
+// deleted mid-stream (its lease lost) loses nothing, a rotated agent token rolls the
 // replicator, a resync whose image does not exist fails with PodCannotStart, and
 // re-applying the manifests changes nothing.
 func TestReplication(t *testing.T) {
@@ -109,8 +110,8 @@ func TestReplication(t *testing.T) {
 	}
 
 	p := cyruspair.Start(t, cyruspair.Options{DeleteMode: "delayed"})
-	// Cyrus creates the channel directory on its first write; it must exist (as cyrus,
-	// mode 0700 like Cyrus makes it) before the replicator pod mounts it.
+	// Cyrus creates the channel directory on its first write; create it now (as cyrus,
+	// mode 0700 like Cyrus makes it) so the agent serves it from the start.
 	syncLog := p.Master.SyncLogDir(p.Channel)
 	uid, _ := strconv.Atoi(cy.Uid)
 	gid, _ := strconv.Atoi(cy.Gid)
@@ -123,9 +124,16 @@ func TestReplication(t *testing.T) {
 		}
 	}
 	t.Logf("cyrus runs as %s:%s (%d:%d); sync log %s", cy.Username, cyGroup.Name, uid, gid, syncLog)
+	// The master's agent, a process beside the master as on a mail server of its own:
+	// the replicator pods reach it over the network (127.0.0.1: they share the node's
+	// network on this cluster) and mount nothing of the master's.
+	ag := startAgent(t, ctx, repo, p)
+	t.Logf("agent %s (pid %s)", ag.url, ag.pid)
 	// The pair's state claim: the local cluster has no provisioner, so a hostPath
-	// volume bound to the claim in advance, in a directory the replicator's user owns.
+	// volume bound to the claim in advance, in a directory the replicator's user (the
+	// chart's default, 65532) owns. It is a PersistentVolume, not a volume of the pair.
 	stateDir := filepath.Join(p.Dir, "replicator-state")
+	const replUID = 65532
 
 	c := upCluster(t, ctx, repo, dir)
 	t.Cleanup(func() {
@@ -133,10 +141,10 @@ func TestReplication(t *testing.T) {
 			c.diagnose(t, e2eNS)
 		}
 	})
-	// The operator as users get it: the chart, with the local-cluster values. The pair
-	// below mounts the master's sync log as a hostPath, which the manager refuses unless
-	// allowed (the local-cluster values allow it too; said here so the test shows it).
-	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait", "--set", "replicator.allowHostPath=true"); err != nil {
+	// The operator as users get it: the chart, with the local-cluster values; hostPath
+	// and nfs volumes of pairs refused (said here so the test shows it): the pair
+	// reaches the master's sync log through the agent.
+	if _, err := run(t, ctx, repo, "hack/deploy-local.sh", "--cluster", dir, "--wait", "--set", "replicator.allowHostPath=false"); err != nil {
 		t.Fatal(err)
 	}
 	pluginBin := filepath.Join(t.TempDir(), "kubectl-cyrusrepl")
@@ -154,6 +162,12 @@ metadata: {name: cyrus-repl, namespace: %[1]s}
 type: Opaque
 data: {password: %[2]s}
 ---
+apiVersion: v1
+kind: Secret
+metadata: {name: cyrus-agent, namespace: %[1]s}
+type: Opaque
+data: {token: %[7]s, ca.crt: %[8]s}
+---
 apiVersion: replication.cyrusrepl.io/v1alpha1
 kind: ReplicationPair
 metadata: {name: %[3]s, namespace: %[1]s}
@@ -164,20 +178,19 @@ spec:
     username: %[5]s
     passwordSecretRef: {name: cyrus-repl, key: password}
     tls: {mode: None}   # the local test pair is plain on loopback
+    agent:
+      url: %[9]s
+      tokenSecretRef: {name: cyrus-agent, key: token}
+      caSecretRef: {name: cyrus-agent, key: ca.crt}
   replica:
     host: 127.0.0.1
     port: %[6]s
     username: %[5]s
     passwordSecretRef: {name: cyrus-repl, key: password}
     tls: {mode: None}   # the local test pair is plain on loopback
-  syncLog:
-    volume:
-      hostPath: {path: %[7]s, type: Directory}
   workers: 2
-  replicator:
-    runAsUser: %[8]d
-    runAsGroup: %[9]d
-`, e2eNS, base64.StdEncoding.EncodeToString([]byte(p.ReplPassword)), pairName, port(t, p.Master.SyncAddr), p.ReplUser, port(t, p.Replica.SyncAddr), syncLog, uid, gid)
+`, e2eNS, b64(p.ReplPassword), pairName, port(t, p.Master.SyncAddr), p.ReplUser, port(t, p.Replica.SyncAddr),
+		b64(ag.token(t)), b64(ag.ca(t)), ag.url)
 
 	// Mail before the pair exists: the first cycle finds it in the log.
 	for _, u := range []string{"alice", "bob", "carol"} {
@@ -189,7 +202,7 @@ spec:
 	p.Master.Append(t, "alice", "Work", cyruspair.Message("work", "a work message"))
 	p.Master.Deliver(t, "bob", cyruspair.Message("bob", "for bob"))
 
-	c.apply(t, ctx, statePV(t, pairName, stateDir, uid, gid))
+	c.apply(t, ctx, statePV(t, pairName, stateDir, replUID, replUID))
 	c.apply(t, ctx, manifests)
 
 	t.Run("new mail reaches the replica", func(t *testing.T) {
@@ -238,6 +251,47 @@ spec:
 		if len(want) > 0 {
 			t.Errorf("columns missing from the header %v: %v", header, want)
 		}
+	})
+
+	t.Run("the replicator reaches the master through the agent and mounts nothing of it", func(t *testing.T) {
+		var pods struct {
+			Items []struct {
+				Spec struct {
+					Volumes []struct {
+						Name                  string
+						HostPath              any
+						NFS                   any `json:"nfs"`
+						PersistentVolumeClaim *struct{ ClaimName string }
+					}
+					Containers []struct{ Args []string }
+				}
+			}
+		}
+		sel := "replication.cyrusrepl.io/pair=" + pairName + ",app.kubernetes.io/component=replicator"
+		if err := c.getJSON(ctx, &pods, "-n", e2eNS, "pods", "-l", sel); err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) != 1 {
+			t.Fatalf("%d replicator pods, want 1", len(pods.Items))
+		}
+		spec := pods.Items[0].Spec
+		for _, v := range spec.Volumes {
+			if v.HostPath != nil || v.NFS != nil || (v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName != pairName+"-state") {
+				t.Errorf("the replicator pod mounts volume %s: %+v", v.Name, v)
+			}
+		}
+		args := strings.Join(spec.Containers[0].Args, " ")
+		if !strings.Contains(args, "--agent "+ag.url) || strings.Contains(args, "--sync-log") || strings.Contains(args, "--master-config") {
+			t.Errorf("replicator args %q: want --agent %s, no --sync-log or --master-config", args, ag.url)
+		}
+		// The entries came through the agent's leases, acknowledged once replicated.
+		waitFor(t, ctx, time.Minute, "an acknowledged lease on the agent", func(ctx context.Context) (bool, string, error) {
+			m, err := ag.metrics(ctx, t)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return metricAtLeast(m, `cyrusrepl_agent_leases_total{result="acked"}`, 1), "no acked lease in:\n" + m, nil
+		})
 	})
 
 	// What the chart's PodMonitor scrapes: the replicator pod's metrics port. On this
@@ -302,13 +356,15 @@ spec:
 		if !found || st.Status.Report.DecisionCounts["rename/name-history"] != 1 {
 			t.Errorf("decision counts %v, want rename/name-history=1", st.Status.Report.DecisionCounts)
 		}
-		// nothing re-uploaded: the replicator's per-user line for that batch sent no body
+		// nothing re-uploaded: the replicator's per-user line for that batch sent no body.
+		// (The rename's sync-log lines may reach the replicator in two leases: a batch
+		// after it finds alice equal.)
 		logs, err := c.kubectlOut(ctx, "-n", e2eNS, "logs", "deploy/"+pairName+"-replicator")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, ok := lastUserLine(logs, "alice"); !ok || u.BodiesSent != 0 || u.Outcome != "synced" {
-			t.Errorf("alice's last batch in the replicator log: %+v (found %v), want synced with bodiesSent 0", u, ok)
+		if u, later, ok := lastSyncedLine(logs, "alice"); !ok || u.BodiesSent != 0 || later != 0 {
+			t.Errorf("alice's last synced batch in the replicator log: %+v (found %v), %d bodies sent after it; want bodiesSent 0 and none after", u, ok, later)
 		}
 		// the decision is announced as an Event on the pair too (the name-differs record)
 		waitFor(t, ctx, waitLong, "name-differs Event on the pair", func(ctx context.Context) (bool, string, error) {
@@ -417,7 +473,7 @@ spec:
 		}
 	})
 
-	t.Run("a rotated Secret rolls the replicator", func(t *testing.T) {
+	t.Run("a rotated agent token rolls the replicator", func(t *testing.T) {
 		sel := "replication.cyrusrepl.io/pair=" + pairName + ",app.kubernetes.io/component=replicator"
 		running := func(ctx context.Context) (string, error) {
 			return c.kubectlOut(ctx, "-n", e2eNS, "get", "pods", "-l", sel, "--field-selector", "status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}")
@@ -426,11 +482,19 @@ spec:
 		if err != nil || before == "" || strings.Contains(before, " ") {
 			t.Fatalf("want one running replicator pod, got %q (%v)", before, err)
 		}
-		// A write to the Secret (here a label; a new password alike) reaches the replicator
-		// as a new pod, which reads the files again.
-		if _, err := c.kubectlOut(ctx, "-n", e2eNS, "label", "secret", "cyrus-repl", "rotated=1"); err != nil {
-			t.Fatal(err)
+		// A new token, in the agent's file (it re-reads it) and in the Secret: the
+		// kubelet refreshes a mounted Secret only after a minute or so, so the Secret's
+		// change brings a new pod at once, which mounts the new value; with the old token
+		// it would be refused. The manifests (as in Git)
+		// carry the new token from now on.
+		oldTok := ag.token(t)
+		newTok := ag.rotate(t)
+		rotated := strings.Replace(manifests, "token: "+b64(oldTok)+",", "token: "+b64(newTok)+",", 1)
+		if rotated == manifests {
+			t.Fatal("the manifests hold no token to rotate")
 		}
+		manifests = rotated
+		c.apply(t, ctx, manifests)
 		waitFor(t, ctx, waitLong, "a new replicator pod in place of "+before, func(ctx context.Context) (bool, string, error) {
 			now, err := running(ctx)
 			if err != nil {
@@ -447,8 +511,8 @@ spec:
 		// cannot be pulled; its resync must end PodCannotStart, not run for 6 hours.
 		ghost := strings.Replace(manifests[strings.Index(manifests, "apiVersion: replication.cyrusrepl.io"):],
 			"name: "+pairName+",", "name: ghost,", 1)
-		ghost = strings.Replace(ghost, "  replicator:\n", "  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
-		c.apply(t, ctx, statePV(t, "ghost", filepath.Join(p.Dir, "ghost-state"), uid, gid))
+		ghost = strings.Replace(ghost, "  workers: 2\n", "  workers: 2\n  suspend: true\n  replicator:\n    image: example.invalid/cyrusrepl/no-such-image:0\n", 1)
+		c.apply(t, ctx, statePV(t, "ghost", filepath.Join(p.Dir, "ghost-state"), replUID, replUID))
 		c.apply(t, ctx, ghost)
 		c.apply(t, ctx, strings.Replace(resyncManifest("ghost-sync", "Sync", "alice"), "pairName: "+pairName, "pairName: ghost", 1))
 		rs := waitResync(t, ctx, c, "ghost-sync")
@@ -466,7 +530,7 @@ spec:
 
 	t.Run("re-applying the manifests changes nothing", func(t *testing.T) {
 		objs := []string{"replicationpair/" + pairName, "userresync/sync-alice-bob", "userresync/verify-bob",
-			"secret/cyrus-repl", "deployment/" + pairName + "-replicator", "configmap/" + pairName + "-report"}
+			"secret/cyrus-repl", "secret/cyrus-agent", "deployment/" + pairName + "-replicator", "configmap/" + pairName + "-report"}
 		waitPair(t, ctx, c, "idle", func(s *pairStatus) bool { return s.Status.Backlog != nil && *s.Status.Backlog == 0 })
 		before := resourceVersions(t, ctx, c, objs)
 		for _, m := range []string{manifests, resyncManifest("sync-alice-bob", "Sync", "alice", "bob"), resyncManifest("verify-bob", "Verify", "bob")} {
@@ -599,17 +663,21 @@ type userLine struct {
 	BodiesSent          int
 }
 
-// lastUserLine finds the replicator's last per-user JSON line for user.
-func lastUserLine(logs, user string) (userLine, bool) {
-	var last userLine
-	found := false
+// lastSyncedLine finds the replicator's last per-user JSON line for user that synced
+// something, and the bodies sent for user in the lines after it.
+func lastSyncedLine(logs, user string) (last userLine, bodiesAfter int, found bool) {
 	for _, l := range strings.Split(logs, "\n") {
 		var u userLine
-		if json.Unmarshal([]byte(l), &u) == nil && u.Type == "user" && u.User == user {
-			last, found = u, true
+		if json.Unmarshal([]byte(l), &u) != nil || u.Type != "user" || u.User != user {
+			continue
+		}
+		if u.Outcome == "synced" {
+			last, bodiesAfter, found = u, 0, true
+		} else {
+			bodiesAfter += u.BodiesSent
 		}
 	}
-	return last, found
+	return last, bodiesAfter, found
 }
 
 func resourceVersions(t *testing.T, ctx context.Context, c *cluster, objs []string) map[string]string {

@@ -19,3 +19,24 @@ func TestTableCells(t *testing.T) {
 		t.Errorf("LAG = %q", got["LAG"])
 	}
 }
+
+// TestLastSyncedLine: the batch that synced a user is found even when a later batch of
+// the same user found it equal, and bodies sent after it are counted. Needs no cluster.
+func TestLastSyncedLine(t *testing.T) {
+	logs := `{"type":"user","user":"alice","outcome":"synced","bodiesSent":3}
+{"type":"user","user":"bob","outcome":"synced","bodiesSent":1}
+{"type":"decision","user":"alice"}
+{"type":"user","user":"alice","outcome":"synced","bodiesSent":0}
+{"type":"user","user":"alice","outcome":"equal","bodiesSent":0}
+not json`
+	u, later, ok := lastSyncedLine(logs, "alice")
+	if !ok || u.BodiesSent != 0 || later != 0 {
+		t.Fatalf("got %+v, %d later, found %v", u, later, ok)
+	}
+	if _, later, _ := lastSyncedLine(logs+"\n"+`{"type":"user","user":"alice","outcome":"failed","bodiesSent":2}`, "alice"); later != 2 {
+		t.Fatalf("bodies after the synced line: %d, want 2", later)
+	}
+	if _, _, ok := lastSyncedLine(logs, "carol"); ok {
+		t.Fatal("found a line for carol")
+	}
+}

@@ -131,7 +131,7 @@ func TestLocalClusterValues(t *testing.T) {
 		t.Errorf("image %q pullPolicy %q", str(ctr, "image"), str(ctr, "imagePullPolicy"))
 	}
 	args := stringsOf(get(ctr, "args"))
-	for _, want := range []string{"--metrics-bind-address=127.0.0.1:8443", "--health-probe-bind-address=127.0.0.1:8081", "--allow-host-path=true"} {
+	for _, want := range []string{"--metrics-bind-address=127.0.0.1:8443", "--health-probe-bind-address=127.0.0.1:8081", "--allow-host-path=false"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}

@@ -228,8 +228,8 @@ func newPair(ns, name string) *v1.ReplicationPair {
 	return &v1.ReplicationPair{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1.ReplicationPairSpec{
-			Master: v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl",
-				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "master-password"}},
+			Master: v1.MasterEndpoint{Endpoint: v1.Endpoint{Host: "cyrus-master.mail.svc", Username: "repl",
+				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "master-password"}}},
 			Replica: v1.Endpoint{Host: "cyrus-replica.mail.svc", Username: "repl",
 				PasswordSecretRef: v1.SecretKeyRef{Name: "cyrus-creds", Key: "replica-password"}},
 			SyncLog: &v1.SyncLogSource{

@@ -47,6 +47,10 @@ app.kubernetes.io/part-of: cyrusrepl
 {{- printf "%s:%s" .Values.replicatorImage.repository (.Values.replicatorImage.tag | default .Chart.AppVersion) }}
 {{- end }}
 
+{{- define "cyrusrepl.agentImage" -}}
+{{- printf "%s:%s" .Values.agentImage.repository (.Values.agentImage.tag | default .Chart.AppVersion) }}
+{{- end }}
+
 {{/* Listeners bind loopback only when sharing the node's network. */}}
 {{- define "cyrusrepl.bindHost" -}}
 {{- if .Values.hostNetwork }}127.0.0.1{{ end }}
