@@ -86,16 +86,17 @@ test-default-namespace:
 ## (CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become --agent flags of an
 ## agent process beside the test pair). The agent's own tests run in test-only.
 AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
-## TestCLIRollingIndexDeltas needs the master's partitions (--master-config), which the
-## agent does not serve.
+## Tests that start an agent of their own (…ThroughAgent) run in test-only already.
 AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify
-AGENT_SKIP ?= TestCLIRollingIndexDeltas
+AGENT_SKIP ?= ThroughAgent
 test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
 	  $(GO) test $(GOTEST_FLAGS) -p 1 -run '$(AGENT_RUN)' -skip '$(AGENT_SKIP)' $(AGENT_PKGS)
 
+## bench: BENCH_PARTS picks parts (csync onepass fleet lag operator; default all), e.g.
+##   make bench BENCH_PARTS="onepass lag" CYRUSREPL_ONEPASS_SIZES=1000,10000
 bench: cyrus
-	hack/bench.sh
+	hack/bench.sh $(BENCH_PARTS)
 
 ## demo: the quick start (docs/quickstart.md): Cyrus pair + local cluster + operator, guided
 demo:

@@ -82,7 +82,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
-	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --master-config, when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock, instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
+	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --agent, or with --master-config when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock (by the agent with --agent), instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
 	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
@@ -120,6 +120,9 @@ func (c *commonFlags) check() error {
 	}
 	if err := c.agent.check(c.masterConfig); err != nil {
 		return err
+	}
+	if len(c.masterPartitions) > 0 && c.masterConfig == "" {
+		return usageErrorf("--master-partition needs --master-config (an agent reads the partitions its own imapd.conf names)")
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
@@ -267,10 +270,17 @@ func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
 	return db, nil
 }
 
-// masterIndex returns the reader of the master's mailbox indexes, or nil (with a
-// warning when deltas were wanted but the partitions cannot be read from here).
+// masterIndex returns the reader of the master's mailbox indexes — the agent with
+// --agent, else the partitions of --master-config — or nil (with a warning when deltas
+// were wanted but the partitions cannot be read from here).
 func (c *commonFlags) masterIndex() cyrusindex.Source {
-	if c.masterConfig == "" || !c.indexDeltas {
+	if !c.indexDeltas {
+		return nil
+	}
+	if c.agent.client != nil {
+		return c.agent.client // the agent reads the indexes on the master's disk
+	}
+	if c.masterConfig == "" {
 		return nil
 	}
 	idx, err := cyrusindex.NewLocal(c.masterConfig, c.masterPartitions)

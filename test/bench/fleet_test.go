@@ -1,8 +1,9 @@
 package bench
 
 // BenchmarkFleet: a fleet of users with many folders on the real pair. Phases, each run
-// by stock sync_client (into Replica2) and by the replicator (into Replica) on the same
-// master in the same run:
+// by stock sync_client (into Replica2, in the foreground: -u, -R -f <log>, -A) and by the
+// replicator (into Replica) on the same master in the same run, the two in alternating
+// order from run to run, both replicas compared with the master after every phase:
 //
 //	initial  every user, from empty replicas
 //	day      a scripted "day of traffic" on the master (deliveries, flag changes,
@@ -10,11 +11,12 @@ package bench
 //	renames  one folder renamed per user, nothing else: the replicator must send 0 bodies
 //	audit    a full walk of every user when nothing changed
 //
-// Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "50,200"),
+// Sizes: CYRUSREPL_FLEET_SIZES (users per sub-benchmark, comma-separated; "200"),
 // CYRUSREPL_FLEET_FOLDERS (20 per user besides INBOX), CYRUSREPL_FLEET_MSGS (20 INBOX
 // messages per user), CYRUSREPL_FLEET_PERFOLDER (3 messages copied into each folder),
 // CYRUSREPL_BENCH_WORKERS (4), CYRUSREPL_FLEET_SEEDERS (4 seeding goroutines),
-// CYRUSREPL_BENCH_COMPRESS=1 (the replicator with --compress, like stock's DEFLATE).
+// CYRUSREPL_BENCH_COMPRESS=1 (the replicator with --compress, like stock's DEFLATE),
+// CYRUSREPL_BENCH_RUNS (3 runs per size, each on a fresh pair; median and range printed).
 // Run: go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./test/bench/
 
 import (
@@ -45,7 +47,7 @@ func (s fleetSize) messages() int { return s.users * (s.inbox + s.folders*s.perF
 
 func fleetSizes() []int {
 	var out []int
-	for _, f := range strings.Split(envStr("CYRUSREPL_FLEET_SIZES", "50,200"), ",") {
+	for _, f := range strings.Split(envStr("CYRUSREPL_FLEET_SIZES", "200"), ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
 			out = append(out, n)
 		}
@@ -71,7 +73,11 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("users=%d,folders=%d", size.users, size.folders), func(b *testing.B) {
 			for range b.N {
-				fleetOnce(b, bin, size)
+				var runs []map[string]phaseResult
+				for run := range benchRuns() {
+					runs = append(runs, fleetOnce(b, bin, size, run))
+				}
+				fleetSummary(b, size, runs)
 			}
 		})
 	}
@@ -81,15 +87,20 @@ func BenchmarkFleet(b *testing.B) {
 type fleetRun struct {
 	wall       time.Duration
 	rssKiB     int64
-	wireBytes  int64 // to and from the replica (csync), through the counting proxy
-	masterRead int64 // replicator only: csync bytes to and from the master
-	bodies     int   // replicator only: bodies uploaded (sum of bodiesSent)
-	retried    int   // replicator only: user lines with more than one attempt
-	failed     int   // replicator only: user lines with outcome failed
+	cpu        time.Duration // the program's own user+system CPU
+	masterCPU  time.Duration // the master instance's server processes during the run
+	wireBytes  int64         // to and from the replica (csync), through the counting proxy
+	masterRead int64         // replicator only: csync bytes to and from the master
+	bodies     int           // replicator only: bodies uploaded (sum of bodiesSent)
+	retried    int           // replicator only: user lines with more than one attempt
+	failed     int           // replicator only: user lines with outcome failed
 	users      map[string]int
 	escalated  int         // replicator only: mailbox-level batches that became full user syncs
 	csync      []csyncStat // replicator only: its csync-stats line
 }
+
+// phaseResult is one phase of one run: both programs.
+type phaseResult struct{ stock, ours fleetRun }
 
 // csyncStat is one entry of the replicator's csync-stats line.
 type csyncStat struct {
@@ -99,8 +110,12 @@ type csyncStat struct {
 	Seconds float64 `json:"seconds"`
 }
 
-func fleetOnce(b *testing.B, bin string, size fleetSize) {
+// fleetPhases are the phases in the order they run.
+var fleetPhases = []string{"initial", "day", "renames", "audit"}
+
+func fleetOnce(b *testing.B, bin string, size fleetSize, run int) map[string]phaseResult {
 	b.StopTimer()
+	defer b.StartTimer()
 	p := cyruspair.Start(b, cyruspair.Options{SecondReplica: true})
 	m := p.Master
 	names := make([]string, size.users)
@@ -110,8 +125,8 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 	seeders := envInt("CYRUSREPL_FLEET_SEEDERS", 4)
 	start := time.Now()
 	parallel(b, names, seeders, func(u int, name string) error { return seedUser(b, p, u, name, size) })
-	b.Logf("seeded %d users × (%d folders, %d INBOX + %d per folder) = %d messages in %s (load %s)",
-		size.users, size.folders, size.inbox, size.perFolder, size.messages(), time.Since(start).Round(time.Millisecond), loadavg.String())
+	b.Logf("run %d: seeded %d users × (%d folders, %d INBOX + %d per folder) = %d messages in %s (load %s)",
+		run+1, size.users, size.folders, size.inbox, size.perFolder, size.messages(), time.Since(start).Round(time.Millisecond), loadavg.String())
 
 	replicaProxy := startProxy(b, p.Replica.SyncAddr)
 	masterProxy := startProxy(b, m.SyncAddr)
@@ -130,17 +145,46 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 	if os.Getenv("CYRUSREPL_BENCH_COMPRESS") == "1" {
 		common = append(common, "--compress") // COMPRESS=DEFLATE, as stock uses
 	}
+	mpid := masterPID(b, m)
 	syncClient := filepath.Join(cyruspair.CyrusBin, "sync_client")
+	withMasterCPU := func(fn func() fleetRun) fleetRun {
+		c0 := instanceCPU(mpid)
+		r := fn()
+		r.masterCPU = instanceCPU(mpid) - c0
+		return r
+	}
 	stock := func(args ...string) fleetRun {
 		before := stockProxy.Total()
-		r := measure(b, syncClient, append([]string{"-C", stockConf, "-n", "stock"}, args...)...)
+		r := withMasterCPU(func() fleetRun {
+			return measure(b, syncClient, append([]string{"-C", stockConf, "-n", "stock"}, args...)...)
+		})
+		r.wireBytes = stockProxy.Total() - before
+		return r
+	}
+	stockRolling := func() fleetRun {
+		before := stockProxy.Total()
+		r := withMasterCPU(func() fleetRun { return stockRollingPass(b, m, stockConf) })
 		r.wireBytes = stockProxy.Total() - before
 		return r
 	}
 	ours := func(args ...string) fleetRun {
 		rb, mb := replicaProxy.Total(), masterProxy.Total()
-		r := measure(b, bin, append(args, common...)...)
+		r := withMasterCPU(func() fleetRun { return measure(b, bin, append(args, common...)...) })
 		r.wireBytes, r.masterRead = replicaProxy.Total()-rb, masterProxy.Total()-mb
+		return r
+	}
+	// both runs the two programs, alternating which goes first from run to run, then
+	// compares both replicas with the master.
+	results := map[string]phaseResult{}
+	both := func(phase string, s, o func() fleetRun) phaseResult {
+		var r phaseResult
+		if stockFirst(run) {
+			r.stock, r.ours = s(), o()
+		} else {
+			r.ours, r.stock = o(), s()
+		}
+		compareReplicas(b, p, names, fmt.Sprintf("run %d %s", run+1, phase))
+		results[phase] = r
 		return r
 	}
 	clearLogs := func() {
@@ -148,9 +192,6 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 			_ = os.Remove(filepath.Join(m.SyncLogDir(ch), "log"))
 		}
 	}
-
-	// initial: every user, from empty replicas.
-	clearLogs()
 	userArgs := func(flag string) []string {
 		var a []string
 		for _, n := range names {
@@ -158,9 +199,18 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 		}
 		return a
 	}
-	s := stock(append([]string{"-u"}, names...)...)
-	o := ours(append([]string{"sync"}, userArgs("--user")...)...)
-	fleetReport(b, size, "initial", size.messages(), s, o, -1)
+	// --master-config: the replicator reads the master's disk like stock does (mailboxes.db
+	// evidence, and the index for update deltas where the build has them).
+	rolling := func() fleetRun {
+		return ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--master-config", m.ConfigPath, "--once")
+	}
+
+	// initial: every user, from empty replicas.
+	clearLogs()
+	r := both("initial",
+		func() fleetRun { return stock(append([]string{"-u"}, names...)...) },
+		func() fleetRun { return ours(append([]string{"sync"}, userArgs("--user")...)...) })
+	fleetReport(b, size, run, "initial", size.messages(), r.stock, r.ours, -1)
 
 	// day: scripted traffic, replayed from each program's sync-log channel.
 	clearLogs()
@@ -175,9 +225,8 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 		return err
 	})
 	b.Logf("day of traffic on the master in %s: %d deliveries (load %s)", time.Since(start).Round(time.Millisecond), delivered, loadavg.String())
-	s = stock("-r", "-1", "-o")
-	o = ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once")
-	fleetReport(b, size, "day", delivered, s, o, delivered)
+	r = both("day", stockRolling, rolling)
+	fleetReport(b, size, run, "day", delivered, r.stock, r.ours, delivered)
 
 	// renames only: the replicator must upload no body.
 	clearLogs()
@@ -187,22 +236,54 @@ func fleetOnce(b *testing.B, bin string, size fleetSize) {
 			return err
 		})
 	})
-	s = stock("-r", "-1", "-o")
-	o = ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--once")
-	fleetReport(b, size, "renames", size.users*size.perFolder, s, o, 0)
-	if o.bodies != 0 {
-		b.Errorf("renames: the replicator uploaded %d bodies, want 0", o.bodies)
+	r = both("renames", stockRolling, rolling)
+	fleetReport(b, size, run, "renames", size.users*size.perFolder, r.stock, r.ours, 0)
+	if r.ours.bodies != 0 {
+		b.Errorf("renames: the replicator uploaded %d bodies, want 0", r.ours.bodies)
 	}
 
 	// audit: a full walk of every user, nothing changed.
 	clearLogs()
-	s = stock("-A")
-	o = ours(append([]string{"audit", "--master-config", m.ConfigPath}, userArgs("--user")...)...)
-	fleetReport(b, size, "audit", size.messages(), s, o, 0)
-	if len(o.users) != size.users {
-		b.Errorf("audit: %d users reported, want %d", len(o.users), size.users)
+	r = both("audit",
+		func() fleetRun { return stock("-A") },
+		func() fleetRun {
+			return ours(append([]string{"audit", "--master-config", m.ConfigPath}, userArgs("--user")...)...)
+		})
+	fleetReport(b, size, run, "audit", size.messages(), r.stock, r.ours, 0)
+	if len(r.ours.users) != size.users {
+		b.Errorf("audit: %d users reported, want %d", len(r.ours.users), size.users)
 	}
-	b.StartTimer()
+	return results
+}
+
+// fleetSummary prints, per phase, the median and range over the runs of each program's
+// wall time and of the ratio ours/stock, and reports the medians as metrics.
+func fleetSummary(b *testing.B, size fleetSize, runs []map[string]phaseResult) {
+	fmt.Printf("fleet users=%d folders=%d: %d runs (stock first in runs 1, 3, …; ours first in 2, 4, …); median (min–max)\n",
+		size.users, size.folders, len(runs))
+	for _, phase := range fleetPhases {
+		var st, ou, ratio, smcpu, omcpu, scpu, ocpu, srss, orss []float64
+		for _, r := range runs {
+			pr, ok := r[phase]
+			if !ok {
+				continue
+			}
+			st = append(st, pr.stock.wall.Seconds())
+			ou = append(ou, pr.ours.wall.Seconds())
+			ratio = append(ratio, pr.ours.wall.Seconds()/pr.stock.wall.Seconds())
+			smcpu = append(smcpu, (pr.stock.masterCPU + pr.stock.cpu).Seconds()) // sync_client runs on the master
+			omcpu = append(omcpu, pr.ours.masterCPU.Seconds())
+			scpu = append(scpu, pr.stock.cpu.Seconds())
+			ocpu = append(ocpu, pr.ours.cpu.Seconds())
+			srss = append(srss, float64(pr.stock.rssKiB))
+			orss = append(orss, float64(pr.ours.rssKiB))
+		}
+		rs := spreadOf(ratio)
+		fmt.Printf("  %-8s ratio ours/stock %s | wall s stock %s ours %s | master-host CPU s stock %s (sync_client + master's servers) ours %s (master's sync_server) | client CPU s stock %s ours %s | peak RSS KiB stock %s ours %s\n",
+			phase, rs, spreadOf(st), spreadOf(ou), spreadOf(smcpu), spreadOf(omcpu), spreadOf(scpu), spreadOf(ocpu), spreadOf(srss).format("%.0f"), spreadOf(orss).format("%.0f"))
+		b.ReportMetric(rs.median, phase+"-ratio-median")
+		b.ReportMetric(rs.max, phase+"-ratio-max")
+	}
 }
 
 // parallel runs fn for every user over n goroutines; the first error fails the benchmark.
@@ -329,7 +410,7 @@ func dayOfTraffic(b *testing.B, p *cyruspair.Pair, u int, name string, size flee
 
 // measure runs one program to completion and collects wall time, peak RSS and, from the
 // replicator's JSON lines, the users and bodies sent. A non-zero exit fails the benchmark.
-func measure(b *testing.B, name string, args ...string) fleetRun {
+func measure(b testing.TB, name string, args ...string) fleetRun {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -381,6 +462,9 @@ func measure(b *testing.B, name string, args ...string) fleetRun {
 	err = cmd.Wait()
 	r.wall = time.Since(start)
 	r.rssKiB = hwm.Stop()
+	if ps := cmd.ProcessState; ps != nil {
+		r.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if err != nil {
 		b.Fatalf("%s %s: %v\n%s\n%s", filepath.Base(name), strings.Join(firstN(args, 12), " "), err,
 			tail(strings.Join(other, "\n"), 20), tail(stderr.String(), 20))
@@ -395,22 +479,22 @@ func firstN(s []string, n int) []string {
 	return s
 }
 
-func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o fleetRun, wantBodies int) {
-	b.ReportMetric(s.wall.Seconds(), phase+"-stock-s")
-	b.ReportMetric(o.wall.Seconds(), phase+"-ours-s")
-	b.ReportMetric(o.wall.Seconds()/s.wall.Seconds(), phase+"-ratio")
-	b.ReportMetric(float64(s.rssKiB), phase+"-stock-rss-KiB")
-	b.ReportMetric(float64(o.rssKiB), phase+"-ours-rss-KiB")
-	b.ReportMetric(float64(o.bodies), phase+"-ours-bodies")
+func fleetReport(b *testing.B, size fleetSize, run int, phase string, msgs int, s, o fleetRun, wantBodies int) {
 	want := ""
 	if wantBodies >= 0 {
 		want = fmt.Sprintf(" (want %d)", wantBodies)
 	}
-	fmt.Printf("fleet users=%d folders=%d %-8s %7d msgs | stock %8.2fs %8.0f msg/s %9.2f MB wire %6d KiB RSS | ours %8.2fs %8.0f msg/s %9.2f MB wire (+%.2f MB from master) %6d KiB RSS, %d bodies%s, %d users (%d retried, %d failed) | ratio ours/stock %.2f | load %s\n",
-		size.users, size.folders, phase, msgs,
-		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB,
-		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.bodies, want, len(o.users), o.retried, o.failed,
+	fmt.Printf("fleet users=%d folders=%d run %d %-8s %7d msgs | stock %8.2fs %8.0f msg/s %9.2f MB wire %6d KiB RSS, CPU %.2fs + master %.2fs | ours %8.2fs %8.0f msg/s %9.2f MB wire (+%.2f MB from master) %6d KiB RSS, CPU %.2fs + master %.2fs, %d bodies%s, %d users (%d retried, %d failed) | ratio ours/stock %.2f | load %s\n",
+		size.users, size.folders, run+1, phase, msgs,
+		s.wall.Seconds(), float64(msgs)/s.wall.Seconds(), float64(s.wireBytes)/1e6, s.rssKiB, s.cpu.Seconds(), s.masterCPU.Seconds(),
+		o.wall.Seconds(), float64(msgs)/o.wall.Seconds(), float64(o.wireBytes)/1e6, float64(o.masterRead)/1e6, o.rssKiB, o.cpu.Seconds(), o.masterCPU.Seconds(), o.bodies, want, len(o.users), o.retried, o.failed,
 		o.wall.Seconds()/s.wall.Seconds(), loadavg.String())
+	printCsyncStats("ours "+phase, o)
+}
+
+// printCsyncStats prints where the replicator's time went, command by command (summed
+// over workers), from its csync-stats line.
+func printCsyncStats(label string, o fleetRun) {
 	if len(o.csync) > 0 {
 		// Where the replicator's time went, command by command (summed over workers).
 		stats := slices.Clone(o.csync)
@@ -419,6 +503,6 @@ func fleetReport(b *testing.B, size fleetSize, phase string, msgs int, s, o flee
 		for _, c := range stats {
 			parts = append(parts, fmt.Sprintf("%s %s %d× %.2fs", c.End, c.Command, c.Count, c.Seconds))
 		}
-		fmt.Printf("    ours %s: %d escalated to a full user sync; csync: %s\n", phase, o.escalated, strings.Join(parts, ", "))
+		fmt.Printf("    %s: %d escalated to a full user sync; csync: %s\n", label, o.escalated, strings.Join(parts, ", "))
 	}
 }

@@ -16,8 +16,9 @@ import (
 // two different programs can show the same figure. VmHWM belongs to the child's own mm.
 // It only grows, so the last sample before exit is the peak, short of growth in the final
 // poll interval. Descendants still in the tree count too (the figure is the largest single
-// process); a child that detaches (stock sync_client -r forks its worker and the parent
-// exits) is re-parented away and not seen, so that case is not measured.
+// process). A child that detaches would be re-parented away and not seen, which is why
+// stock sync_client is never run with a bare -r (it forks its worker and the parent exits
+// 0 at once): the benchmarks run it in the foreground (-R -f FILE, -u, -A).
 
 type hwmPoller struct {
 	peak atomic.Int64 // KiB
