@@ -61,7 +61,7 @@ test: lint verify cyrus k8s-binaries helm test-race test-only test-default-names
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
-RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/ ./internal/agent/... ./internal/agentclient/
+RACE_PKGS ?= ./internal/replication/ ./internal/setupcheck/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/ ./internal/agent/... ./internal/agentclient/
 test-race:
 	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 

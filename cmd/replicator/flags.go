@@ -56,6 +56,10 @@ type commonFlags struct {
 	holdUnmarked bool
 	// state identifies the state directory (set by open).
 	state report.State
+	// versions follows the servers' csync greetings (versionWatch, setup.go).
+	versions versionWatch
+	// replicaPartitions: partitions the replica is known to have, shared by the executors.
+	replicaPartitions *executor.PartitionSet
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -211,6 +215,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
+	c.replicaPartitions = executor.NewPartitionSet()
 	evidence, err := c.mailboxesDB()
 	if err != nil {
 		return nil, usageErrorf("--master-config: %v", err)
@@ -230,9 +235,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
+		c.versions.saw([2]string{m.Capabilities().Greeting, r.Capabilities().Greeting})
 		return &executor.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
-			MasterIndex: masterIndex, IndexStats: c.stats.index,
+			ReplicaPartitions: c.replicaPartitions,
+			MasterIndex:       masterIndex, IndexStats: c.stats.index,
 			Moved: c.progress.moved,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -288,13 +295,14 @@ func (c *commonFlags) masterIndex() cyrusindex.Source {
 
 // probe dials both servers once, so that a wrong address or password exits with
 // exitUsage before any work starts.
-func probe(ctx context.Context, connect replication.Connector) error {
+func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	x, err := connect(ctx)
 	if err != nil {
 		return usageError{err}
 	}
+	c.versions.saw(bannersOf(x))
 	x.Close()
 	return nil
 }
@@ -335,7 +343,7 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := probe(ctx, connect); err != nil {
+	if err := c.probe(ctx, connect); err != nil {
 		return nil, nil, err
 	}
 	return connect, sink, nil
@@ -456,5 +464,6 @@ func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorde
 	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
 	rec.SetState(c.state)
 	out.emit(stateLine{Type: "state", State: c.state})
+	c.versions.attach(rec, out)
 	return rec
 }
