@@ -87,7 +87,7 @@ test-default-namespace:
 ## agent process beside the test pair). The agent's own tests run in test-only.
 AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
 ## Tests that start an agent of their own (…ThroughAgent) run in test-only already.
-AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify
+AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify|TestCLIChannelSilence
 AGENT_SKIP ?= ThroughAgent
 test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
+	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/tlstest"
@@ -322,6 +323,10 @@ func TestAgentServesTheMaster(t *testing.T) {
 	}
 	if _, err := time.Parse(time.RFC3339Nano, cfg.ChannelLastWrite); err != nil {
 		t.Errorf("channelLastWrite %q: %v", cfg.ChannelLastWrite, err)
+	}
+	// The master's own last change, as the local channel-silence check sees it.
+	if got, err := time.Parse(time.RFC3339Nano, cfg.MasterLastChange); err != nil || !got.Equal(setupcheck.MasterLastChange(m.ConfigDir)) {
+		t.Errorf("masterLastChange %q (%v), want %v", cfg.MasterLastChange, err, setupcheck.MasterLastChange(m.ConfigDir))
 	}
 
 	reader, err := mboxdb.NewReader("/nonexistent", m.ConfigPath)

@@ -15,13 +15,17 @@ import (
 //     may change under a running replicator (a failed check then shows the pair
 //     stalled, with the setting);
 //   - channel-silence (setupcheck.ChannelSilence), from the channel's and the master's
-//     files every quarter of --channel-silence. Local files only: it needs the channel
-//     directory and the master's configdirectory (--master-config); through the agent
-//     it does not run (the agent serves no time of the master's own changes).
+//     file times every quarter of --channel-silence: read on the master's disk (the
+//     channel directory and the configdirectory of --master-config), or, with --agent,
+//     as the agent's /v1/config serves them (channelLastWrite, masterLastChange: the
+//     same setupcheck functions on the same files).
 type checkWatch struct {
-	c                   *commonFlags
-	logDir, channel     string
-	configDir           string // "" when the silence check does not run
+	c               *commonFlags
+	logDir, channel string
+	configDir       string // the master's configdirectory on this disk (without --agent)
+	// silenceOn: the silence check runs (--channel-silence > 0, and --agent or a
+	// readable --master-config).
+	silenceOn           bool
 	silence, every      time.Duration
 	syncLogEvery        time.Duration
 	rec                 *replication.Recorder
@@ -38,10 +42,15 @@ func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, l
 	if w.channel == "" {
 		w.channel, _ = setupcheck.ChannelFromDir(logDir)
 	}
-	if silence > 0 && c.masterConfig != "" && c.agent.client == nil {
+	if silence > 0 && c.agent.client == nil && c.masterConfig != "" {
 		if cfg, err := setupcheck.ReadMasterConfig(c.masterConfig); err == nil {
-			w.configDir = cfg.ConfigDirectory
+			w.configDir, w.silenceOn = cfg.ConfigDirectory, cfg.ConfigDirectory != ""
 		}
+	}
+	if silence > 0 && c.agent.client != nil {
+		w.silenceOn = true
+	}
+	if w.silenceOn {
 		// Look often enough that silence is noticed within about a quarter of it.
 		w.every = min(max(silence/4, 100*time.Millisecond), w.every)
 	}
@@ -50,7 +59,10 @@ func (c *commonFlags) newCheckWatch(rec *replication.Recorder, out *jsonLines, l
 
 // run looks until ctx ends.
 func (w *checkWatch) run(ctx context.Context) {
-	seen := w.masterChange() // judged at the next look
+	var seen time.Time // the master's last change at the previous look, judged at the next
+	if w.silenceOn {
+		_, seen, _ = w.times(ctx)
+	}
 	nextSL := time.Now().Add(w.syncLogEvery)
 	t := time.NewTicker(w.every)
 	defer t.Stop()
@@ -60,10 +72,11 @@ func (w *checkWatch) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if w.configDir != "" {
-			chk := setupcheck.ChannelSilence(w.channel, setupcheck.ChannelLastChange(w.logDir), seen, w.silence)
-			w.record(&w.lastSilence, chk)
-			seen = w.masterChange()
+		if w.silenceOn {
+			if channel, master, ok := w.times(ctx); ok {
+				w.record(&w.lastSilence, setupcheck.ChannelSilence(w.channel, channel, seen, w.silence))
+				seen = master
+			}
 		}
 		if time.Now().After(nextSL) {
 			w.record(&w.lastSL, w.c.syncLogCheck(ctx, w.logDir, w.channel))
@@ -72,11 +85,25 @@ func (w *checkWatch) run(ctx context.Context) {
 	}
 }
 
-func (w *checkWatch) masterChange() time.Time {
-	if w.configDir == "" {
-		return time.Time{}
+// times returns when the channel and the master last changed, from the master's disk
+// or from the agent; !ok when the agent did not answer (the look is skipped).
+func (w *checkWatch) times(ctx context.Context) (channel, master time.Time, ok bool) {
+	if w.c.agent.client == nil {
+		return setupcheck.ChannelLastChange(w.logDir), setupcheck.MasterLastChange(w.configDir), true
 	}
-	return setupcheck.MasterLastChange(w.configDir)
+	cfg, err := w.c.agent.settings(ctx)
+	if err != nil {
+		return time.Time{}, time.Time{}, false
+	}
+	w.channel = cfg.Channel // the channel the agent serves is the one consumed
+	return agentTime(cfg.ChannelLastWrite), agentTime(cfg.MasterLastChange), true
+}
+
+// agentTime parses a file time the agent serves; "" (no such file, or an agent older
+// than the field) and anything unparsable are the zero time.
+func agentTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }
 
 // record records chk when its status differs from *last.

@@ -234,7 +234,8 @@ func TestCLIVersionSkewFromBanner(t *testing.T) {
 // The master's imapd.conf is changed under a running replicator (the channel dropped
 // from sync_log_channels, Cyrus restarted): mail keeps arriving, the channel stays
 // silent, and the rolling replicator's report says so once the silence outlasts
-// --channel-silence.
+// --channel-silence — on the master's disk, and through the agent (make test-agent),
+// whose consumption removes the log the local check would have looked at.
 func TestCLIChannelSilence(t *testing.T) {
 	c := newCLI(t, "delayed")
 	m := c.p.Master
@@ -245,12 +246,15 @@ func TestCLIChannelSilence(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var out, errb syncBuffer
-	go func() {
-		args := append([]string{"rolling"}, c.local...) // the master's files: not through an agent
-		args = append(args, "--sync-log", dir, "--channel-silence", "2s", "--setup-recheck", "500ms", "--report", rep,
-			"--report-heartbeat", "100ms", "--interval", "100ms")
-		done <- run(ctx, args, &out, &errb)
-	}()
+	// From the master's files, or, with CYRUSREPL_VIA_AGENT=1, from the times the agent
+	// serves (channelLastWrite, masterLastChange).
+	args := agenttest.Rewrite(t, c.p, append(append([]string{"rolling"}, c.local...),
+		"--sync-log", dir, "--channel-silence", "2s", "--setup-recheck", "500ms", "--report", rep,
+		"--report-heartbeat", "100ms", "--interval", "100ms"))
+	if agenttest.Enabled() != slices.Contains(args, "--agent") {
+		t.Fatalf("rolling args %q: through the agent %v", args, agenttest.Enabled())
+	}
+	go func() { done <- run(ctx, args, &out, &errb) }()
 	defer func() {
 		cancel()
 		select {

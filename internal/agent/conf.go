@@ -4,18 +4,19 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agent/api"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
-	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
+	"github.com/cyrusrepl/cyrusrepl/internal/setupcheck"
 )
 
 // readConfig answers GET /v1/config from the imapd.conf as it is now: the settings the
 // replicator reads (through mboxname.ReadMasterSettings, so the two never
-// disagree) plus the raw sync-log and partition settings set-up checks look at.
+// disagree) plus the raw sync-log and partition settings set-up checks look at, and
+// the two file times the channel-silence check compares (through setupcheck, so a
+// replicator through the agent judges what one on the master's disk would).
 func (s *Server) readConfig() (api.Config, error) {
 	ms, err := mboxname.ReadMasterSettings(s.conf)
 	if err != nil {
@@ -27,7 +28,8 @@ func (s *Server) readConfig() (api.Config, error) {
 	}
 	c := api.Config{
 		APIVersion: "v1", ConfigDirectory: ms.ConfigDirectory, Channel: s.channel,
-		ChannelLastWrite: lastWrite(s.log),
+		ChannelLastWrite: rfc3339(setupcheck.ChannelLastChange(s.log.Path)),
+		MasterLastChange: rfc3339(setupcheck.MasterLastChange(ms.ConfigDirectory)),
 		SyncLogChannels:  []string{}, Partitions: map[string]string{},
 		DeletedPrefix: ms.DeletedPrefix, DeleteMode: ms.DeleteMode,
 		UnixHierarchySep: ms.UnixHierarchySep, AltNamespace: ms.AltNamespace, VirtDomains: ms.VirtDomains,
@@ -37,7 +39,7 @@ func (s *Server) readConfig() (api.Config, error) {
 		case k == "sync_log":
 			c.SyncLog = cyrusTrue(v)
 		case k == "sync_log_channels":
-			c.SyncLogChannels = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+			c.SyncLogChannels = setupcheck.SplitChannels(v)
 		case strings.HasPrefix(k, "partition-") && len(k) > len("partition-"):
 			c.Partitions[strings.TrimPrefix(k, "partition-")] = v
 		}
@@ -78,13 +80,10 @@ func cyrusTrue(v string) bool {
 	return false
 }
 
-// lastWrite is the modification time of the channel's log, else of its log-run (the
-// last append before the rename), "" when neither exists.
-func lastWrite(l *synclog.Dir) string {
-	for _, name := range []string{"log", "log-run"} {
-		if fi, err := os.Stat(filepath.Join(l.Path, name)); err == nil {
-			return fi.ModTime().UTC().Format(time.RFC3339Nano)
-		}
+// rfc3339 formats a file time for /v1/config, "" for the zero time (no such file).
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	return ""
+	return t.UTC().Format(time.RFC3339Nano)
 }

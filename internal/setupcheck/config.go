@@ -83,7 +83,7 @@ func (c *MasterConfig) set(key, val string) error {
 		c.SyncLog = b
 	case key == "sync_log_channels":
 		c.ChannelsSet = true
-		c.SyncLogChannels = splitChannels(val)
+		c.SyncLogChannels = SplitChannels(val)
 	case strings.HasPrefix(key, "partition-") && len(key) > len("partition-"):
 		c.Partitions[strings.TrimPrefix(key, "partition-")] = val
 	case strings.HasSuffix(key, "_sync_log") || strings.HasSuffix(key, "_sync_log_channels"):
@@ -92,9 +92,10 @@ func (c *MasterConfig) set(key, val string) error {
 	return nil
 }
 
-// splitChannels splits like Cyrus's strarray_split(value, " ", 0): on spaces only,
-// empty words dropped (a tab is part of a word, as in Cyrus).
-func splitChannels(v string) []string {
+// SplitChannels splits a sync_log_channels value like Cyrus's strarray_split(value,
+// " ", 0): on spaces only, empty words dropped (a tab or a comma is part of a word, as
+// in Cyrus). The master's agent serves the same split.
+func SplitChannels(v string) []string {
 	out := []string{}
 	for _, w := range strings.Split(v, " ") {
 		if w != "" {

@@ -42,7 +42,8 @@ type Config struct {
 	APIVersion       string            `json:"apiVersion"`
 	ConfigDirectory  string            `json:"configDirectory"`
 	Channel          string            `json:"channel"`
-	ChannelLastWrite string            `json:"channelLastWrite"`
+	ChannelLastWrite string            `json:"channelLastWrite"` // RFC3339, "" never written
+	MasterLastChange string            `json:"masterLastChange"` // RFC3339, "" unknown
 	SyncLog          bool              `json:"syncLog"`
 	SyncLogChannels  []string          `json:"syncLogChannels"`
 	Partitions       map[string]string `json:"partitions"`
