@@ -54,7 +54,7 @@ func (c *commonFlags) syncLogCheck(ctx context.Context, logDir, channel string) 
 		if err != nil {
 			return unknown(fmt.Sprintf("not checked: the agent did not answer: %v", err))
 		}
-		mc := setupcheck.ConfigFromAgent(cfg.SyncLog, cfg.SyncLogChannels, cfg.Partitions)
+		mc := setupcheck.ConfigFromAgent(cfg.SyncLog, cfg.SyncLogChannels, cfg.SyncLogChannelsSet, cfg.Partitions, cfg.SyncLogOverrides)
 		return setupcheck.SyncLog(mc, cfg.Channel, setupcheck.DirAccess{Path: "(the agent's)", Exists: true, Writable: true})
 	}
 	if c.masterConfig == "" {

@@ -74,3 +74,34 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("channelLastWrite after the log was taken: %q (%v), want the directory's %v", c.ChannelLastWrite, err, setupcheck.ChannelLastChange(dir))
 	}
 }
+
+// The agent parses the sync-log settings with the set-up checks' own parser: keys are
+// case-insensitive, a sync_log_channels with no word is still "set" (Cyrus then writes
+// no channel), a service override is named, and a sync_log that is no switch is an error,
+// not "off".
+func TestReadConfigSameParserAsTheChecks(t *testing.T) {
+	cfgDir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "imapd.conf")
+	s := &Server{conf: conf, channel: "", log: synclog.NewDir(ChannelDir(cfgDir, ""))}
+	read := func(text string) (setupcheck.MasterConfig, error) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte("configdirectory: "+cfgDir+"\n"+text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.readConfig()
+		if err != nil {
+			return setupcheck.MasterConfig{}, err
+		}
+		return setupcheck.ConfigFromAgent(c.SyncLog, c.SyncLogChannels, c.SyncLogChannelsSet, c.Partitions, c.SyncLogOverrides), nil
+	}
+	mc, err := read("SYNC_LOG: 1\nsync_log_channels:\nlmtp_sync_log: 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mc.SyncLog || !mc.ChannelsSet || mc.Writes("") || !slices.Equal(mc.Overrides, []string{"lmtp_sync_log"}) {
+		t.Errorf("got %+v: want sync_log on, channels set and empty (unnamed channel not written), the lmtp override named", mc)
+	}
+	if _, err := read("sync_log: maybe\n"); err == nil {
+		t.Error("sync_log: maybe was read without an error")
+	}
+}

@@ -145,11 +145,16 @@ func (c MasterConfig) Writes(channel string) bool {
 
 // ConfigFromAgent builds the checks' view of the master's imapd.conf from what the
 // master's agent serves (GET /v1/config: syncLog, syncLogChannels as written,
-// partitions). An empty channel list is taken as sync_log_channels unset.
-func ConfigFromAgent(syncLog bool, channels []string, partitions map[string]string) MasterConfig {
-	c := MasterConfig{SyncLog: syncLog, Partitions: partitions}
-	if len(channels) > 0 {
-		c.ChannelsSet, c.SyncLogChannels = true, append([]string(nil), channels...)
+// syncLogChannelsSet, partitions, syncLogOverrides). An agent too old to send
+// syncLogChannelsSet (set == nil) has its empty channel list taken as unset.
+func ConfigFromAgent(syncLog bool, channels []string, set *bool, partitions map[string]string, overrides []string) MasterConfig {
+	c := MasterConfig{SyncLog: syncLog, Partitions: partitions, Overrides: overrides}
+	c.ChannelsSet = len(channels) > 0
+	if set != nil {
+		c.ChannelsSet = *set
+	}
+	if c.ChannelsSet {
+		c.SyncLogChannels = append([]string{}, channels...)
 	}
 	return c
 }

@@ -202,14 +202,14 @@ func TestChannelLastChange(t *testing.T) {
 
 func TestConfigFromAgent(t *testing.T) {
 	// The agent's channel is "" for the unnamed one; its list spells it `""`.
-	c := ConfigFromAgent(true, []string{"cyrusrepl", `""`}, nil)
+	c := ConfigFromAgent(true, []string{"cyrusrepl", `""`}, nil, nil, nil)
 	if !c.Writes("") || !c.Writes("cyrusrepl") || c.Writes("stock") {
 		t.Fatalf("written %q", c.WrittenChannels())
 	}
-	if c := ConfigFromAgent(true, nil, nil); !c.Writes("") || c.Writes("cyrusrepl") {
+	if c := ConfigFromAgent(true, nil, nil, nil, nil); !c.Writes("") || c.Writes("cyrusrepl") {
 		t.Fatalf("unset: written %q", c.WrittenChannels())
 	}
-	if got := SyncLog(ConfigFromAgent(true, []string{"squatter"}, nil), "cyrusrepl", DirAccess{Exists: true, Writable: true}); got.Setting != "sync_log_channels" {
+	if got := SyncLog(ConfigFromAgent(true, []string{"squatter"}, nil, nil, nil), "cyrusrepl", DirAccess{Exists: true, Writable: true}); got.Setting != "sync_log_channels" {
 		t.Fatalf("%+v", got)
 	}
 }

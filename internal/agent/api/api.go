@@ -39,13 +39,18 @@ const (
 
 // Config is GET /v1/config. The shape is stable within v1; fields may be added.
 type Config struct {
-	APIVersion       string            `json:"apiVersion"`
-	ConfigDirectory  string            `json:"configDirectory"`
-	Channel          string            `json:"channel"`
-	ChannelLastWrite string            `json:"channelLastWrite"` // RFC3339, "" never written
-	MasterLastChange string            `json:"masterLastChange"` // RFC3339, "" unknown
-	SyncLog          bool              `json:"syncLog"`
-	SyncLogChannels  []string          `json:"syncLogChannels"`
+	APIVersion       string   `json:"apiVersion"`
+	ConfigDirectory  string   `json:"configDirectory"`
+	Channel          string   `json:"channel"`
+	ChannelLastWrite string   `json:"channelLastWrite"` // RFC3339, "" never written
+	MasterLastChange string   `json:"masterLastChange"` // RFC3339, "" unknown
+	SyncLog          bool     `json:"syncLog"`
+	SyncLogChannels  []string `json:"syncLogChannels"`
+	// SyncLogChannelsSet: sync_log_channels appears in imapd.conf, possibly with no
+	// word (absent from agents before it was added: then a non-empty list means set).
+	SyncLogChannelsSet *bool `json:"syncLogChannelsSet,omitempty"`
+	// SyncLogOverrides names service-specific sync_log settings (e.g. lmtp_sync_log).
+	SyncLogOverrides []string          `json:"syncLogOverrides,omitempty"`
 	Partitions       map[string]string `json:"partitions"`
 	DeletedPrefix    string            `json:"deletedPrefix"`
 	DeleteMode       string            `json:"deleteMode"`
