@@ -96,10 +96,21 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	return n, deltaRefused, nil
 }
 
-// masterHeader reads the master's MAILBOX line (no records): the fields the index does
-// not hold (partition, ACL, mailbox annotations, foldermodseq). A reason means: leave it
-// to the full path, which knows what to do with a folder that changed.
+// masterHeader is the master's MAILBOX line (no records): the fields the index does
+// not hold (partition, ACL, mailbox annotations, foldermodseq). It is the line this
+// round's plan was made from when the round read it (GET MAILBOXES or GET USER, the
+// same line): asking again would only open the folder on the master once more, and
+// the index, read after it, must be at least as new (deltaDoubt), so a change since
+// the read is either in the delta's counters and records or sends the update to the
+// full path. Otherwise it is read now. A reason means: leave it to the full path,
+// which knows what to do with a folder that changed.
 func (x *Executor) masterHeader(ctx context.Context, a plan.Action) (*csync.Mailbox, string, error) {
+	if m := x.masterLines[a.Name]; m != nil && m.UniqueID == a.UniqueID {
+		if m.IsTombstoneOrIntermediate() {
+			return nil, fallbackNotMailbox, nil
+		}
+		return m, "", nil
+	}
 	ms, err := x.Master.GetMailboxes(ctx, []string{a.Name})
 	if err != nil {
 		return nil, "", fmt.Errorf("master GET MAILBOXES: %w", err)
