@@ -75,6 +75,13 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	}
 	out := deltaMailbox(master, idx, read)
 	cur := &csync.Mailbox{Name: read.Name, UniqueID: read.UniqueID, LastUID: read.LastUID, HighestModSeq: read.HighestModSeq}
+	if newBodyBytes(out, read.LastUID) <= reserveWorthBytes {
+		// APPLY RESERVE makes the replica scan every record of the named folders for
+		// the GUIDs: for a few small new messages (the usual delivery) uploading them
+		// costs less than that scan of a large folder. A copy the replica already holds
+		// is then sent again; nothing else changes.
+		replicaFolders = nil
+	}
 	n, err := x.upload(ctx, out, cur, replicaFolders)
 	if err != nil {
 		return n, deltaDone, err
@@ -94,6 +101,22 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	}
 	x.indexEvent(ev)
 	return n, deltaRefused, nil
+}
+
+// reserveWorthBytes: below this many bytes of new bodies, a delta uploads them without
+// asking the replica which it holds (APPLY RESERVE).
+const reserveWorthBytes = 256 << 10
+
+// newBodyBytes sums the sizes of the records above lastUID (the bodies an update may
+// need to upload), expunged ones left out.
+func newBodyBytes(m *csync.Mailbox, lastUID uint32) uint64 {
+	var n uint64
+	for _, r := range m.Records {
+		if r.UID > lastUID && !r.Expunged() {
+			n += uint64(r.Size)
+		}
+	}
+	return n
 }
 
 // masterHeader is the master's MAILBOX line (no records): the fields the index does

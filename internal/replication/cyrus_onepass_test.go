@@ -35,8 +35,9 @@ func (c *commandCounts) take() map[string]int {
 
 // TestCyrusOnePassRoundTrips: a one-message update of a folder, as the rolling
 // replicator runs it from the sync log (mailbox level, delta from the master's index),
-// costs one GET MAILBOXES at each end, reads no folder in full, applies the folder
-// once, and leaves the replica equal to the master. Each extra round trip opens the
+// costs one GET MAILBOXES at each end, reads no folder in full, uploads the message
+// without APPLY RESERVE (which scans the replica folder), applies the folder once, and
+// leaves the replica equal to the master. Each extra round trip opens the
 // (possibly large) folder on a server again: this pins the count so a regression fails.
 func TestCyrusOnePassRoundTrips(t *testing.T) {
 	e := startEnv(t, "delayed", false)
@@ -97,6 +98,8 @@ func TestCyrusOnePassRoundTrips(t *testing.T) {
 			{"replica", rn, "GET MAILBOXES", 1},
 			{"replica", rn, "GET FULLMAILBOX", 0},
 			{"replica", rn, "APPLY MAILBOX", 1},
+			{"replica", rn, "APPLY RESERVE", 0}, // a small new message is uploaded without the scan
+			{"replica", rn, "APPLY MESSAGE", 1},
 		}
 		for _, w := range want {
 			if w.got[w.cmd] != w.want {
