@@ -61,7 +61,7 @@ test: lint verify cyrus k8s-binaries helm test-race test-only test-default-names
 
 ## test-race: the race detector over the packages whose tests need no server (their
 ## Cyrus tests are skipped here and run in test-only)
-RACE_PKGS ?= ./internal/replication/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/ ./internal/agent/... ./internal/agentclient/
+RACE_PKGS ?= ./internal/replication/ ./internal/setupcheck/ ./internal/executor/ ./internal/state/ ./internal/synclog/ ./internal/mboxdb/ ./internal/plan/ ./internal/mboxname/ ./internal/csync/ ./internal/twoskip/ ./internal/cyrusindex/ ./internal/operator/ ./internal/report/... ./internal/testutil/faultproxy/ ./internal/progress/ ./internal/agent/... ./internal/agentclient/
 test-race:
 	CYRUSREPL_UNIT_ONLY=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
@@ -86,10 +86,9 @@ test-default-namespace:
 ## (CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become --agent flags of an
 ## agent process beside the test pair). The agent's own tests run in test-only.
 AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
-## TestCLIRollingIndexDeltas needs the master's partitions (--master-config), which the
-## agent does not serve.
+## Tests that start an agent of their own (…ThroughAgent) run in test-only already.
 AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify
-AGENT_SKIP ?= TestCLIRollingIndexDeltas
+AGENT_SKIP ?= ThroughAgent
 test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
 	  $(GO) test $(GOTEST_FLAGS) -p 1 -run '$(AGENT_RUN)' -skip '$(AGENT_SKIP)' $(AGENT_PKGS)

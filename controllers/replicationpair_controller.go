@@ -138,7 +138,7 @@ func soonest(a, b time.Duration) time.Duration {
 // Event is not retried (the condition stays), like the Events an EventRecorder sends.
 func (r *ReplicationPairReconciler) announceConditions(ctx context.Context, base, pair *v1.ReplicationPair) {
 	log := ctrl.LoggerFrom(ctx)
-	for _, reason := range []string{v1.ReasonReferenceMissing, v1.ReasonVolumeNotAllowed} {
+	for _, reason := range []string{v1.ReasonReferenceMissing, v1.ReasonVolumeNotAllowed, v1.ReasonSyncLogNotWritten} {
 		if c := operator.NewStall(base.Status.Conditions, pair.Status.Conditions, reason); c != nil {
 			if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Reconcile", c); err != nil {
 				log.Error(err, "announce stall", "reason", reason)
@@ -148,6 +148,13 @@ func (r *ReplicationPairReconciler) announceConditions(ctx context.Context, base
 	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionPlaintextPassword, v1.ReasonPlaintextRequested); c != nil {
 		if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Reconcile", c); err != nil {
 			log.Error(err, "announce plaintext")
+		}
+	}
+	for _, cr := range operator.WarningCheckConditions() {
+		if c := operator.NewlyTrue(base.Status.Conditions, pair.Status.Conditions, cr[0], cr[1]); c != nil {
+			if err := r.events.warnCondition(ctx, pair, "ReplicationPair", "Replicate", c); err != nil {
+				log.Error(err, "announce set-up check", "condition", cr[0])
+			}
 		}
 	}
 	if c := operator.NewTrue(base.Status.Conditions, pair.Status.Conditions, v1.ConditionStateLost, v1.ReasonStateLost); c != nil {

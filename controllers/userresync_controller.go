@@ -155,6 +155,7 @@ func (r *UserResyncReconciler) follow(ctx context.Context, rs *v1.UserResync, jo
 		}
 		next.requeue = wait
 		operator.FoldResyncReport(&rs.Status, sum)
+		operator.SetResyncCheckConditions(rs, sum)
 	}
 	if job != nil {
 		rs.Status.JobName = job.Name

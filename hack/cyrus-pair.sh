@@ -3,6 +3,7 @@
 #
 #   hack/cyrus-pair.sh start DIR [--delete-mode delayed|immediate] [--second-replica]
 #                                [--namespace netnews|default] [--deleted-prefix PREFIX] [--tls]
+#                                [--master-partition NAME]... [--master-set 'KEY: VALUE']...
 #   hack/cyrus-pair.sh stop DIR
 #   hack/cyrus-pair.sh status DIR
 #
@@ -22,6 +23,12 @@
 # --tls makes a CA (DIR/tls/ca.pem) and a certificate per instance for 127.0.0.1 and its
 # servername, and sets tls_server_cert/tls_server_key: sync_server and imapd then offer
 # STARTTLS (plaintext stays allowed, so tests can also check the plaintext mode).
+# --master-partition NAME gives the master (only) a second partition NAME, in
+# DIR/master/spool-NAME: a replica that lacks a partition of its master.
+# --master-set 'KEY: VALUE' sets one option of the master's imapd.conf (replacing the
+# line the script would write, e.g. 'sync_log_channels: stock', or 'sync_log: 0').
+# Options must be set at start: Cyrus's master keeps idle children, which read
+# imapd.conf once, so an edit after the start reaches some processes and not others.
 # stop ends only what start started, by PID.
 set -euo pipefail
 
@@ -174,6 +181,18 @@ stock_sync_try_imap: 0
 stock_sync_shutdown_file: $d/run/sync_shutdown_stock
 CONF
   fi
+  if [ "$role" = master ]; then
+    local part kv key
+    for part in "${MASTER_PARTITIONS[@]}"; do
+      mkdir -p "$d/spool-$part"
+      echo "partition-$part: $d/spool-$part" >> "$d/imapd.conf"
+    done
+    for kv in "${MASTER_SETS[@]}"; do
+      key=${kv%%:*}
+      sed -i "/^$key:/d" "$d/imapd.conf"
+      echo "$kv" >> "$d/imapd.conf"
+    done
+  fi
   cat > "$d/cyrus.conf" <<CONF
 START {
   recover   cmd="$CYRUS_BIN/ctl_cyrusdb -C $d/imapd.conf -r"
@@ -248,8 +267,11 @@ stop_instances() {
 cmd_start() {
   local base=$1; shift
   DELETE_MODE=delayed; SECOND=0; NAMESPACE=netnews; DELETED_PREFIX=DELETED; TLS=0
+  MASTER_PARTITIONS=(); MASTER_SETS=()
   while [ $# -gt 0 ]; do
     case "$1" in
+      --master-partition) MASTER_PARTITIONS+=("$2"); shift 2 ;;
+      --master-set) MASTER_SETS+=("$2"); shift 2 ;;
       --namespace) NAMESPACE=$2; shift 2 ;;
       --namespace=*) NAMESPACE=${1#*=}; shift ;;
       --deleted-prefix) DELETED_PREFIX=$2; shift 2 ;;
@@ -268,6 +290,13 @@ cmd_start() {
     *) die "namespace must be netnews or default" ;;
   esac
   case "$DELETED_PREFIX" in ''|*[!A-Za-z0-9_-]*) die "deleted prefix must be letters, digits, _ or -" ;; esac
+  local x
+  for x in "${MASTER_PARTITIONS[@]}"; do
+    case "$x" in ''|*[!a-z0-9]*) die "partition name must be lower-case letters and digits" ;; esac
+  done
+  for x in "${MASTER_SETS[@]}"; do
+    case "$x" in [a-z]*:*) ;; *) die "--master-set wants 'key: value', got '$x'" ;; esac
+  done
   "$HERE/cyrus-install.sh" || die "Cyrus is not installed and could not be installed (hack/cyrus-install.sh)"
   if [ "$(id -u)" = 0 ]; then CYRUS_USER=cyrus; CYRUS_GROUP=mail
   else CYRUS_USER=$(id -un); CYRUS_GROUP=$(id -gn); fi

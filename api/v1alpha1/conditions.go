@@ -149,3 +149,45 @@ const (
 	// marks are unknown (SplitBrainSuspected=True).
 	ReasonNoMarkKept = "NoMarkKept"
 )
+
+// Set-up checks (the replicator's report.Checks): mistakes in how the two Cyrus servers
+// are set up, named before they cost mail. Each condition is abnormal-true, set only
+// once the replicator has reported the check, and False again when a later report finds
+// it fixed.
+const (
+	// ReasonSyncLogNotWritten (Stalled=True, Ready=False): the master never writes the
+	// channel the replicator is told to consume (sync_log off, or the channel not in
+	// sync_log_channels: upstream cyrus-imapd #2248), or the replicator cannot take its
+	// files; the replicator refuses to start. The message names the setting.
+	ReasonSyncLogNotWritten = "SyncLogNotWritten"
+
+	// ConditionVersionSkew (abnormal-true, pairs): master and replica run different Cyrus
+	// releases (beyond the patch level), which Cyrus supports only for the length of an
+	// upgrade. The message names both versions, as their banners do.
+	ConditionVersionSkew = "VersionSkew"
+	// ReasonVersionSkew: the versions differ beyond the patch level (VersionSkew=True).
+	ReasonVersionSkew = "VersionSkew"
+	// ReasonSameRelease: both run the same release (VersionSkew=False).
+	ReasonSameRelease = "SameRelease"
+	// ReasonVersionUnknown: a banner names no version (VersionSkew=Unknown).
+	ReasonVersionUnknown = "VersionUnknown"
+
+	// ConditionPartitionMissing (abnormal-true, pairs): users fail because the master
+	// keeps folders on a partition the replica lacks; their folders there are not
+	// replicated (nothing is deleted for it). The message names the partitions and users.
+	ConditionPartitionMissing = "PartitionMissing"
+	// ReasonPartitionMissing: PartitionMissing=True.
+	ReasonPartitionMissing = "PartitionMissing"
+	// ReasonPartitionsPresent: no user fails for a missing partition any more
+	// (PartitionMissing=False).
+	ReasonPartitionsPresent = "PartitionsPresent"
+
+	// ConditionChannelSilent (abnormal-true, rolling pairs): the master keeps changing
+	// its mailboxes while the sync-log channel stays unwritten for longer than the
+	// replicator's --channel-silence: its changes are probably not logged.
+	ConditionChannelSilent = "ChannelSilent"
+	// ReasonChannelSilent: ChannelSilent=True.
+	ReasonChannelSilent = "ChannelSilent"
+	// ReasonChannelWritten: the channel is written as the master changes (ChannelSilent=False).
+	ReasonChannelWritten = "ChannelWritten"
+)

@@ -1,6 +1,6 @@
 // Command agent runs beside a Cyrus master and serves a replicator what only the
-// master's disk holds: its sync-log channel (leased), mailboxes.db lookups and its
-// imapd.conf settings, over HTTPS with a bearer token (docs/agent.md).
+// master's disk holds: its sync-log channel (leased), mailboxes.db lookups, mailbox
+// index reads (for update deltas) and its imapd.conf settings, over HTTPS with a bearer token (docs/agent.md).
 //
 //	agent --master-config /etc/imapd.conf [--channel NAME] --listen HOST:PORT \
 //	      --token-file FILE --tls-cert FILE --tls-key FILE [--client-ca FILE]

@@ -57,6 +57,10 @@ type commonFlags struct {
 	holdUnmarked bool
 	// state identifies the state directory (set by open).
 	state report.State
+	// versions follows the servers' csync greetings (versionWatch, setup.go).
+	versions versionWatch
+	// replicaPartitions: partitions the replica is known to have, shared by the executors.
+	replicaPartitions *executor.PartitionSet
 
 	masterPassword, replicaPassword string
 	sinkFactories                   []func() (report.Sink, error)
@@ -79,7 +83,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; see --mailboxes-db-reader)")
-	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --master-config, when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock, instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
+	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --agent, or with --master-config when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock (by the agent with --agent), instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
 	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
 	fs.StringVar(&c.mboxdbReader, "mailboxes-db-reader", mboxdb.BackendGo, "how --master-config's mailboxes.db is read: 'go', the built-in twoskip reader (no lock taken, finds a batch's records through the skip list), or 'cyr_dbtool', Cyrus's tool from --cyrus-bin (a process per batch)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools, for --mailboxes-db-reader=cyr_dbtool")
@@ -118,6 +122,9 @@ func (c *commonFlags) check() error {
 	}
 	if err := c.agent.check(c.masterConfig); err != nil {
 		return err
+	}
+	if len(c.masterPartitions) > 0 && c.masterConfig == "" {
+		return usageErrorf("--master-partition needs --master-config (an agent reads the partitions its own imapd.conf names)")
 	}
 	if c.workers < 1 {
 		return usageErrorf("--workers must be at least 1")
@@ -210,6 +217,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 	if err != nil {
 		return nil, usageErrorf("--state-dir: %v", err)
 	}
+	c.replicaPartitions = executor.NewPartitionSet()
 	evidence, err := c.mailboxesDB()
 	if err != nil {
 		return nil, usageErrorf("--master-config: %v", err)
@@ -229,9 +237,11 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			m.Close()
 			return nil, fmt.Errorf("replica: %w", describeDialError(err, c.replica, c.replicaUser))
 		}
+		c.versions.saw([2]string{m.Capabilities().Greeting, r.Capabilities().Greeting})
 		return &executor.Executor{
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
-			MasterIndex: masterIndex, IndexStats: c.stats.index,
+			ReplicaPartitions: c.replicaPartitions,
+			MasterIndex:       masterIndex, IndexStats: c.stats.index,
 			Moved: c.progress.moved,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -271,10 +281,17 @@ func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
 	return db, nil
 }
 
-// masterIndex returns the reader of the master's mailbox indexes, or nil (with a
-// warning when deltas were wanted but the partitions cannot be read from here).
+// masterIndex returns the reader of the master's mailbox indexes — the agent with
+// --agent, else the partitions of --master-config — or nil (with a warning when deltas
+// were wanted but the partitions cannot be read from here).
 func (c *commonFlags) masterIndex() cyrusindex.Source {
-	if c.masterConfig == "" || !c.indexDeltas {
+	if !c.indexDeltas {
+		return nil
+	}
+	if c.agent.client != nil {
+		return c.agent.client // the agent reads the indexes on the master's disk
+	}
+	if c.masterConfig == "" {
 		return nil
 	}
 	idx, err := cyrusindex.NewLocal(c.masterConfig, c.masterPartitions)
@@ -289,13 +306,14 @@ func (c *commonFlags) masterIndex() cyrusindex.Source {
 
 // probe dials both servers once, so that a wrong address or password exits with
 // exitUsage before any work starts.
-func probe(ctx context.Context, connect replication.Connector) error {
+func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	x, err := connect(ctx)
 	if err != nil {
 		return usageError{err}
 	}
+	c.versions.saw(bannersOf(x))
 	x.Close()
 	return nil
 }
@@ -336,7 +354,7 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := probe(ctx, connect); err != nil {
+	if err := c.probe(ctx, connect); err != nil {
 		return nil, nil, err
 	}
 	return connect, sink, nil
@@ -457,5 +475,6 @@ func (c *commonFlags) recorder(mode string, out *jsonLines) *replication.Recorde
 	rec := replication.NewRecorder(mode, c.pair, time.Now().UTC())
 	rec.SetState(c.state)
 	out.emit(stateLine{Type: "state", State: c.state})
+	c.versions.attach(rec, out)
 	return rec
 }

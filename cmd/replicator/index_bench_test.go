@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
 // BenchmarkRollingOneMessage measures one `replicator rolling --once` pass after one new
 // message into an INBOX of CYRUSREPL_BENCH_INBOX messages (default 10,000), with index
-// deltas and with --index-deltas=false, CYRUSREPL_BENCH_PASSES times each (default 7),
-// alternating which runs first, on the same pair. It reports the median and the slowest
+// deltas read locally (--master-config), with deltas read by the master's agent
+// (--agent, an agent process beside the master) and with --index-deltas=false,
+// CYRUSREPL_BENCH_PASSES times each (default 7), rotating which runs first, on the same
+// pair and channel. It reports the median and the slowest
 // seconds per pass of each (measured, not asserted). Run it once (the folder is filled
 // in every run):
 //
@@ -43,12 +48,19 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 	if code, out, errs := c.run(b, "rolling", "--once", "--sync-log", logDir); code != exitOK {
 		b.Fatalf("rolling: exit %d\n%s\n%s", code, errs, out)
 	}
+	local := append([]string{"rolling", "--once", "--sync-log", logDir}, c.common...)
+	a := agenttest.Start(b, m, c.p.Channel)
+	agentArgs := append([]string{"rolling", "--once"}, withAgent(c, a, c.common[slices.Index(c.common, "--state-dir")+1])...)
 	modes := []struct {
 		name  string
-		flags []string
+		args  []string
 		took  []float64
 		stats string // the last pass's csync-stats: where the time went
-	}{{name: "delta"}, {name: "full", flags: []string{"--index-deltas=false"}}}
+	}{
+		{name: "delta", args: local},
+		{name: "agent-delta", args: agentArgs},
+		{name: "full", args: append(slices.Clone(local), "--index-deltas=false")},
+	}
 	b.ResetTimer()
 	for i := 0; i < passes; i++ {
 		for j := range modes {
@@ -57,7 +69,7 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 			m.Deliver(b, user, cyruspair.Message(fmt.Sprintf("new %d", i), "body"))
 			b.StartTimer()
 			start := time.Now()
-			code, out, errs := c.run(b, append([]string{"rolling", "--once", "--sync-log", logDir}, md.flags...)...)
+			code, out, errs := runArgs(b, md.args)
 			md.took = append(md.took, time.Since(start).Seconds())
 			if code != exitOK {
 				b.Fatalf("%s pass: exit %d\n%s\n%s", md.name, code, errs, out)
@@ -75,6 +87,16 @@ func BenchmarkRollingOneMessage(b *testing.B) {
 	if ms, rs := m.Status(b, user, "INBOX"), c.p.Replica.Status(b, user, "INBOX"); ms != rs {
 		b.Fatalf("replica %+v, master %+v", rs, ms)
 	}
+}
+
+// runArgs runs the replicator with exactly args.
+func runArgs(t testing.TB, args []string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := run(ctx, viaAgent(args), &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 func envInt(name string, def int) int {

@@ -40,6 +40,8 @@ func TestMain(m *testing.M) {
 type cli struct {
 	p      *cyruspair.Pair
 	common []string
+	// local are the common arguments before the agent rewrite: the master's disk.
+	local []string
 }
 
 func newCLI(t *testing.T, mode string) *cli {
@@ -57,8 +59,9 @@ func newCLIOpts(t testing.TB, opts cyruspair.Options) *cli {
 		"--master-config", p.Master.ConfigPath, "--pair", "test", "--workers", "2"}
 	// CYRUSREPL_VIA_AGENT=1: the master's disk through its agent (--master-config
 	// becomes --agent flags; viaAgent drops the --sync-log tests add).
+	local := append(append([]string(nil), common...), p.ReplicatorTLSFlags()...)
 	common = agenttest.Rewrite(t, p, append([]string{"sync"}, common...))[1:]
-	return &cli{p: p, common: append(common, p.ReplicatorTLSFlags()...)}
+	return &cli{p: p, common: append(common, p.ReplicatorTLSFlags()...), local: local}
 }
 
 // viaAgent drops --sync-log from arguments that name an agent (CYRUSREPL_VIA_AGENT=1):

@@ -35,6 +35,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	retryBase := fs.Duration("retry-base", 5*time.Second, "first backoff of a failing user (doubles per failure)")
 	heartbeat := fs.Duration("report-heartbeat", time.Minute, "publish the report at least this often; otherwise only when something changed")
 	retryMax := fs.Duration("retry-max", 10*time.Minute, "longest backoff of a failing user")
+	silence := fs.Duration("channel-silence", time.Hour, "warn (check channel-silence) when the master's mailboxes.db or deliver.db changed more than this long after the channel was last written; needs --master-config; 0 turns it off")
+	recheck := fs.Duration("setup-recheck", time.Minute, "ask the master's sync-log settings again this often while running (the sync-log check)")
+	channelName := fs.String("sync-log-channel", "", `the channel's name in the master's sync_log_channels ("" spelled as two double quotes for the unnamed channel); default: from --sync-log's path (<configdirectory>/sync/NAME)`)
 	seedMode := fs.String("seed", seedOff, "auto: before consuming the log, one full sync of every master user (seeding) when this state directory has no completed seed and began empty or the replica holds none of the master's users; the pass resumes where it stopped after a restart and never runs again once complete. off: never. The users are listed from --master-config or --master-imap")
 	masterIMAP := fs.String("master-imap", "", "the master's IMAP HOST:PORT, to list its users for seeding (LIST as the --master-user admin) when there is no --master-config")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -95,6 +98,15 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, rec, out, publish) {
 		return exitOK, nil // ended while waiting
+	}
+	// The master's settings are known now (from --master-config or the agent).
+	if err := c.refuseUnwrittenChannel(ctx, rec, out, sink, *logDir, *channelName); err != nil {
+		return exitUsage, err
+	}
+	if !*once {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go c.newCheckWatch(rec, out, *logDir, *channelName, *silence, *recheck).run(wctx)
 	}
 	roll := &replication.Rolling{
 		Log:   source,

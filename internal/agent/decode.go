@@ -22,6 +22,7 @@ type request struct {
 	wait   time.Duration      // lease: the long-poll bound
 	lease  string             // ack: the lease id (32 lower-case hex digits)
 	lookup *api.LookupRequest // lookup: the names to look up
+	index  *api.IndexRequest  // index: the folder whose index is read
 }
 
 // statusError is an error answered with its own status code.
@@ -47,6 +48,7 @@ var routes = map[string]string{
 	api.PathAck:     http.MethodPost,
 	api.PathUsers:   http.MethodGet,
 	api.PathLookup:  http.MethodPost,
+	api.PathIndex:   http.MethodPost,
 }
 
 // decodeRequest checks and decodes one request: the path must be one of the API's,
@@ -81,13 +83,17 @@ func decodeRequest(method, path, rawQuery string, body []byte) (request, error) 
 		if r.lookup, err = decodeLookup(body); err != nil {
 			return request{}, err
 		}
+	case api.PathIndex:
+		if r.index, err = decodeIndexRequest(body); err != nil {
+			return request{}, err
+		}
 	}
 	for k := range q {
 		if !allowed[k] {
 			return request{}, badRequest("unknown query parameter %q", k)
 		}
 	}
-	if path != api.PathLookup && len(body) > 0 {
+	if path != api.PathLookup && path != api.PathIndex && len(body) > 0 {
 		return request{}, badRequest("%s takes no body", path)
 	}
 	return r, nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,6 +39,21 @@ func TestDecodeRequest(t *testing.T) {
 		{"POST", api.PathLookup, "", `{"users":["a"]} {}`, http.StatusBadRequest},
 		{"POST", api.PathLookup, "", `[`, http.StatusBadRequest},
 		{"POST", api.PathLookup, "", `{"users":["` + strings.Repeat("a", api.MaxNameLen+1) + `"]}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default","owner":"fred","sinceModseq":7,"afterUid":3}`, 0},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"0123abcd-0123-abcd-0123-0123456789ab","partition":"p_2"}`, 0},
+		{"GET", api.PathIndex, "", "", http.StatusMethodNotAllowed},
+		{"POST", api.PathIndex, "", ``, http.StatusBadRequest},
+		{"POST", api.PathIndex, "x=1", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"../../../../etc/x","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwc.","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"-pmt3cku1gcmyunjvah2wwcq","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"short","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"` + strings.Repeat("a", api.MaxUniqueIDLen+1) + `","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"../x"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default","path":"/etc"}`, http.StatusBadRequest},
+		{"POST", api.PathIndex, "", `{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default","sinceModseq":-1}`, http.StatusBadRequest},
 	} {
 		r, err := decodeRequest(c.method, c.path, c.query, []byte(c.body))
 		var se *statusError
@@ -67,6 +83,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add("POST", api.PathLookup, "", []byte(`{"users":["alice"],"uniqueids":["a1b2"]}`))
 	f.Add("POST", api.PathLookup, "", []byte(`{"users":["../../etc/passwd"]}`))
 	f.Add("GET", "/v1/%2e%2e/config", "a=%zz", []byte("{"))
+	f.Add("POST", api.PathIndex, "", []byte(`{"name":"user.fred","uniqueid":"8pmt3cku1gcmyunjvah2wwcq","partition":"default","owner":"fred","sinceModseq":7}`))
+	f.Add("POST", api.PathIndex, "", []byte(`{"name":"user.fred","uniqueid":"../../etc/passwd","partition":"default"}`))
 	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
 		r, err := decodeRequest(method, path, query, body)
 		if err != nil {
@@ -85,6 +103,9 @@ func FuzzDecodeRequest(f *testing.F) {
 		if r.path == api.PathAck && len(r.lease) != 32 {
 			t.Fatalf("lease id %q", r.lease)
 		}
+		if r.path == api.PathIndex {
+			checkAcceptedIndex(t, r.index)
+		}
 		if r.lookup != nil {
 			for _, n := range append(append([]string{}, r.lookup.Users...), r.lookup.UniqueIDs...) {
 				if n == "" || strings.ContainsAny(n, "/\x00\n\r") || len(n) > api.MaxNameLen {
@@ -93,4 +114,21 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkAcceptedIndex: an accepted index request names a uniqueid and a partition that
+// can be nothing but one directory name each.
+func checkAcceptedIndex(t *testing.T, r *api.IndexRequest) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("index request accepted without a body")
+	}
+	for _, s := range []string{r.UniqueID, r.Partition} {
+		if s == "" || s[0] == '-' || strings.ContainsAny(s, "/\\.\x00 ") || s != filepath.Base(s) {
+			t.Fatalf("accepted uniqueid %q, partition %q", r.UniqueID, r.Partition)
+		}
+	}
+	if n := len(r.UniqueID); n < api.MinUniqueIDLen || n > api.MaxUniqueIDLen {
+		t.Fatalf("accepted uniqueid %q", r.UniqueID)
+	}
 }

@@ -1,8 +1,8 @@
 // Package agent is the master agent's server: it serves a replicator what only the
-// master's disk holds — the sync-log channel (leased), mailboxes.db lookups and the
-// imapd.conf settings — over the HTTP API of docs/agent.md. It never turns anything of
-// a request into a file name: the only files it reads are the ones it was configured
-// with.
+// master's disk holds — the sync-log channel (leased), mailboxes.db lookups, the
+// imapd.conf settings and mailbox indexes — over the HTTP API of docs/agent.md. It never
+// turns anything of a request into a file name but a checked uniqueid, through the
+// index reader's uniqueid → directory mapping under a partition imapd.conf names.
 package agent
 
 import (
@@ -162,6 +162,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api.PathLookup:
 		db, err := s.mboxdb.ForUsers(r.Context(), req.lookup.Users, req.lookup.UniqueIDs)
 		s.answer(rw, evidenceOf(db), err)
+	case api.PathIndex:
+		s.serveIndex(r.Context(), rw, req.index)
 	}
 }
 

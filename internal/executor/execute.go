@@ -81,6 +81,7 @@ func (x *Executor) Execute(ctx context.Context, p *plan.Plan, in plan.Input) (se
 		default:
 			err = x.applyMeta(ctx, a)
 		}
+		err = x.notePartition(a, in.Replica.Folders, err)
 		if err != nil {
 			err = fmt.Errorf("%s: %w", a, err)
 			if (a.Op == plan.OpCreate || a.Op == plan.OpUpdate) && folderConflict(err) {

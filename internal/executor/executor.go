@@ -55,6 +55,9 @@ type Executor struct {
 	// BeforeRecheck, when set (tests only), runs right before the replica folder at name
 	// is re-read ahead of a destructive action: the seam where a test injects a write.
 	BeforeRecheck func(name string)
+	// ReplicaPartitions are the partitions the replica is known to have, shared by the
+	// process's executors (nil: learn per batch only); see PartitionError.
+	ReplicaPartitions *PartitionSet
 
 	// diverged: folders the replica refused the master's state for in this batch (by
 	// uniqueid); newDiverged counts the ones found since the last plan.

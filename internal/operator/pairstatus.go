@@ -90,6 +90,11 @@ func setWorkloadConditions(c conditionSetter, state v1.WorkloadState, obs PairOb
 		c.clear(v1.ConditionReconciling)
 		c.set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonReferenceMissing, msg)
 		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonReferenceMissing, msg)
+	case state != v1.WorkloadSuspended && SyncLogStall(obs.Report) != "":
+		msg := SyncLogStall(obs.Report)
+		c.clear(v1.ConditionReconciling)
+		c.set(v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonSyncLogNotWritten, msg)
+		c.set(v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSyncLogNotWritten, msg)
 	case state == v1.WorkloadSuspended:
 		c.clear(v1.ConditionReconciling)
 		c.clear(v1.ConditionStalled)
@@ -145,6 +150,7 @@ func foldPairReport(st *v1.ReplicationPairStatus, c conditionSetter, r *report.S
 	setInSyncOrSeeding(c, r)
 	setSeeding(c, r)
 	setSplitBrainSuspected(c, r)
+	setCheckConditions(c, r)
 }
 
 func setInSync(c conditionSetter, r *report.Summary) {

@@ -20,6 +20,8 @@ type Recorder struct {
 	// error occurred. Kept out of the summary: an idle replicator moves it every cycle,
 	// and the report must not change (no ConfigMap write) when nothing else did.
 	lastSuccess time.Time
+	// partitionFailures: users failing for a partition the replica lacks (recorder_checks.go).
+	partitionFailures map[string]map[string]bool
 }
 
 // NewRecorder starts a summary for a mode.
@@ -156,6 +158,7 @@ func (r *Recorder) Summary(finished *time.Time) *report.Summary {
 	}
 	s.Decisions = append([]report.Decision(nil), s.Decisions...)
 	s.Mismatches = append([]report.Mismatch(nil), s.Mismatches...)
+	s.Checks = append([]report.Check(nil), s.Checks...)
 	s.ActionCounts = cloneCounts(s.ActionCounts)
 	s.DecisionCounts = cloneCounts(s.DecisionCounts)
 	s.MismatchCounts = cloneCounts(s.MismatchCounts)

@@ -214,6 +214,7 @@ func withCause(ctx context.Context, err error) error {
 func (r *Runner) Record(results []JobResult) (failed []string) {
 	now := r.now()
 	for _, jr := range results {
+		r.Rec.notePartitionResult(jr)
 		if jr.Err == nil && jr.Result != nil {
 			for i := range jr.Result.Users {
 				jr.Result.Users[i].Attempts = jr.Attempts

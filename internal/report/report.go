@@ -142,6 +142,8 @@ type Summary struct {
 	Progress *Progress `json:"progress,omitempty"`
 	// Seed is where seeding stands (rolling mode only).
 	Seed *Seed `json:"seed,omitempty"`
+	// Checks are the latest results of the set-up checks (checks.go), one per name.
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // State identifies a replicator state directory: a random id and the time it was

@@ -223,6 +223,19 @@ func (i *Instance) CreateUser(t testing.TB, user string) {
 	i.imapDo(t, i.pair.AdminUser, "CREATE %s", Quote(i.pair.IMAPUser(user)))
 }
 
+// CreateUserOn creates the user's INBOX on the named partition of this instance, as
+// the admin (Cyrus's CREATE name partition).
+func (i *Instance) CreateUserOn(t testing.TB, user, partition string) {
+	t.Helper()
+	i.imapDo(t, i.pair.AdminUser, "CREATE %s %s", Quote(i.pair.IMAPUser(user)), partition) // an atom: Cyrus refuses a quoted partition
+}
+
+// CreateFolderOn creates a folder of the user on the named partition, as the admin.
+func (i *Instance) CreateFolderOn(t testing.TB, user, folder, partition string) {
+	t.Helper()
+	i.imapDo(t, i.pair.AdminUser, "CREATE %s %s", Quote(i.pair.IMAPAdminName(user, folder)), partition)
+}
+
 // CreateFolder creates a folder of the user, as the user.
 func (i *Instance) CreateFolder(t testing.TB, user, folder string) {
 	t.Helper()

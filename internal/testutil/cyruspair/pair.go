@@ -43,6 +43,13 @@ type Options struct {
 	// NoTLS keeps the pair without certificates even under CYRUSREPL_TLS=1, for tests
 	// of what happens when a server offers no STARTTLS.
 	NoTLS bool
+	// MasterPartitions are partitions the master has besides "default" and the replica
+	// lacks (partition-NAME in the master's imapd.conf only).
+	MasterPartitions []string
+	// MasterSettings are "key: value" lines that replace (or add) options of the
+	// master's imapd.conf, e.g. "sync_log_channels: stock". They must be set at start:
+	// Cyrus's idle children keep the configuration they read.
+	MasterSettings []string
 }
 
 // The namespace configurations a pair can run.
@@ -232,6 +239,12 @@ func startOnce(script string, opts Options) (string, []byte, error) {
 	}
 	if tlsOf(opts) {
 		args = append(args, "--tls")
+	}
+	for _, part := range opts.MasterPartitions {
+		args = append(args, "--master-partition", part)
+	}
+	for _, kv := range opts.MasterSettings {
+		args = append(args, "--master-set", kv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"sync"
@@ -23,6 +24,7 @@ type Proxy struct {
 	stalled   chan struct{} // closed when not stalled
 	cutAfter  int64         // cut a connection after this many bytes server→client (0: never)
 	refuse    bool
+	rewrite   [2][]byte // server→client: replace rewrite[0] with rewrite[1] (nil: none)
 	accepted  atomic.Int64
 	forwarded atomic.Int64
 	closed    bool
@@ -80,6 +82,18 @@ func (p *Proxy) Resume() {
 func (p *Proxy) CutAfter(n int64) {
 	p.mu.Lock()
 	p.cutAfter = n
+	p.mu.Unlock()
+}
+
+// RewriteServer makes the proxy replace old with new in what the server sends (e.g. a
+// version in a banner), within each chunk read: meant for a banner, which arrives in
+// one read; with new "" nothing is rewritten.
+func (p *Proxy) RewriteServer(old, new string) {
+	p.mu.Lock()
+	p.rewrite = [2][]byte{[]byte(old), []byte(new)}
+	if old == "" {
+		p.rewrite = [2][]byte{}
+	}
 	p.mu.Unlock()
 }
 
@@ -175,13 +189,17 @@ func (p *Proxy) pipe(src, dst net.Conn, cutAfter int64, serverToClient bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			delay, stalled := p.delay, p.stalled
+			delay, stalled, rw := p.delay, p.stalled, p.rewrite
 			p.mu.Unlock()
 			<-stalled
 			if delay > 0 {
 				time.Sleep(delay)
 			}
 			chunk := buf[:n]
+			if serverToClient && rw[0] != nil {
+				chunk = bytes.ReplaceAll(chunk, rw[0], rw[1])
+				n = len(chunk)
+			}
 			if cutAfter > 0 && sent+int64(n) >= cutAfter {
 				chunk = chunk[:cutAfter-sent]
 				_, _ = dst.Write(chunk)
