@@ -85,7 +85,13 @@ func (r *UserResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	if !equality.Semantic.DeepEqual(base.Status, rs.Status) {
-		if err := r.Client.Status().Patch(ctx, &rs, client.MergeFrom(base)); err != nil {
+		// Optimistic lock: a decision made on a stale cached copy (e.g. "the Job is gone,
+		// so the run is lost" right after this resync's own Failed status and Job
+		// deletion) must not overwrite the recorded outcome; the conflict requeues.
+		if err := r.Client.Status().Patch(ctx, &rs, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: time.Second}, nil // read afresh, then decide again
+			}
 			return ctrl.Result{}, fmt.Errorf("patch resync status: %w", err)
 		}
 		if rs.Status.Phase.Terminal() && !base.Status.Phase.Terminal() {

@@ -217,8 +217,10 @@ func TestAgentSecondConsumerRefused(t *testing.T) {
 	if code, msg = other.do(t, http.MethodPost, api.PathLease+"?wait=0s", nil); code != http.StatusConflict {
 		t.Fatalf("between the holder's polls: %d %s, want 409", code, msg)
 	}
-	holder.c.CloseIdleConnections()
 	waitFor(t, 10*time.Second, "the channel freed once the holder's connection closed", func() bool {
+		// The transport hands a finished connection back to its idle pool from its own
+		// goroutine, so close idle connections on every try, not once.
+		holder.c.CloseIdleConnections()
 		code, _ = other.do(t, http.MethodPost, api.PathLease+"?wait=0s", nil)
 		return code == http.StatusNoContent
 	})
