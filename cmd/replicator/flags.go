@@ -33,6 +33,7 @@ type commonFlags struct {
 	indexDeltas                         bool
 	masterPartitions                    partitionDirs
 	cyrusBin                            string
+	mboxdbReader                        string
 	workers                             int
 	reportFile                          string
 	stateDir                            string
@@ -81,10 +82,11 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaUser, "replica-user", "repl", "csync admin user on the replica")
 	fs.StringVar(&c.masterPasswordFile, "master-password-file", "", "file holding the master password (else $CYRUSREPL_MASTER_PASSWORD)")
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
-	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; with cyr_dbtool if --cyrus-bin has it, else with the built-in twoskip reader)")
+	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; see --mailboxes-db-reader)")
 	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --agent, or with --master-config when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock (by the agent with --agent), instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
 	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
-	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools: mailboxes.db is read with its cyr_dbtool when there is one, else with the built-in Go twoskip reader")
+	fs.StringVar(&c.mboxdbReader, "mailboxes-db-reader", mboxdb.BackendGo, "how --master-config's mailboxes.db is read: 'go', the built-in twoskip reader (no lock taken, finds a batch's records through the skip list), or 'cyr_dbtool', Cyrus's tool from --cyrus-bin (a process per batch)")
+	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools, for --mailboxes-db-reader=cyr_dbtool")
 	fs.IntVar(&c.workers, "workers", 4, "users (batches) replicated in parallel, each on its own connections")
 	fs.StringVar(&c.reportFile, "report", "", "write the JSON report.Summary to this file (atomically)")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/cyrusrepl", "directory for the ledger of master uniqueids, the retry queue, the per-user writer locks and state.json; back it with a volume so it survives restarts (replicators sharing it never write one user at once)")
@@ -266,6 +268,15 @@ func (c *commonFlags) mailboxesDB() (mboxdb.Source, error) {
 	db, err := mboxdb.NewReader(c.cyrusBin, c.masterConfig)
 	if err != nil {
 		return nil, err
+	}
+	switch c.mboxdbReader {
+	case mboxdb.BackendGo, "":
+	case mboxdb.BackendCyrDBTool:
+		if err := db.UseCyrDBTool(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--mailboxes-db-reader %q: want %s or %s", c.mboxdbReader, mboxdb.BackendGo, mboxdb.BackendCyrDBTool)
 	}
 	return db, nil
 }

@@ -65,6 +65,10 @@ type Executor struct {
 	newDiverged int
 	// applied: folders brought to the master's state by the current execute, by uniqueid.
 	applied map[string]appliedMark
+	// masterLines: the master's MAILBOX lines (no records) read by the current round,
+	// by name; an update from the master's index takes its header fields from here
+	// instead of asking the master again (see masterHeader).
+	masterLines map[string]*csync.Mailbox
 	// writersHeld: the users whose writer locks this executor holds.
 	writersHeld    []string
 	writersRelease func()
@@ -115,7 +119,7 @@ func (x *Executor) emit(rec any) {
 // Sync brings the named users (and any user a cross-user rename joins) up to date, then
 // re-reads both ends to confirm. With verify it only compares and reports.
 func (x *Executor) Sync(ctx context.Context, users []string, verify bool) (*BatchResult, error) {
-	x.diverged, x.newDiverged = nil, 0
+	x.diverged, x.newDiverged, x.masterLines = nil, 0, nil
 	defer x.releaseWriters()
 	return x.sync(ctx, users, verify, nil)
 }
@@ -277,11 +281,13 @@ func (x *Executor) Gather(ctx context.Context, users []string) (plan.Input, erro
 		Master:  plan.Snapshot{Meta: map[string]*plan.Meta{}},
 		Replica: plan.Snapshot{Meta: map[string]*plan.Meta{}}}
 	var ledgers state.Ledgers
+	x.masterLines = map[string]*csync.Mailbox{}
 	for _, u := range users {
 		mu, err := x.Master.GetUser(ctx, u)
 		if err != nil {
 			return in, fmt.Errorf("master GET USER %s: %w", u, err)
 		}
+		x.noteMasterLines(mu.Mailboxes)
 		if err := mboxname.CheckOwnNames(u, mailboxNames(mu)); err != nil {
 			return in, err
 		}
@@ -347,6 +353,16 @@ func (x *Executor) Gather(ctx context.Context, users []string) (plan.Input, erro
 		return in, fmt.Errorf("replica GET UNIQUEIDS: %w", err)
 	}
 	return in, nil
+}
+
+// noteMasterLines keeps the master's MAILBOX lines of this round (see masterLines).
+func (x *Executor) noteMasterLines(ms []csync.Mailbox) {
+	if x.masterLines == nil {
+		x.masterLines = map[string]*csync.Mailbox{}
+	}
+	for i := range ms {
+		x.masterLines[ms[i].Name] = &ms[i]
+	}
 }
 
 // missingFrom lists the uniqueids of fs that no folder of other holds.

@@ -75,6 +75,13 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	}
 	out := deltaMailbox(master, idx, read)
 	cur := &csync.Mailbox{Name: read.Name, UniqueID: read.UniqueID, LastUID: read.LastUID, HighestModSeq: read.HighestModSeq}
+	if newBodyBytes(out, read.LastUID) <= reserveWorthBytes {
+		// APPLY RESERVE makes the replica scan every record of the named folders for
+		// the GUIDs: for a few small new messages (the usual delivery) uploading them
+		// costs less than that scan of a large folder. A copy the replica already holds
+		// is then sent again; nothing else changes.
+		replicaFolders = nil
+	}
 	n, err := x.upload(ctx, out, cur, replicaFolders)
 	if err != nil {
 		return n, deltaDone, err
@@ -96,10 +103,37 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	return n, deltaRefused, nil
 }
 
-// masterHeader reads the master's MAILBOX line (no records): the fields the index does
-// not hold (partition, ACL, mailbox annotations, foldermodseq). A reason means: leave it
-// to the full path, which knows what to do with a folder that changed.
+// reserveWorthBytes: below this many bytes of new bodies, a delta uploads them without
+// asking the replica which it holds (APPLY RESERVE).
+const reserveWorthBytes = 256 << 10
+
+// newBodyBytes sums the sizes of the records above lastUID (the bodies an update may
+// need to upload), expunged ones left out.
+func newBodyBytes(m *csync.Mailbox, lastUID uint32) uint64 {
+	var n uint64
+	for _, r := range m.Records {
+		if r.UID > lastUID && !r.Expunged() {
+			n += uint64(r.Size)
+		}
+	}
+	return n
+}
+
+// masterHeader is the master's MAILBOX line (no records): the fields the index does
+// not hold (partition, ACL, mailbox annotations, foldermodseq). It is the line this
+// round's plan was made from when the round read it (GET MAILBOXES or GET USER, the
+// same line): asking again would only open the folder on the master once more, and
+// the index, read after it, must be at least as new (deltaDoubt), so a change since
+// the read is either in the delta's counters and records or sends the update to the
+// full path. Otherwise it is read now. A reason means: leave it to the full path,
+// which knows what to do with a folder that changed.
 func (x *Executor) masterHeader(ctx context.Context, a plan.Action) (*csync.Mailbox, string, error) {
+	if m := x.masterLines[a.Name]; m != nil && m.UniqueID == a.UniqueID {
+		if m.IsTombstoneOrIntermediate() {
+			return nil, fallbackNotMailbox, nil
+		}
+		return m, "", nil
+	}
 	ms, err := x.Master.GetMailboxes(ctx, []string{a.Name})
 	if err != nil {
 		return nil, "", fmt.Errorf("master GET MAILBOXES: %w", err)

@@ -36,7 +36,7 @@ func (x *Executor) SyncWork(ctx context.Context, work []synclog.UserWork) (*Batc
 	if full {
 		return x.Sync(ctx, users, false)
 	}
-	x.diverged, x.newDiverged = nil, 0
+	x.diverged, x.newDiverged, x.masterLines = nil, 0, nil
 	defer x.releaseWriters()
 	if err := x.holdWriters(ctx, users); err != nil {
 		return nil, err
@@ -63,6 +63,8 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		if err != nil {
 			return res, "", fmt.Errorf("master GET MAILBOXES: %w", err)
 		}
+		x.masterLines = nil
+		x.noteMasterLines(ms)
 		rs, err := x.Replica.GetMailboxes(ctx, names)
 		if err != nil {
 			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
@@ -154,10 +156,33 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 			x.newDiverged = 0
 			return res, "split-brain: the replica refused the master's state for a folder", nil
 		}
+		if onlyUpdates(&p) {
+			// Every action was an update the replica accepted, each checked against the
+			// master's SYNC_CRCs: the replica now holds what the plan read from the
+			// master, so reading both ends again would only confirm it (a change since
+			// is in the sync log for the next pass). The folders the plan left alone
+			// were in step as read; the updated ones were noted by Execute.
+			res.Equal = p.Blocked == 0
+			if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
+				return res, "", err
+			}
+			break
+		}
 	}
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, "", nil
+}
+
+// onlyUpdates reports whether every action of p updates an existing folder (no create,
+// rename, delete or move aside): the plans whose success leaves nothing to re-check.
+func onlyUpdates(p *plan.Plan) bool {
+	for _, a := range p.Actions {
+		if a.Op != plan.OpUpdate {
+			return false
+		}
+	}
+	return len(p.Actions) > 0
 }
 
 // sameFolders reports whether both ends hold the same uniqueids under the same names:

@@ -64,10 +64,13 @@ func TestCyrusMailboxesDBForUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Backend != BackendCyrDBTool {
-		t.Fatalf("with Cyrus's tools in %s, backend %q", r.Bin, r.Backend)
+	if r.Backend != BackendGo {
+		t.Fatalf("default backend %q, want the Go reader", r.Backend)
 	}
-	if noTools, err := NewReader(t.TempDir(), m.ConfigPath); err != nil || noTools.Backend != BackendGo || noTools.DB != r.DB {
+	if withTool := *r; withTool.UseCyrDBTool() != nil || withTool.Backend != BackendCyrDBTool {
+		t.Fatalf("with Cyrus's tools in %s: %+v", r.Bin, withTool)
+	}
+	if noTools, err := NewReader(t.TempDir(), m.ConfigPath); err != nil || noTools.UseCyrDBTool() == nil || noTools.Backend != BackendGo || noTools.DB != r.DB {
 		t.Fatalf("without cyr_dbtool: %+v %v", noTools, err)
 	}
 	for _, backend := range []string{BackendCyrDBTool, BackendGo} {

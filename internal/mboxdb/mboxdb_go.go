@@ -11,7 +11,8 @@ import (
 
 // runGo answers cmds like `cyr_dbtool … batch` does (GET key: the record if it
 // exists; SHOW prefix: every record with that prefix, in key order; the answers in
-// the order of the commands), reading the file with the Go twoskip reader in one walk.
+// the order of the commands), reading the file with the Go twoskip reader in one view of it, each
+// query's range found through the skip list (twoskip.Ranges).
 // Only the records asked for are kept; a single SHOW (Users) streams them to fn.
 func (r *Reader) runGo(ctx context.Context, cmds []string, restart func(), fn func(dbRecord)) error {
 	type query struct {
@@ -31,26 +32,9 @@ func (r *Reader) runGo(ctx context.Context, cmds []string, restart func(), fn fu
 		return nil
 	}
 	stream := len(qs) == 1 && qs[0].show
-	seen := 0
-	pick := func(k []byte) twoskip.Action {
-		if seen++; seen%1024 == 0 && ctx.Err() != nil {
-			return twoskip.Stop
-		}
-		// Keys come in byte order, so a query whose key (or prefix range) lies
-		// before k is done; the walk stops when every query is.
-		done := true
-		for _, q := range qs {
-			if q.show && bytes.HasPrefix(k, q.key) || !q.show && bytes.Equal(k, q.key) {
-				return twoskip.Take
-			}
-			if bytes.Compare(k, q.key) < 0 {
-				done = false
-			}
-		}
-		if done {
-			return twoskip.Stop
-		}
-		return twoskip.Skip
+	prefixes := make([][]byte, len(qs))
+	for i, q := range qs {
+		prefixes[i] = q.key // a GET's key is the start of its range; only the key itself is kept
 	}
 	reset := func() {
 		for _, q := range qs {
@@ -60,7 +44,11 @@ func (r *Reader) runGo(ctx context.Context, cmds []string, restart func(), fn fu
 			restart()
 		}
 	}
-	err := twoskip.Walk(r.DB, pick, reset, func(k, v []byte) error {
+	seen := 0
+	err := twoskip.Ranges(r.DB, prefixes, reset, func(k, v []byte) error {
+		if seen++; seen%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		rec := dbRecord{key: string(k), val: string(v)}
 		if stream {
 			fn(rec)

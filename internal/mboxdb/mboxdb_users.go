@@ -22,16 +22,16 @@ import (
 
 // Reader reads the master's mailboxes.db one batch's users at a time: memory
 // and time follow the batch, not the server's folder count, and every batch sees the
-// tombstones as they are when it starts. It reads with Cyrus's own cyr_dbtool when
-// that is installed, otherwise with the Go twoskip reader (a replicator image carries
-// no Cyrus tools). Either way it only looks records up (SHOW and GET), outside any
-// transaction, so it never holds a lock the master's writers wait for.
+// tombstones as they are when it starts. It reads with the Go twoskip reader, which
+// finds each batch's records through the skip list (a few milliseconds on a server of
+// thousands of users), or, when asked, with Cyrus's own cyr_dbtool (a process per
+// read). Either way it only looks records up (SHOW and GET), outside any transaction,
+// so it never holds a lock the master's writers wait for.
 type Reader struct {
 	Bin    string // Cyrus's tools directory (DefaultCyrusBin when "")
 	Config string // the master's imapd.conf
 	DB     string // its mailboxes.db
-	// Backend is BackendCyrDBTool or BackendGo; NewReader picks
-	// cyr_dbtool when Bin holds it.
+	// Backend is BackendGo (NewReader's choice) or BackendCyrDBTool (UseCyrDBTool).
 	Backend string
 }
 
@@ -41,8 +41,8 @@ const (
 	BackendGo        = "go"         // internal/twoskip, no Cyrus tools needed
 )
 
-// NewReader locates mailboxes.db through the imapd.conf's configdirectory
-// and picks the backend: cyr_dbtool if cyrusBin has it (Cyrus's own code), else Go.
+// NewReader locates mailboxes.db through the imapd.conf's configdirectory and reads it
+// with the Go twoskip reader; cyrusBin is where UseCyrDBTool looks for cyr_dbtool.
 func NewReader(cyrusBin, imapdConf string) (*Reader, error) {
 	if cyrusBin == "" {
 		cyrusBin = DefaultCyrusBin
@@ -55,11 +55,22 @@ func NewReader(cyrusBin, imapdConf string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{Bin: cyrusBin, Config: conf, DB: filepath.Join(dir, "mailboxes.db"), Backend: BackendGo}
-	if st, err := os.Stat(filepath.Join(cyrusBin, "cyr_dbtool")); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-		r.Backend = BackendCyrDBTool
+	return &Reader{Bin: cyrusBin, Config: conf, DB: filepath.Join(dir, "mailboxes.db"), Backend: BackendGo}, nil
+}
+
+// UseCyrDBTool makes r read with Cyrus's cyr_dbtool from its Bin, which must hold it.
+// Each read then starts a process (tens of milliseconds, counted as the caller's CPU).
+func (r *Reader) UseCyrDBTool() error {
+	tool := filepath.Join(r.Bin, "cyr_dbtool")
+	st, err := os.Stat(tool)
+	if err != nil {
+		return fmt.Errorf("mailboxes.db reader cyr_dbtool: %w", err)
 	}
-	return r, nil
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("mailboxes.db reader cyr_dbtool: %s is not an executable file", tool)
+	}
+	r.Backend = BackendCyrDBTool
+	return nil
 }
 
 // ForUsers returns the evidence for the users' folders: their N records (INBOX tree and

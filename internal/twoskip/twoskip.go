@@ -199,31 +199,46 @@ func WalkReader(r io.ReaderAt, size int64, pick func(key []byte) Action, fn func
 // walkReader is WalkReader; checkCRC false is for fuzzing only, so that mutated
 // pointers and lengths get past the CRCs that would otherwise stop them.
 func walkReader(r io.ReaderAt, size int64, checkCRC bool, pick func(key []byte) Action, fn func(key, val []byte) error) error {
+	w, dummy, err := open(r, size, checkCRC)
+	if err != nil {
+		return err
+	}
+	return w.walkFrom(dummy, pick, fn)
+}
+
+// open reads and checks the header and the dummy record that starts the key list.
+func open(r io.ReaderAt, size int64, checkCRC bool) (*walker, *record, error) {
 	br := &blockReader{r: r, size: size}
 	head, err := br.read(0, headerSize)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	h, err := parseHeader(head, checkCRC)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if h.CurrentSize > uint64(size) {
-		return fmt.Errorf("%w: current size %d past the end of the file (%d bytes)", ErrInconsistent, h.CurrentSize, size)
+		return nil, nil, fmt.Errorf("%w: current size %d past the end of the file (%d bytes)", ErrInconsistent, h.CurrentSize, size)
 	}
-	w := walker{br: br, end: h.CurrentSize, checkCRC: checkCRC}
+	w := &walker{br: br, end: h.CurrentSize, checkCRC: checkCRC}
 	rec, err := w.record(dummyOffset)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if rec.typ != typeDummy {
-		return fmt.Errorf("%w: record at %d is %q, not the dummy", ErrInconsistent, dummyOffset, rec.typ)
+		return nil, nil, fmt.Errorf("%w: record at %d is %q, not the dummy", ErrInconsistent, dummyOffset, rec.typ)
 	}
+	return w, rec, nil
+}
+
+// walkFrom walks the key list from the record after rec (the dummy: from the first).
+func (w *walker) walkFrom(rec *record, pick func(key []byte) Action, fn func(key, val []byte) error) error {
 	var prev []byte
+	var err error
 	// Keys strictly increase along the list, so no walk can loop; the bound is a
 	// second guard.
 	for steps := uint64(0); ; steps++ {
-		if steps > h.CurrentSize/minRecordLen {
+		if steps > w.end/minRecordLen {
 			return fmt.Errorf("%w: more records on the list than fit in the file", ErrInconsistent)
 		}
 		next := rec.next0(w.end)
