@@ -81,13 +81,15 @@ test-default-namespace:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_NAMESPACE=default CYRUSREPL_TLS=1 \
 	  $(GO) test $(GOTEST_FLAGS) -skip '$(NAMESPACE_SKIP)' $(NAMESPACE_PKGS)
 
-## test-agent: the rolling and sync-log suites of cmd/replicator and test/fault again
-## with the sync log, mailboxes.db and the master's settings through the master's agent
-## (CYRUSREPL_VIA_AGENT=1: --master-config and --sync-log become --agent flags of an
-## agent process beside the test pair). The agent's own tests run in test-only.
-AGENT_PKGS ?= ./cmd/replicator/ ./test/fault/
+## test-agent: the rolling, sync-log and evidence suites of internal/replication,
+## cmd/replicator and test/fault again with the sync log, mailboxes.db and the master's
+## settings through the master's agent (CYRUSREPL_VIA_AGENT=1: --master-config and
+## --sync-log become --agent flags of an agent process beside the test pair; the
+## package's own suites take the agent client as their sources). The agent's own tests
+## run in test-only.
+AGENT_PKGS ?= ./internal/replication/ ./cmd/replicator/ ./test/fault/
 ## Tests that start an agent of their own (…ThroughAgent) run in test-only already.
-AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify|TestCLIChannelSilence
+AGENT_RUN ?= Rolling|SyncLog|TestCLISyncVerify|TestCLIChannelSilence|TestCyrusCompareAndDelete|TestCyrusMasterIntermediate|TestCyrusRow|TestCyrusMailboxesDBReadOnlyOnDisagreement|TestCyrusDeletedFolderRefusedKept
 AGENT_SKIP ?= ThroughAgent
 test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \

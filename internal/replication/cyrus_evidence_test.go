@@ -209,7 +209,7 @@ func TestCyrusCompareAndDeleteResyncBeside(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	records, rec := rollOnce(ctx, t, e.x, logDir)
+	records, rec := rollOnce(ctx, t, e.x, m, logDir)
 	if u := rec.Outcomes()["alice"]; u.Outcome == "" || u.Outcome == "failed" {
 		t.Fatalf("rolling: alice %+v\n%v", u, records)
 	}
@@ -311,7 +311,7 @@ func TestCyrusMailboxLevelSplitBrainDeleted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for pass := 1; pass <= 2; pass++ {
-		records, rec := rollOnce(ctx, t, e.x, logDir)
+		records, rec := rollOnce(ctx, t, e.x, m, logDir)
 		if u := rec.Outcomes()["alice"]; pass == 1 && (u.Outcome == "" || u.Outcome == "failed") {
 			t.Fatalf("pass %d: alice %+v\n%v", pass, u, records)
 		}

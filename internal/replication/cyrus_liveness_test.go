@@ -93,7 +93,7 @@ func TestCyrusRollingSlowUserDoesNotHoldOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Pending: pending, Interval: 50 * time.Millisecond,
+	roll := &Rolling{Log: masterLog(t, m, logDir), Retry: retry, Pending: pending, Interval: 50 * time.Millisecond,
 		Runner: &Runner{Connect: connect, Workers: 2, Attempts: 1, Rec: NewRecorder("rolling", "test", time.Now())}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // hang guard
 	defer cancel()

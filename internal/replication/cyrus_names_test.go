@@ -14,7 +14,6 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/state"
-	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -218,7 +217,7 @@ func TestCyrusRollingSkipsSharedFolders(t *testing.T) {
 				t.Fatal(err)
 			}
 			x := e.x
-			roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry,
+			roll := &Rolling{Log: masterLog(t, m, logDir), Retry: retry,
 				Emit: func(v any) {
 					if s, ok := v.(skippedRecord); ok {
 						skipped = append(skipped, s)

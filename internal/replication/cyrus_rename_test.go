@@ -10,7 +10,6 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/state"
-	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
@@ -86,7 +85,7 @@ func TestCyrusRollingRenameMailboxLevel(t *testing.T) {
 			x := e.x
 			x.Master = countingMaster{MasterReader: x.Master, c: &mc}
 			x.Replica = countingReplica{ReplicaWriter: x.Replica, c: &rc}
-			records, rec := rollOnce(ctx, t, x, logDir)
+			records, rec := rollOnce(ctx, t, x, m, logDir)
 			for _, r := range records {
 				if er, ok := r.(executor.EscalationRecord); ok {
 					t.Fatalf("escalated: %+v", er)
@@ -133,7 +132,7 @@ func replicaUIDs(ctx context.Context, t *testing.T, x *executor.Executor, names 
 
 // rollOnce runs one rolling cycle over logDir on x (one worker) and returns what it
 // emitted and recorded.
-func rollOnce(ctx context.Context, t *testing.T, x *executor.Executor, logDir string) ([]any, *Recorder) {
+func rollOnce(ctx context.Context, t *testing.T, x *executor.Executor, m *cyruspair.Instance, logDir string) ([]any, *Recorder) {
 	t.Helper()
 	var records []any
 	var mu sync.Mutex
@@ -142,7 +141,7 @@ func rollOnce(ctx context.Context, t *testing.T, x *executor.Executor, logDir st
 	if err != nil {
 		t.Fatal(err)
 	}
-	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Runner: &Runner{
+	roll := &Rolling{Log: masterLog(t, m, logDir), Retry: retry, Runner: &Runner{
 		Connect: func(context.Context) (*executor.Executor, error) { return x, nil }, Workers: 1, Rec: rec,
 		Emit: func(v any) { mu.Lock(); records = append(records, v); mu.Unlock() },
 	}}
@@ -173,7 +172,7 @@ func TestCyrusRollingCreateMailboxLevel(t *testing.T) {
 	x := *e.x
 	x.Master = countingMaster{MasterReader: e.x.Master, c: &mc}
 	x.Replica = countingReplica{ReplicaWriter: e.x.Replica, c: &rc}
-	records, rec := rollOnce(ctx, t, &x, logDir)
+	records, rec := rollOnce(ctx, t, &x, m, logDir)
 	for _, r := range records {
 		if er, ok := r.(executor.EscalationRecord); ok {
 			t.Fatalf("escalated: %+v", er)
@@ -197,6 +196,6 @@ func TestCyrusRollingCreateMailboxLevel(t *testing.T) {
 	// Under a parent created in the same breath.
 	m.CreateFolder(t, "alice", "Deep.Sub")
 	m.Append(t, "alice", "Deep.Sub", cyruspair.Message("deep", "under a new parent"))
-	rollOnce(ctx, t, &x, logDir)
+	rollOnce(ctx, t, &x, m, logDir)
 	assertEqual(t, e.p, e.p.Replica, "alice")
 }

@@ -66,7 +66,7 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 	retry.Base = time.Hour // no second try inside this test
 	rec := NewRecorder("rolling", "test", time.Now())
 	x := e.x
-	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry, Runner: &Runner{
+	roll := &Rolling{Log: masterLog(t, m, logDir), Retry: retry, Runner: &Runner{
 		Connect: func(context.Context) (*executor.Executor, error) { return x, nil },
 		Workers: 1, Attempts: 1, Rec: rec,
 	}}
@@ -200,7 +200,7 @@ func TestCyrusRollingBadLine(t *testing.T) {
 	retry, _ := state.OpenRetryQueue(t.TempDir())
 	var bad []badLineRecord
 	x := e.x
-	roll := &Rolling{Log: synclog.NewDir(logDir), Retry: retry,
+	roll := &Rolling{Log: masterLog(t, m, logDir), Retry: retry,
 		Emit: func(v any) {
 			if b, ok := v.(badLineRecord); ok {
 				bad = append(bad, b)

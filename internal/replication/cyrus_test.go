@@ -13,7 +13,6 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/executor"
-	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/state"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
@@ -54,10 +53,7 @@ func (e *env) executor(t *testing.T, target *cyruspair.Instance) *executor.Execu
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := mboxdb.NewReader("", e.p.Master.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := masterMailboxesDB(t, e.p.Master, e.p.Channel)
 	return &executor.Executor{Pair: "test", Master: m, Replica: r, Ledger: led, MailboxesDB: db.ForUsers,
 		Emit: func(rec any) { e.mu.Lock(); e.records = append(e.records, rec); e.mu.Unlock() },
 	}

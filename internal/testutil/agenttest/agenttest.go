@@ -288,7 +288,7 @@ func Rewrite(t testing.TB, p *cyruspair.Pair, args []string) []string {
 			continue
 		case "--sync-log":
 			i++
-			channel = channelOf(t, master, args[i])
+			channel = ChannelOf(t, master, args[i])
 			had = true
 			continue
 		case "--agent":
@@ -302,8 +302,8 @@ func Rewrite(t testing.TB, p *cyruspair.Pair, args []string) []string {
 	return append(out, For(t, master, channel).Flags()...)
 }
 
-// channelOf is the channel whose directory is dir.
-func channelOf(t testing.TB, master *cyruspair.Instance, dir string) string {
+// ChannelOf is the channel whose directory is dir.
+func ChannelOf(t testing.TB, master *cyruspair.Instance, dir string) string {
 	t.Helper()
 	rel, err := filepath.Rel(filepath.Join(master.ConfigDir, "sync"), dir)
 	if err != nil || strings.HasPrefix(rel, "..") || strings.Contains(rel, string(filepath.Separator)) {
