@@ -2,12 +2,10 @@ package twoskip
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"time"
 )
 
 // Ranges reads, in one view of the file at path, the live records whose key starts with
@@ -20,21 +18,7 @@ func Ranges(path string, prefixes [][]byte, restart func(), fn func(key, val []b
 	if len(prefixes) == 0 {
 		return nil
 	}
-	var last error
-	for attempt := 0; attempt <= Retries; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
-			if restart != nil {
-				restart()
-			}
-		}
-		err := rangesPath(path, prefixes, fn)
-		if err == nil || !errors.Is(err, ErrInconsistent) {
-			return err
-		}
-		last = err
-	}
-	return fmt.Errorf("%s: read %d times, inconsistent every time: %w", path, Retries+1, last)
+	return retryInconsistent(path, restart, func() error { return rangesPath(path, prefixes, fn) })
 }
 
 // disjoint sorts prefixes and drops those another one covers (a longer prefix of the

@@ -115,6 +115,13 @@ func parseHeader(b []byte, checkCRC bool) (Header, error) {
 // attempt after the first, so that the caller drops what it collected. An error from
 // fn ends the walk and is returned as is.
 func Walk(path string, pick func(key []byte) Action, restart func(), fn func(key, val []byte) error) error {
+	return retryInconsistent(path, restart, func() error { return walkPath(path, pick, fn) })
+}
+
+// retryInconsistent runs read until it does not fail with ErrInconsistent (a writer
+// moved the file under it), up to Retries more times with a growing pause, calling
+// restart before every attempt after the first.
+func retryInconsistent(path string, restart func(), read func() error) error {
 	var last error
 	for attempt := 0; attempt <= Retries; attempt++ {
 		if attempt > 0 {
@@ -123,7 +130,7 @@ func Walk(path string, pick func(key []byte) Action, restart func(), fn func(key
 				restart()
 			}
 		}
-		err := walkPath(path, pick, fn)
+		err := read()
 		if err == nil || !errors.Is(err, ErrInconsistent) {
 			return err
 		}
