@@ -75,7 +75,7 @@ func seedAlice(t *testing.T, in *cyruspair.Instance) {
 // TestGetUserMatchesIMAP: GET USER on both ends agrees with IMAP LIST/STATUS.
 func TestGetUserMatchesIMAP(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	seedAlice(t, p.Master)
+	cyruspair.SeedAlice(t, p.Master)
 	if out, err := p.StockSyncClient(t, p.Replica, "-u", "alice"); err != nil {
 		t.Fatalf("stock sync_client: %v\n%s", err, out)
 	}
@@ -140,7 +140,7 @@ func TestGetUserMatchesIMAP(t *testing.T) {
 // TestFetchMatchesGUID: every message fetched from a seeded folder hashes to its GUID.
 func TestFetchMatchesGUID(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	seedAlice(t, p.Master)
+	cyruspair.SeedAlice(t, p.Master)
 	ctx := ctxT(t)
 	m := dialMaster(t, p, opts(p))
 	for _, name := range []string{"user.alice", "user.alice.Sent"} {
@@ -247,7 +247,7 @@ func copyMailbox(t *testing.T, ctx context.Context, m *csync.MasterConn, r *csyn
 // SYNC_CRC as the master's (by our own CRC code) and is visible over IMAP.
 func TestCopyFolderToReplica(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	seedAlice(t, p.Master)
+	cyruspair.SeedAlice(t, p.Master)
 	ctx := ctxT(t)
 	o := opts(p)
 	o.Compress = true // exercise DEFLATE against the real server on the write path

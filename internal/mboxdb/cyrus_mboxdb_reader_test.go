@@ -19,7 +19,7 @@ import (
 func TestCyrusMailboxesDBForUsers(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{DeleteMode: "delayed"})
 	m := p.Master
-	seedMasterAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	for _, u := range []string{"alice2", "bob"} {
 		m.CreateUser(t, u)
 	}
@@ -161,22 +161,4 @@ func forUsersAgrees(t *testing.T, r *Reader, full *DB, aliceUIDs []string) {
 	if err != nil || !slices.Equal(users, []string{"alice", "alice2", "bob"}) {
 		t.Fatalf("users %v, %v", users, err)
 	}
-}
-
-// seedMasterAlice gives alice folders, mail, flags, a subscription, a quota and an annotation on m.
-func seedMasterAlice(t *testing.T, m *cyruspair.Instance) {
-	m.CreateUser(t, "alice")
-	m.CreateFolder(t, "alice", "Sent")
-	m.CreateFolder(t, "alice", "Work")
-	m.CreateFolder(t, "alice", "Work.Old")
-	m.Deliver(t, "alice", cyruspair.Message("hello", "first"))
-	m.Deliver(t, "alice", cyruspair.Message("again", "second"))
-	m.Append(t, "alice", "Sent", cyruspair.Message("sent", "body"), `\Seen`)
-	m.Append(t, "alice", "Work", cyruspair.Message("w1", "work one"), `\Flagged`, "$Label1")
-	m.Append(t, "alice", "Work", cyruspair.Message("w2", "work two"))
-	m.Append(t, "alice", "Work.Old", cyruspair.Message("old", "old work"))
-	m.Store(t, "alice", "INBOX", "1", "+FLAGS", `\Seen`)
-	m.Subscribe(t, "alice", "Sent")
-	m.SetQuota(t, "alice", 100000)
-	m.SetAnnotation(t, "alice", "Sent", "/comment", "sent mail")
 }

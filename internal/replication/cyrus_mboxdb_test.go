@@ -31,7 +31,7 @@ func readOnlyOnDisagreement(t *testing.T, backend string) {
 	}
 	db.Backend = backend
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	e.sync(t, "alice")
 	x := *e.x
 	reads := 0
@@ -72,7 +72,7 @@ func readOnlyOnDisagreement(t *testing.T, backend string) {
 func TestCyrusLedgerMarksFollowOurWrites(t *testing.T) {
 	e := startEnv(t, "immediate", false)
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	check := func(when string) {

@@ -138,7 +138,7 @@ func TestCyrusCustomDeletedPrefix(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{DeletedPrefix: "Trashed"})
 	e := &env{p: p}
 	e.x = e.executor(t, p.Replica)
-	seedAlice(t, p.Master)
+	cyruspair.SeedAlice(t, p.Master)
 	e.sync(t, "alice")
 	p.Master.Delete(t, "alice", "Work.Old")
 	// Not told the prefix: the user fails with a clear error, and nothing is changed.

@@ -67,7 +67,7 @@ func TestCyrusRollingRenameMailboxLevel(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
 			m := e.p.Master
-			seedAlice(t, m)
+			cyruspair.SeedAlice(t, m)
 			for _, f := range []string{"A", "B", "C"} {
 				m.CreateFolder(t, "alice", f)
 				m.Append(t, "alice", f, cyruspair.Message("in "+f, f))
@@ -159,7 +159,7 @@ func rollOnce(ctx context.Context, t *testing.T, x *executor.Executor, m *cyrusp
 func TestCyrusRollingCreateMailboxLevel(t *testing.T) {
 	e := startEnv(t, "delayed", false)
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	e.sync(t, "alice")
 	logDir := m.SyncLogDir(e.p.Channel)
 	drainLog(t, logDir)

@@ -114,7 +114,7 @@ func TestCyrusRollingFailingUserDoesNotBlock(t *testing.T) {
 func TestCyrusMailboxLevelAndEscalation(t *testing.T) {
 	e := startEnv(t, "delayed", false)
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	e.sync(t, "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -116,7 +116,7 @@ func TestCyrusSyncSheer(t *testing.T) {
 func TestCyrusDifferential(t *testing.T) {
 	e := startEnv(t, "delayed", true)
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	m.CreateUser(t, "bob")
 	m.Deliver(t, "bob", cyruspair.Message("hi bob", "x"))
 	m.Store(t, "bob", "INBOX", "1", "+FLAGS", `\Seen`, "$Important")

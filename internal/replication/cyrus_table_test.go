@@ -24,7 +24,7 @@ func TestCyrusRowRename(t *testing.T) {
 	for _, mode := range deleteModes {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
-			seedAlice(t, e.p.Master)
+			cyruspair.SeedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			e.p.Master.Rename(t, "alice", "Work", "Projects")
 			res := e.sync(t, "alice")
@@ -43,7 +43,7 @@ func TestCyrusRowMasterOnlyAndDelete(t *testing.T) {
 	for _, mode := range deleteModes {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
-			seedAlice(t, e.p.Master)
+			cyruspair.SeedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			e.p.Master.CreateFolder(t, "alice", "New")
 			e.p.Master.Append(t, "alice", "New", cyruspair.Message("n", "new"))
@@ -74,7 +74,7 @@ func TestCyrusRowReplicaOnlyKept(t *testing.T) {
 	for _, mode := range deleteModes {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
-			seedAlice(t, e.p.Master)
+			cyruspair.SeedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			// Split brain: mail written to the replica alone.
 			e.p.Replica.CreateFolder(t, "alice", "Split")
@@ -94,7 +94,7 @@ func TestCyrusRowSameNameDifferentUniqueID(t *testing.T) {
 	for _, mode := range deleteModes {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
-			seedAlice(t, e.p.Master)
+			cyruspair.SeedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			// No evidence: both ends created "Clash" independently.
 			e.p.Master.CreateFolder(t, "alice", "Clash")
@@ -146,7 +146,7 @@ func TestCyrusRowSameNameDifferentUniqueID(t *testing.T) {
 func TestCyrusRowCrossUserRename(t *testing.T) {
 	e := startEnv(t, "delayed", false)
 	m := e.p.Master
-	seedAlice(t, m)
+	cyruspair.SeedAlice(t, m)
 	m.CreateUser(t, "bob")
 	e.sync(t, "alice")
 	e.sync(t, "bob")
@@ -178,7 +178,7 @@ func TestCyrusRowUserDeleted(t *testing.T) {
 	for _, mode := range deleteModes {
 		t.Run(mode, func(t *testing.T) {
 			e := startEnv(t, mode, false)
-			seedAlice(t, e.p.Master)
+			cyruspair.SeedAlice(t, e.p.Master)
 			e.sync(t, "alice")
 			admin := e.p.Master.IMAPAs(t, e.p.AdminUser)
 			a := cyruspair.Quote(e.p.IMAPAdminName("alice", ""))

@@ -138,26 +138,9 @@ func hasDecision(res *executor.BatchResult, a report.Action, ev report.Evidence,
 	return false
 }
 
-func seedAlice(t *testing.T, m *cyruspair.Instance) {
-	m.CreateUser(t, "alice")
-	m.CreateFolder(t, "alice", "Sent")
-	m.CreateFolder(t, "alice", "Work")
-	m.CreateFolder(t, "alice", "Work.Old")
-	m.Deliver(t, "alice", cyruspair.Message("hello", "first"))
-	m.Deliver(t, "alice", cyruspair.Message("again", "second"))
-	m.Append(t, "alice", "Sent", cyruspair.Message("sent", "body"), `\Seen`)
-	m.Append(t, "alice", "Work", cyruspair.Message("w1", "work one"), `\Flagged`, "$Label1")
-	m.Append(t, "alice", "Work", cyruspair.Message("w2", "work two"))
-	m.Append(t, "alice", "Work.Old", cyruspair.Message("old", "old work"))
-	m.Store(t, "alice", "INBOX", "1", "+FLAGS", `\Seen`)
-	m.Subscribe(t, "alice", "Sent")
-	m.SetQuota(t, "alice", 100000)
-	m.SetAnnotation(t, "alice", "Sent", "/comment", "sent mail")
-}
-
 func TestCyrusFullSyncAndIdempotence(t *testing.T) {
 	e := startEnv(t, "delayed", false)
-	seedAlice(t, e.p.Master)
+	cyruspair.SeedAlice(t, e.p.Master)
 	res := e.sync(t, "alice")
 	if !res.Equal || res.BodiesSent != 6 {
 		t.Fatalf("first sync: equal=%v bodies=%d decisions=%+v", res.Equal, res.BodiesSent, res.Decisions)
