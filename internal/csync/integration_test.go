@@ -50,7 +50,8 @@ func dialReplica(t testing.TB, p *cyruspair.Pair, o csync.Options) *csync.Replic
 
 // seedAlice gives alice an INBOX with 3 delivered messages, a Sent folder with flags,
 // a keyword and an expunged message, a nested folder, a subscription, a quota and a
-// mailbox annotation.
+// mailbox annotation. It is richer than cyruspair.SeedAlice on purpose: the CRC and
+// copy tests need an expunged record and a keyword in Sent.
 func seedAlice(t *testing.T, in *cyruspair.Instance) {
 	t.Helper()
 	in.CreateUser(t, "alice")
@@ -75,7 +76,7 @@ func seedAlice(t *testing.T, in *cyruspair.Instance) {
 // TestGetUserMatchesIMAP: GET USER on both ends agrees with IMAP LIST/STATUS.
 func TestGetUserMatchesIMAP(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	cyruspair.SeedAlice(t, p.Master)
+	seedAlice(t, p.Master)
 	if out, err := p.StockSyncClient(t, p.Replica, "-u", "alice"); err != nil {
 		t.Fatalf("stock sync_client: %v\n%s", err, out)
 	}
@@ -140,7 +141,7 @@ func TestGetUserMatchesIMAP(t *testing.T) {
 // TestFetchMatchesGUID: every message fetched from a seeded folder hashes to its GUID.
 func TestFetchMatchesGUID(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	cyruspair.SeedAlice(t, p.Master)
+	seedAlice(t, p.Master)
 	ctx := ctxT(t)
 	m := dialMaster(t, p, opts(p))
 	for _, name := range []string{"user.alice", "user.alice.Sent"} {
@@ -247,7 +248,7 @@ func copyMailbox(t *testing.T, ctx context.Context, m *csync.MasterConn, r *csyn
 // SYNC_CRC as the master's (by our own CRC code) and is visible over IMAP.
 func TestCopyFolderToReplica(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	cyruspair.SeedAlice(t, p.Master)
+	seedAlice(t, p.Master)
 	ctx := ctxT(t)
 	o := opts(p)
 	o.Compress = true // exercise DEFLATE against the real server on the write path

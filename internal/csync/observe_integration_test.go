@@ -16,7 +16,7 @@ import (
 // its error, including a GET FETCH (timed until its body is closed) and a NO reply.
 func TestObserveSeesEveryCommand(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
-	cyruspair.SeedAlice(t, p.Master)
+	seedAlice(t, p.Master)
 	ctx := ctxT(t)
 	type seen struct {
 		cmd string
