@@ -1,0 +1,69 @@
+package replication
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
+)
+
+// TestCyrusReplicaCacheWrittenOnReplica: a folder planned from the ledger's record of
+// the replica, after the replica took mail of its own (a split-brain), must not be
+// updated over it: the update's SINCE_* makes the replica refuse, the batch reads the
+// replica and plans again, and the replica's message is moved aside, not lost.
+func TestCyrusReplicaCacheWrittenOnReplica(t *testing.T) {
+	o := startObservedEnv(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m, r := o.p.Master, o.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
+	o.sync(t, "alice")
+	m.Append(t, "alice", "Work", cyruspair.Message("m0", "master zero"))
+	o.pass(ctx, t, "alice", "user.alice.Work")
+	if got := o.cache.take(); got[""] != 1 {
+		t.Fatalf("the first pass was not planned from the ledger: %v", got)
+	}
+
+	r.Append(t, "alice", "Work", cyruspair.Message("r1", "written on the replica"))
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	before := liveGUIDs(t, o.p, r, "alice")
+	res, _, _ := o.pass(ctx, t, "alice", "user.alice.Work")
+	if got := o.cache.take(); got["refused"] != 1 || got[""] != 0 {
+		t.Errorf("replica-cache events %v, want one refused and none carried out", got)
+	}
+	if !hasDecision(res, report.ActionMoveAside, report.EvidenceSplitBrain, "user.alice.Work") {
+		t.Fatalf("no move-aside decision for the split-brained Work: %v", decisionsOf(res))
+	}
+	assertKept(t, o.p, "alice", before)
+}
+
+// TestCyrusReplicaCacheRenamedOnReplica: the folder the ledger records was renamed on
+// the replica. Planned from the ledger, the update names the old place; Cyrus refuses
+// it (the uniqueid lives under another name) before writing, the batch reads the
+// replica, and the full path brings the folder back under the master's name with its
+// mail (nothing uploaded twice, nothing lost).
+func TestCyrusReplicaCacheRenamedOnReplica(t *testing.T) {
+	o := startObservedEnv(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m, r := o.p.Master, o.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
+	o.sync(t, "alice")
+	m.Append(t, "alice", "Work", cyruspair.Message("m0", "master zero"))
+	o.pass(ctx, t, "alice", "user.alice.Work")
+	o.cache.take()
+
+	r.Rename(t, "alice", "Work", "Play")
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	o.pass(ctx, t, "alice", "user.alice.Work")
+	if got := o.cache.take(); got["refused"] != 1 || got[""] != 0 {
+		t.Errorf("replica-cache events %v, want one refused and none carried out", got)
+	}
+	assertEqual(t, o.p, o.p.Replica, "alice")
+}
