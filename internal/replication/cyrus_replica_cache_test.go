@@ -67,3 +67,33 @@ func TestCyrusReplicaCacheRenamedOnReplica(t *testing.T) {
 	}
 	assertEqual(t, o.p, o.p.Replica, "alice")
 }
+
+// TestCyrusReplicaCacheFlagOnReplica: the replica changed only a flag of a folder the
+// ledger records (no new UID), and the master took a message. Planned from the ledger,
+// the update carries only the master's new record, which the replica could add on top
+// of its own change: only SINCE_* stops it before anything is written. The batch then
+// reads the replica and decides as it would have without the ledger.
+func TestCyrusReplicaCacheFlagOnReplica(t *testing.T) {
+	o := startObservedEnv(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m, r := o.p.Master, o.p.Replica
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
+	o.sync(t, "alice")
+	m.Append(t, "alice", "Work", cyruspair.Message("m0", "master zero"))
+	o.pass(ctx, t, "alice", "user.alice.Work")
+	o.cache.take()
+
+	r.Store(t, "alice", "Work", "1", "+FLAGS", `\Flagged`)
+	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
+	res, _, rn := o.pass(ctx, t, "alice", "user.alice.Work")
+	t.Logf("replica commands %v; decisions %v; records %v", rn, decisionsOf(res), o.records)
+	if got := o.cache.take(); got["refused"] != 1 || got[""] != 0 {
+		t.Errorf("replica-cache events %v, want one refused and none carried out", got)
+	}
+	if deltas, fallbacks := o.index.take(); fallbacks["sync-changed"] != 1 {
+		t.Errorf("index events: %d deltas, fallbacks %v; want the ledger's delta refused as sync-changed", deltas, fallbacks)
+	}
+}
