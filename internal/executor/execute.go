@@ -130,8 +130,10 @@ func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolder
 		switch {
 		case outcome == deltaDone:
 			return sent, err
-		case x.replicaCached:
-			// read came from the ledger: the round reads the replica and plans again.
+		case outcome == deltaRefused && x.replicaCached:
+			// read came from the ledger and the replica refused it: the round reads
+			// the replica and plans again. (An index doubt, deltaNotSent, goes on to
+			// GET FULLMAILBOX below, whose apply carries read's SINCE_* too.)
 			return sent, errReplicaUnread
 		case outcome == deltaRefused:
 			read = nil // the replica may have taken part of it: read it again

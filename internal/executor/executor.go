@@ -53,8 +53,8 @@ type Executor struct {
 	// updates of folders this replicator wrote last from the ledger's record of them
 	// (LedgerEntry.Applied) instead of reading them on the replica, which makes the
 	// replica scan every record of each: the update's SINCE_* is the check that the
-	// folder is still as recorded. Anything but updates all sent as deltas, and the
-	// round reads the replica and plans again. CacheStats hears how each batch went.
+	// folder is still as recorded. A plan with more than updates, or a refusal, and
+	// the round reads the replica and plans again. CacheStats hears how each went.
 	ReplicaCache bool
 	CacheStats   func(CacheEvent)
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
@@ -78,8 +78,8 @@ type Executor struct {
 	// instead of asking the master again (see masterHeader).
 	masterLines map[string]*csync.Mailbox
 	// replicaCached: the current Execute runs a plan made from the ledger's record of
-	// the replica (see ReplicaCache); an update that is not a delta the replica
-	// accepts ends it with errReplicaUnread.
+	// the replica (see ReplicaCache); a delta the replica refuses ends it with
+	// errReplicaUnread.
 	replicaCached bool
 	// writersHeld: the users whose writer locks this executor holds.
 	writersHeld    []string

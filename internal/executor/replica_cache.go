@@ -17,7 +17,7 @@ type CacheEvent struct {
 // Reasons the ledger's record was not enough.
 const (
 	cacheNotOnlyUpdates = "not-only-updates" // the plan from it had more than updates (or nothing) to do
-	cacheRefused        = "refused"          // an update was not a delta the replica accepted
+	cacheRefused        = "refused"          // the replica refused an update planned from it
 )
 
 // errReplicaUnread ends an Execute of a plan made from the ledger's record of the
