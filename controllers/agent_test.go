@@ -401,13 +401,14 @@ func TestPairAgentUnavailable(t *testing.T) {
 
 // TestAgentExamplesAdmitted: the chart's agent-sidecar example (the Cyrus StatefulSet
 // with the agent sidecar, its Service and ConfigMap, and the pair with
-// spec.master.agent) passes the real API server's validation, CEL rules included.
+// spec.master.agent, token-only and with a client certificate) passes the real API
+// server's validation, CEL rules included.
 func TestAgentExamplesAdmitted(t *testing.T) {
 	ctx := needEnv(t)
 	ns := newNamespace(t, ctx)
 	dir := filepath.Join("..", "charts", "cyrusrepl", "examples", "agent-sidecar")
 	kinds := map[string]bool{}
-	for _, file := range []string{"cyrus-statefulset.yaml", "replicationpair.yaml"} {
+	for _, file := range []string{"cyrus-statefulset.yaml", "replicationpair.yaml", "replicationpair-mtls.yaml"} {
 		raw, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
