@@ -353,10 +353,10 @@ func TestCLIAgentUnavailableRecords(t *testing.T) {
 	}
 }
 
-// TestCLIAgentRollingTLSFailed: rolling without a client certificate against an agent
+// TestCLIAgentClientCertRefused: rolling without a client certificate against an agent
 // with --client-ca keeps running, records TLSFailed (naming --agent-client-cert) and
 // takes nothing.
-func TestCLIAgentRollingTLSFailed(t *testing.T) {
+func TestCLIAgentClientCertRefused(t *testing.T) {
 	c := newCLI(t, "delayed")
 	m := c.p.Master
 	clientCA := tlstest.NewCA(t, "clients")
