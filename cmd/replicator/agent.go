@@ -94,10 +94,10 @@ func applyAgentSettings(cfg api.Config, flagPrefix string) error {
 
 // agentHealth keeps the agent check of the report current (the operator's
 // AgentUnavailable condition): failed, with the reason, while the agent cannot be had,
-// ok once it answers. Each change prints one record: "agent-unavailable" with the
-// reason, the error and the pause before the next try (at every failure), then
-// "agent-available" when it answers again. The records carry the client's error
-// lines, which name the URL and the agent's message, never the token.
+// ok once it answers. Every failure prints an "agent-unavailable" record (the reason,
+// the error, the pause before the next try); the first answer after one prints
+// "agent-available". The records carry the client's error lines, which name the URL
+// and the agent's message, never the token.
 type agentHealth struct {
 	rec  *replication.Recorder
 	out  *jsonLines
