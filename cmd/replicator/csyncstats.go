@@ -63,6 +63,21 @@ func (s *csyncStats) index(ev executor.IndexEvent) {
 	st.Scanned += int64(ev.Scanned)
 }
 
+// cache counts one mailbox-level batch planned from the ledger's record of the replica,
+// as end "replica-state": command LEDGER (carried out) or "READ <reason>" (the replica
+// was read after all); Records counts the folders.
+func (s *csyncStats) cache(ev executor.CacheEvent) {
+	cmd := "LEDGER"
+	if ev.Reason != "" {
+		cmd = "READ " + ev.Reason
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stat("replica-state", cmd)
+	st.Count++
+	st.Records += int64(ev.Folders)
+}
+
 // stat returns the figures for end and command, created empty (s.mu held).
 func (s *csyncStats) stat(end, command string) *csyncStat {
 	if s.m == nil {

@@ -31,6 +31,7 @@ type commonFlags struct {
 	masterPasswordFile, replicaPassFile string
 	masterConfig                        string
 	indexDeltas                         bool
+	replicaCache                        bool
 	masterPartitions                    partitionDirs
 	cyrusBin                            string
 	mboxdbReader                        string
@@ -84,6 +85,7 @@ func (c *commonFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.replicaPassFile, "replica-password-file", "", "file holding the replica password (else $CYRUSREPL_REPLICA_PASSWORD)")
 	fs.StringVar(&c.masterConfig, "master-config", "", "the master's imapd.conf: read tombstones and name history from its mailboxes.db (optional; see --mailboxes-db-reader)")
 	fs.BoolVar(&c.indexDeltas, "index-deltas", true, "with --agent, or with --master-config when the master's partitions are readable here: update a folder by sending only the records changed since the replica's state, read from the master's cyrus.index under Cyrus's shared lock (by the agent with --agent), instead of reading every record with GET FULLMAILBOX (the fallback on any doubt, counted in csync-stats as end master-index)")
+	fs.BoolVar(&c.replicaCache, "replica-cache", true, "with --index-deltas: plan the update of a folder this replicator wrote last from its record in the state directory's ledger instead of reading the folder on the replica (which makes Cyrus scan all its records); the update's SINCE_* has the replica refuse it, before writing, if the folder changed since, and the replica is then read (counted in csync-stats as end replica-state)")
 	fs.Var(&c.masterPartitions, "master-partition", "NAME=DIR: the master's partition NAME (partition-NAME in its imapd.conf) is mounted at DIR here, for --index-deltas (repeatable; default: the directories imapd.conf names)")
 	fs.StringVar(&c.mboxdbReader, "mailboxes-db-reader", mboxdb.BackendGo, "how --master-config's mailboxes.db is read: 'go', the built-in twoskip reader (no lock taken, finds a batch's records through the skip list), or 'cyr_dbtool', Cyrus's tool from --cyrus-bin (a process per batch)")
 	fs.StringVar(&c.cyrusBin, "cyrus-bin", mboxdb.DefaultCyrusBin, "directory of Cyrus's tools, for --mailboxes-db-reader=cyr_dbtool")
@@ -242,6 +244,7 @@ func (c *commonFlags) connector() (replication.Connector, error) {
 			Pair: c.pair, Master: m, Replica: r, Ledger: ledger, Writers: writers, HoldUnmarked: c.holdUnmarked, MailboxesDB: forUsers,
 			ReplicaPartitions: c.replicaPartitions,
 			MasterIndex:       masterIndex, IndexStats: c.stats.index,
+			ReplicaCache: c.replicaCache, CacheStats: c.stats.cache,
 			Moved: c.progress.moved,
 			Close: func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

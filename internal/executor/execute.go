@@ -127,10 +127,15 @@ func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolder
 	if a.Op == plan.OpUpdate && read != nil && read.UniqueID == a.UniqueID && x.MasterIndex != nil {
 		n, outcome, err := x.syncDelta(ctx, a, replicaFolders, read)
 		sent += n
-		switch outcome {
-		case deltaDone:
+		switch {
+		case outcome == deltaDone:
 			return sent, err
-		case deltaRefused:
+		case outcome == deltaRefused && x.replicaCached:
+			// read came from the ledger and the replica refused it: the round reads
+			// the replica and plans again. (An index doubt, deltaNotSent, goes on to
+			// GET FULLMAILBOX below, whose apply carries read's SINCE_* too.)
+			return sent, errReplicaUnread
+		case outcome == deltaRefused:
 			read = nil // the replica may have taken part of it: read it again
 		}
 	}
@@ -369,15 +374,19 @@ func (x *Executor) noteDiverged(uid string, err error) {
 
 // appliedMark is a folder the batch brought to the master's state, and that state.
 type appliedMark struct {
-	name string
-	mark plan.FolderMark
+	name   string
+	mark   plan.FolderMark
+	folder plan.Folder
 }
 
 // noteApplied records that the replica's copy of m now equals it (APPLY MAILBOX carried
 // m's SYNC_CRC, which the replica verified).
 func (x *Executor) noteApplied(m *csync.Mailbox) {
 	if x.applied != nil && m.UniqueID != "" {
-		x.applied[m.UniqueID] = appliedMark{name: m.Name, mark: plan.FolderMark{LastUID: m.LastUID, HighestModSeq: m.HighestModSeq, SyncCRC: m.SyncCRC}}
+		f := FolderFromMailbox(m)
+		// The replica's partition is its own (it may map the master's): unknown here.
+		f.Partition, f.Records = "", 0
+		x.applied[m.UniqueID] = appliedMark{name: m.Name, mark: plan.MarkOf(&f), folder: f}
 	}
 }
 
@@ -402,8 +411,8 @@ func (x *Executor) saveApplied(now time.Time) error {
 				if !ok {
 					e.FirstSeen = now
 				}
-				mark := a.mark
-				e.Name, e.LastSeen, e.InStep = a.name, now, &mark
+				mark, folder := a.mark, a.folder
+				e.Name, e.LastSeen, e.InStep, e.Applied = a.name, now, &mark, &folder
 				l.Entries[uid] = e
 			}
 			return true

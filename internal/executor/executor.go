@@ -49,6 +49,14 @@ type Executor struct {
 	// with GET FULLMAILBOX (which stays the fallback). IndexStats hears how each went.
 	MasterIndex cyrusindex.Source
 	IndexStats  func(IndexEvent)
+	// ReplicaCache lets the mailbox-level path (with MasterIndex and Ledger) plan the
+	// updates of folders this replicator wrote last from the ledger's record of them
+	// (LedgerEntry.Applied) instead of reading them on the replica, which makes the
+	// replica scan every record of each: the update's SINCE_* is the check that the
+	// folder is still as recorded. A plan with more than updates, or a refusal, and
+	// the round reads the replica and plans again. CacheStats hears how each went.
+	ReplicaCache bool
+	CacheStats   func(CacheEvent)
 	// HoldUnmarked keeps, instead of deleting on a tombstone or the ledger alone, a
 	// replica folder whose in-step mark is unknown (Input.HoldUnmarked).
 	HoldUnmarked bool
@@ -69,6 +77,10 @@ type Executor struct {
 	// by name; an update from the master's index takes its header fields from here
 	// instead of asking the master again (see masterHeader).
 	masterLines map[string]*csync.Mailbox
+	// replicaCached: the current Execute runs a plan made from the ledger's record of
+	// the replica (see ReplicaCache); a delta the replica refuses ends it with
+	// errReplicaUnread.
+	replicaCached bool
 	// writersHeld: the users whose writer locks this executor holds.
 	writersHeld    []string
 	writersRelease func()

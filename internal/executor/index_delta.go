@@ -30,6 +30,7 @@ const (
 	fallbackReplicaAhead = "replica-ahead"  // the replica is past the master: the full path decides
 	fallbackPurged       = "purged-since"   // expunged records were purged after the replica's modseq
 	fallbackNotMailbox   = "not-a-mailbox"  // tombstone, intermediate, or gone on the master
+	fallbackMoved        = "replica-moved"  // planned from the ledger, the replica's folder moved
 )
 
 func (x *Executor) indexEvent(ev IndexEvent) {
@@ -96,6 +97,10 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 		ev.Reason = fallbackChecksum
 	case errors.Is(err, csync.ErrSyncChanged):
 		ev.Reason = fallbackChanged
+	case x.replicaCached && errors.Is(err, csync.ErrMailboxMoved):
+		// Planned from the ledger: the replica holds this uniqueid under another name
+		// now (or another folder at this name); Cyrus refused before writing.
+		ev.Reason = fallbackMoved
 	default:
 		return n, deltaDone, fmt.Errorf("APPLY MAILBOX (delta from the master's index): %w", err)
 	}

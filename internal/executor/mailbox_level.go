@@ -57,77 +57,48 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
 	sort.Strings(names)
 	names = slices.Compact(names)
-	applied, widened := false, false
+	applied, widened, tryLedger := false, false, x.ReplicaCache
 	for round := 0; round < maxRounds; round++ {
-		ms, err := x.Master.GetMailboxes(ctx, names)
+		in, fromLedger, err := x.readRound(ctx, users, names, tryLedger)
 		if err != nil {
-			return res, "", fmt.Errorf("master GET MAILBOXES: %w", err)
-		}
-		x.masterLines = nil
-		x.noteMasterLines(ms)
-		rs, err := x.Replica.GetMailboxes(ctx, names)
-		if err != nil {
-			return res, "", fmt.Errorf("replica GET MAILBOXES: %w", err)
-		}
-		in := plan.Input{Pair: x.Pair, Now: x.now(), Users: users}
-		in.HoldUnmarked = x.HoldUnmarked
-		// The in-step marks, as in the full path: a folder written on the replica since
-		// it was last in step is never renamed into DELETED.* or deleted.
-		if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {
 			return res, "", err
 		}
-		for i := range ms {
-			in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
-		}
-		for i := range rs {
-			in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
-		}
+		tryLedger = false
 		if x.MailboxesDB != nil && !widened && !sameFolders(in.Master.Folders, in.Replica.Folders) {
 			// Something was renamed, created or deleted: the names this batch touches
 			// include every former name of its folders, from the master's mailboxes.db.
 			widened = true
-			var uids []string
-			for _, f := range in.Master.Folders {
-				uids = append(uids, f.UniqueID)
+			var more bool
+			if names, more, err = x.widen(ctx, users, names, in.Master.Folders); err != nil {
+				return res, "", err
 			}
-			db, err := x.MailboxesDB(ctx, users, uids)
-			if err != nil {
-				return res, "", fmt.Errorf("master mailboxes.db: %w", err)
-			}
-			before := len(names)
-			for _, uid := range uids {
-				names = append(names, db.History[uid]...)
-			}
-			sort.Strings(names)
-			if names = slices.Compact(names); len(names) > before {
+			if more {
 				round-- // read again with the former names; this was not a round
 				continue
 			}
 		}
 		// A folder on the master only: ask the replica for its uniqueid under any name.
-		masterOnly := missingFrom(in.Master.Folders, in.Replica.Folders)
-		absent := map[string]bool{}
-		if len(masterOnly) > 0 {
-			found, err := lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly)
-			if err != nil {
-				return res, "", fmt.Errorf("replica GET UNIQUEIDS: %w", err)
-			}
-			for uid, name := range found {
-				absent[uid] = name == ""
-			}
-			in.Evidence.ReplicaLookup = found
+		absent, err := x.lookupMasterOnly(ctx, &in)
+		if err != nil {
+			return res, "", err
 		}
 		if esc, why := plan.NeedsFullSync(names, in.Master.Folders, in.Replica.Folders, absent); esc {
 			return res, why, nil
 		}
 		p := plan.Compute(in)
+		if fromLedger && !onlyUpdates(&p) {
+			x.cacheEvent(CacheEvent{Reason: cacheNotOnlyUpdates, Folders: len(in.Replica.Folders)})
+			round-- // read the replica after all; this was not a round
+			continue
+		}
 		if slices.ContainsFunc(p.Actions, func(a plan.Action) bool { return a.Op == plan.OpMoveAside }) {
 			// A split-brain: the rescue folder is a new folder of the user.
 			return res, "split-brain: a replica folder is ahead of the master's", nil
 		}
-		if !applied || p.Empty() || round < maxRounds-1 {
+		if !fromLedger && (!applied || p.Empty() || round < maxRounds-1) {
 			// The first plan, and a later one about to run or only confirming and
-			// keeping (recordPlan skips repeats).
+			// keeping (recordPlan skips repeats). A plan from the ledger is recorded
+			// once it ran: until then it may give way to one from the replica's state.
 			x.recordPlan(res, &p)
 		}
 		if p.Empty() {
@@ -140,9 +111,22 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 		if round == maxRounds-1 {
 			break
 		}
+		x.replicaCached = fromLedger
 		n, err := x.Execute(ctx, &p, in)
+		x.replicaCached = false
 		res.BodiesSent += n
 		applied = true
+		if fromLedger {
+			if errors.Is(err, errReplicaUnread) {
+				x.cacheEvent(CacheEvent{Reason: cacheRefused, Folders: len(in.Replica.Folders)})
+				round-- // read the replica and plan again; this was not a round
+				continue
+			}
+			if err == nil {
+				x.recordPlan(res, &p)
+				x.cacheEvent(CacheEvent{Folders: len(in.Replica.Folders)})
+			}
+		}
 		if errors.Is(err, ErrChangedUnderUs) {
 			return res, err.Error(), nil
 		}
@@ -172,6 +156,80 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, "", nil
+}
+
+// readRound reads the named folders at both ends for a round's plan: the master's with
+// GET MAILBOXES, the replica's likewise or, when tryLedger and the ledger records them
+// all (replicaFromLedger), from the ledger (fromLedger).
+func (x *Executor) readRound(ctx context.Context, users, names []string, tryLedger bool) (in plan.Input, fromLedger bool, err error) {
+	ms, err := x.Master.GetMailboxes(ctx, names)
+	if err != nil {
+		return in, false, fmt.Errorf("master GET MAILBOXES: %w", err)
+	}
+	x.masterLines = nil
+	x.noteMasterLines(ms)
+	in = plan.Input{Pair: x.Pair, Now: x.now(), Users: users, HoldUnmarked: x.HoldUnmarked}
+	// The in-step marks, as in the full path: a folder written on the replica since
+	// it was last in step is never renamed into DELETED.* or deleted.
+	if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {
+		return in, false, err
+	}
+	for i := range ms {
+		in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
+	}
+	if tryLedger {
+		if in.Replica.Folders, fromLedger, err = x.replicaFromLedger(users, names, in.Master.Folders); err != nil || fromLedger {
+			return in, fromLedger, err
+		}
+	}
+	rs, err := x.Replica.GetMailboxes(ctx, names)
+	if err != nil {
+		return in, false, fmt.Errorf("replica GET MAILBOXES: %w", err)
+	}
+	in.Replica.Folders = nil
+	for i := range rs {
+		in.Replica.Folders = append(in.Replica.Folders, FolderFromMailbox(&rs[i]))
+	}
+	return in, false, nil
+}
+
+// widen adds to names every former name of the master's folders, from the master's
+// mailboxes.db; more reports whether that added any.
+func (x *Executor) widen(ctx context.Context, users, names []string, master []plan.Folder) ([]string, bool, error) {
+	var uids []string
+	for _, f := range master {
+		uids = append(uids, f.UniqueID)
+	}
+	db, err := x.MailboxesDB(ctx, users, uids)
+	if err != nil {
+		return names, false, fmt.Errorf("master mailboxes.db: %w", err)
+	}
+	before := len(names)
+	for _, uid := range uids {
+		names = append(names, db.History[uid]...)
+	}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	return names, len(names) > before, nil
+}
+
+// lookupMasterOnly asks the replica where the uniqueids of the folders only the master
+// holds (by name) are, for the plan's evidence; absent[uid] is true where nowhere.
+func (x *Executor) lookupMasterOnly(ctx context.Context, in *plan.Input) (map[string]bool, error) {
+	masterOnly := missingFrom(in.Master.Folders, in.Replica.Folders)
+	absent := map[string]bool{}
+	if len(masterOnly) == 0 {
+		return absent, nil
+	}
+	found, err := lookupUIDs(ctx, x.Replica.GetUniqueIDs, masterOnly)
+	if err != nil {
+		return nil, fmt.Errorf("replica GET UNIQUEIDS: %w", err)
+	}
+	for uid, name := range found {
+		absent[uid] = name == ""
+	}
+	in.Evidence.ReplicaLookup = found
+	return absent, nil
 }
 
 // onlyUpdates reports whether every action of p updates an existing folder (no create,

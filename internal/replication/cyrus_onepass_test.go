@@ -8,6 +8,7 @@ import (
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
 	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
+	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
@@ -33,58 +34,115 @@ func (c *commandCounts) take() map[string]int {
 	return n
 }
 
-// TestCyrusOnePassRoundTrips: a one-message update of a folder, as the rolling
-// replicator runs it from the sync log (mailbox level, delta from the master's index),
-// costs one GET MAILBOXES at each end, reads no folder in full, uploads the message
-// without APPLY RESERVE (which scans the replica folder), applies the folder once, and
-// leaves the replica equal to the master. Each extra round trip opens the
-// (possibly large) folder on a server again: this pins the count so a regression fails.
-func TestCyrusOnePassRoundTrips(t *testing.T) {
-	e := startEnv(t, "delayed", false)
-	master, replica := &commandCounts{n: map[string]int{}}, &commandCounts{n: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// observedEnv is a test env whose executor talks to both ends over connections that
+// count their commands, with update deltas from the master's index.
+type observedEnv struct {
+	*env
+	master, replica *commandCounts
+	index           *indexEvents
+	cache           *cacheEvents
+}
+
+func startObservedEnv(t *testing.T, replicaCache bool) *observedEnv {
+	t.Helper()
+	o := &observedEnv{env: startEnv(t, "delayed", false), master: &commandCounts{n: map[string]int{}},
+		replica: &commandCounts{n: map[string]int{}}, index: &indexEvents{}, cache: &cacheEvents{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opt := csync.Options{Username: e.p.ReplUser, Password: e.p.ReplPassword, TLS: e.p.ClientTLS()}
-	opt.Observe = master.observe
-	mc, err := csync.DialMaster(ctx, e.p.Master.SyncAddr, opt)
+	opt := csync.Options{Username: o.p.ReplUser, Password: o.p.ReplPassword, TLS: o.p.ClientTLS()}
+	opt.Observe = o.master.observe
+	mc, err := csync.DialMaster(ctx, o.p.Master.SyncAddr, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.Observe = replica.observe
-	rc, err := csync.DialReplica(ctx, e.p.Replica.SyncAddr, opt)
+	opt.Observe = o.replica.observe
+	rc, err := csync.DialReplica(ctx, o.p.Replica.SyncAddr, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mc.Close(); rc.Close() })
-	local, err := cyrusindex.NewLocal(e.p.Master.ConfigPath, nil)
+	local, err := cyrusindex.NewLocal(o.p.Master.ConfigPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := &indexEvents{}
-	e.x.Master, e.x.Replica, e.x.MasterIndex, e.x.IndexStats = mc, rc, local, ev.add
+	o.x.Master, o.x.Replica, o.x.MasterIndex, o.x.IndexStats = mc, rc, local, o.index.add
+	o.x.ReplicaCache, o.x.CacheStats = replicaCache, o.cache.add
+	return o
+}
 
-	m := e.p.Master
+// pass runs one mailbox-level batch of the named folders of user, as the rolling
+// replicator runs it from the sync log, and returns the commands sent to each end.
+func (o *observedEnv) pass(ctx context.Context, t *testing.T, user string, names ...string) (*executor.BatchResult, map[string]int, map[string]int) {
+	t.Helper()
+	o.master.take()
+	o.replica.take()
+	res, err := o.x.SyncWork(ctx, []synclog.UserWork{{User: user, Mailboxes: names}})
+	if err != nil {
+		t.Fatalf("SyncWork %v: %+v %v", names, res, err)
+	}
+	return res, o.master.take(), o.replica.take()
+}
+
+// cacheEvents collects the executor's replica-cache events by reason ("" = planned
+// from the ledger and carried out).
+type cacheEvents struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *cacheEvents) add(ev executor.CacheEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[ev.Reason]++
+}
+
+func (c *cacheEvents) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = nil
+	return n
+}
+
+// onePassRoundTrips: one-message updates of a folder, as the rolling replicator runs
+// them from the sync log (mailbox level, delta from the master's index), cost one GET
+// MAILBOXES on the master, one on the replica unless the ledger's record of the folder
+// stands in for it (replicaCache), read no folder in full, upload the message without
+// APPLY RESERVE (which scans the replica folder), apply the folder once, and leave the
+// replica equal to the master. Each extra round trip opens the (possibly large) folder
+// on a server again: this pins the count so a regression fails.
+func onePassRoundTrips(t *testing.T, replicaCache bool) {
+	o := startObservedEnv(t, replicaCache)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m := o.p.Master
 	m.CreateUser(t, "alice")
 	m.CreateFolder(t, "alice", "Work")
 	for i := 0; i < 3; i++ {
 		m.Deliver(t, "alice", cyruspair.Message("seed", "body"))
 	}
-	e.sync(t, "alice")
-	assertEqual(t, e.p, e.p.Replica, "alice")
-
+	o.sync(t, "alice")
+	assertEqual(t, o.p, o.p.Replica, "alice")
+	replicaReads, ledgerPlans := 1, 0
+	if replicaCache {
+		replicaReads, ledgerPlans = 0, 1
+	}
 	for pass := 1; pass <= 2; pass++ {
 		m.Deliver(t, "alice", cyruspair.Message("one more", "body"))
-		master.take()
-		replica.take()
-		ev.take()
-		res, err := e.x.SyncWork(ctx, []synclog.UserWork{{User: "alice", Mailboxes: []string{"user.alice"}}})
-		if err != nil || !res.MailboxLevel || !res.Equal {
-			t.Fatalf("pass %d: %+v %v", pass, res, err)
+		o.index.take()
+		res, mn, rn := o.pass(ctx, t, "alice", "user.alice")
+		if !res.MailboxLevel || !res.Equal {
+			t.Fatalf("pass %d: %+v", pass, res)
 		}
-		mn, rn := master.take(), replica.take()
 		t.Logf("pass %d: master %v, replica %v", pass, mn, rn)
-		if deltas, fallbacks := ev.take(); deltas != 1 || len(fallbacks) != 0 {
+		if deltas, fallbacks := o.index.take(); deltas != 1 || len(fallbacks) != 0 {
 			t.Errorf("pass %d: %d deltas, fallbacks %v; want one delta", pass, deltas, fallbacks)
+		}
+		if got := o.cache.take(); got[""] != ledgerPlans || len(got) > ledgerPlans {
+			t.Errorf("pass %d: replica-cache events %v, want %d planned from the ledger and nothing else", pass, got, ledgerPlans)
 		}
 		want := []struct {
 			end  string
@@ -95,7 +153,7 @@ func TestCyrusOnePassRoundTrips(t *testing.T) {
 			{"master", mn, "GET MAILBOXES", 1},
 			{"master", mn, "GET FULLMAILBOX", 0},
 			{"master", mn, "GET USER", 0},
-			{"replica", rn, "GET MAILBOXES", 1},
+			{"replica", rn, "GET MAILBOXES", replicaReads},
 			{"replica", rn, "GET FULLMAILBOX", 0},
 			{"replica", rn, "APPLY MAILBOX", 1},
 			{"replica", rn, "APPLY RESERVE", 0}, // a small new message is uploaded without the scan
@@ -106,6 +164,12 @@ func TestCyrusOnePassRoundTrips(t *testing.T) {
 				t.Errorf("pass %d: %s %s sent %d times, want %d (master %v, replica %v)", pass, w.end, w.cmd, w.got[w.cmd], w.want, mn, rn)
 			}
 		}
-		assertEqual(t, e.p, e.p.Replica, "alice")
+		assertEqual(t, o.p, o.p.Replica, "alice")
 	}
 }
+
+func TestCyrusOnePassRoundTrips(t *testing.T) { onePassRoundTrips(t, false) }
+
+// TestCyrusOnePassRoundTripsReplicaCache: with the ledger's record of the replica
+// (--replica-cache), a one-message update does not read the replica at all.
+func TestCyrusOnePassRoundTripsReplicaCache(t *testing.T) { onePassRoundTrips(t, true) }

@@ -34,6 +34,12 @@ type LedgerEntry struct {
 	// replica folder past it was written on the replica since (a split-brain): a
 	// tombstone then proves the master deleted the folder, not the replica's new mail.
 	InStep *plan.FolderMark `json:"inStep,omitempty"`
+	// Applied is the folder as this replicator's last accepted APPLY MAILBOX left it on
+	// the replica (the master's state, which the replica checked against its SYNC_CRCs;
+	// partition unknown). The mailbox-level path may plan an update from it instead of
+	// reading the replica (Executor.ReplicaCache): the update's SINCE_* makes the
+	// replica refuse it, before writing, if the folder changed since.
+	Applied *plan.Folder `json:"applied,omitempty"`
 }
 
 // UserLedger is one user's part of the ledger.
