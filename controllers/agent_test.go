@@ -8,9 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +22,7 @@ import (
 
 	v1 "github.com/cyrusrepl/cyrusrepl/api/v1alpha1"
 	"github.com/cyrusrepl/cyrusrepl/internal/operator"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 )
 
 // newAgentPair is newPair reaching the master's sync log and mailboxes.db through its
@@ -206,6 +210,15 @@ func TestAgentAdmission(t *testing.T) {
 			p.Spec.Master.Agent.CASecretRef = &v1.SecretKeyRef{Name: "ca", Key: "ca.crt"}
 		}, "agent takes at most one of caSecretRef or caConfigMapRef"},
 		{"no token", func(p *v1.ReplicationPair) { p.Spec.Master.Agent.TokenSecretRef = v1.SecretKeyRef{} }, "spec.master.agent.tokenSecretRef.name"},
+		{"client certificate without a name", func(p *v1.ReplicationPair) {
+			p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{}
+		}, "spec.master.agent.clientCertSecretRef.name"},
+		{"client certificate Secret name not a Secret's", func(p *v1.ReplicationPair) {
+			p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{Name: "Agent_Client/cert"}
+		}, "name must be a Secret's name"},
+		{"client certificate Secret name ending in a dot", func(p *v1.ReplicationPair) {
+			p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{Name: "agent-client."}
+		}, "name must be a Secret's name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,17 +244,171 @@ func TestAgentAdmission(t *testing.T) {
 			t.Fatalf("valid agent URL %s refused: %v", url, err)
 		}
 	}
+	// A client certificate Secret with a valid name, dotted or not.
+	for i, name := range []string{"agent-client", "replicator.agent-client.tls", "0"} {
+		p := newAgentPair(ns, fmt.Sprintf("cert%d", i))
+		p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{Name: name}
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatalf("valid clientCertSecretRef %q refused: %v", name, err)
+		}
+	}
+}
+
+// TestAgentClientCertPod: with clientCertSecretRef the replicator pod mounts that
+// Secret's tls.crt and tls.key read-only (group-readable only), passes them as
+// --agent-client-cert and --agent-client-key, and stays hardened (non-root, read-only
+// root filesystem, nothing of the master's disk); a Secret without tls.key is reported
+// by its field.
+func TestAgentClientCertPod(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createAgentObjects(t, ctx, ns)
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent-client"},
+		Type: corev1.SecretTypeTLS, StringData: map[string]string{"tls.crt": "crt", "tls.key": "key"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := newAgentPair(ns, "agc")
+	p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{Name: "agent-client"}
+	createPair(t, ctx, p)
+
+	var d *appsv1.Deployment
+	eventually(t, "deployment", func() (err error) { d, err = getDeployment(ctx, ns, "agc"); return err })
+	pod := d.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	flag := func(name string) string {
+		i := slices.Index(ctr.Args, name)
+		if i < 0 || i+1 >= len(ctr.Args) {
+			return ""
+		}
+		return ctr.Args[i+1]
+	}
+	if got := flag("--agent-client-cert"); got != "/etc/cyrusrepl/agent-client-cert/tls.crt" {
+		t.Errorf("--agent-client-cert %q in %q", got, ctr.Args)
+	}
+	if got := flag("--agent-client-key"); got != "/etc/cyrusrepl/agent-client-cert/tls.key" {
+		t.Errorf("--agent-client-key %q in %q", got, ctr.Args)
+	}
+	var vol *corev1.Volume
+	for i, v := range pod.Volumes {
+		if v.HostPath != nil || v.NFS != nil {
+			t.Fatalf("volume %s reaches a node's or the master's disk: %+v", v.Name, v.VolumeSource)
+		}
+		if v.Name == "agent-client-cert" {
+			vol = &pod.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Secret == nil || vol.Secret.SecretName != "agent-client" ||
+		len(vol.Secret.Items) != 2 || vol.Secret.Items[0].Key != "tls.crt" || vol.Secret.Items[1].Key != "tls.key" ||
+		vol.Secret.DefaultMode == nil || *vol.Secret.DefaultMode != 0o440 {
+		t.Fatalf("client certificate volume %+v", vol)
+	}
+	mounted := false
+	for _, m := range ctr.VolumeMounts {
+		if m.Name == "agent-client-cert" {
+			mounted = m.ReadOnly && m.MountPath == "/etc/cyrusrepl/agent-client-cert"
+		}
+	}
+	if !mounted {
+		t.Fatalf("client certificate not mounted read-only at /etc/cyrusrepl/agent-client-cert: %+v", ctr.VolumeMounts)
+	}
+	sc := ctr.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+		pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Fatalf("pod not hardened: container %+v pod %+v", sc, pod.SecurityContext)
+	}
+
+	// A Secret that is not a TLS pair: the pod cannot start, the pair says why.
+	var s corev1.Secret
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "agent-client"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent-client"},
+		StringData: map[string]string{"tls.crt": "crt"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pair reports tls.key missing", func() error {
+		p, err := getPair(ctx, ns, "agc")
+		if err != nil {
+			return err
+		}
+		return wantReferenceMissing(p.Status.Conditions, `Secret "agent-client" has no key "tls.key" (spec.master.agent.clientCertSecretRef)`)
+	})
+}
+
+// TestPairAgentUnavailable: the replicator's agent check reaches the pair as the
+// AgentUnavailable condition: True with the check's reason (Unauthorized, then
+// Unreachable; a Warning Event each time it turns true with a new reason), False
+// (Answering) once the agent answers, and absent while no report names the agent.
+func TestPairAgentUnavailable(t *testing.T) {
+	ctx := needEnv(t)
+	ns := newNamespace(t, ctx)
+	createAgentObjects(t, ctx, ns)
+	createPair(t, ctx, newAgentPair(ns, "agu"))
+	eventually(t, "role bound", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "agu-replicator"}, &rbacv1.RoleBinding{})
+	})
+	markAvailable(t, ctx, ns, "agu")
+	sink := replicatorSink(t, ns, "agu", operator.ReportConfigMapName("agu"))
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	publish := func(checks ...report.Check) {
+		t.Helper()
+		backlog := 0
+		s := &report.Summary{Kind: report.SummaryKind, Mode: "rolling", Pair: "agu", Started: t0, Updated: t0, Backlog: &backlog, Checks: checks}
+		if err := sink.Publish(ctx, s); err != nil {
+			t.Fatalf("publish as the replicator: %v", err)
+		}
+	}
+	waitAgent := func(st, reason, says string) *v1.ReplicationPair {
+		t.Helper()
+		var p *v1.ReplicationPair
+		eventually(t, "AgentUnavailable "+st+" "+reason, func() (err error) {
+			if p, err = getPair(ctx, ns, "agu"); err != nil {
+				return err
+			}
+			c := apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionAgentUnavailable)
+			switch {
+			case st == "" && c != nil:
+				return fmt.Errorf("still there: %+v", c)
+			case st == "":
+				return nil
+			case c == nil || string(c.Status) != st || c.Reason != reason || !strings.Contains(c.Message, says):
+				return fmt.Errorf("AgentUnavailable = %+v", c)
+			}
+			return nil
+		})
+		return p
+	}
+
+	publish() // a report that does not name the agent yet
+	waitAgent("", "", "")
+	publish(report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: report.ReasonAgentUnauthorized,
+		Message: "agent https://cyrus-master-0.cyrus.mail.svc:8443: 401 wrong or missing token (check --agent-token-file): missing or wrong bearer token"})
+	p := waitAgent("True", v1.ReasonAgentUnauthorized, "401")
+	waitWarning(t, ns, p, v1.ReasonAgentUnauthorized)
+	if c := apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %+v: the replicator runs and retries", c)
+	}
+	publish(report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: report.ReasonAgentUnreachable,
+		Message: "agent https://cyrus-master-0.cyrus.mail.svc:8443: unreachable: dial tcp 10.0.0.9:8443: connect: connection refused"})
+	p = waitAgent("True", v1.ReasonAgentUnreachable, "connection refused")
+	waitWarning(t, ns, p, v1.ReasonAgentUnreachable)
+	publish(report.Check{Name: report.CheckAgent, Status: report.CheckOK, Message: "the agent answers"})
+	waitAgent("False", v1.ReasonAgentAnswering, "answers")
 }
 
 // TestAgentExamplesAdmitted: the chart's agent-sidecar example (the Cyrus StatefulSet
 // with the agent sidecar, its Service and ConfigMap, and the pair with
-// spec.master.agent) passes the real API server's validation, CEL rules included.
+// spec.master.agent, token-only and with a client certificate) passes the real API
+// server's validation, CEL rules included.
 func TestAgentExamplesAdmitted(t *testing.T) {
 	ctx := needEnv(t)
 	ns := newNamespace(t, ctx)
 	dir := filepath.Join("..", "charts", "cyrusrepl", "examples", "agent-sidecar")
 	kinds := map[string]bool{}
-	for _, file := range []string{"cyrus-statefulset.yaml", "replicationpair.yaml"} {
+	for _, file := range []string{"cyrus-statefulset.yaml", "replicationpair.yaml", "replicationpair-mtls.yaml"} {
 		raw, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)

@@ -99,6 +99,27 @@ type AgentSource struct {
 	// agent's certificate. At most one of caSecretRef and caConfigMapRef is set.
 	// +optional
 	CAConfigMapRef *ConfigMapKeyRef `json:"caConfigMapRef,omitempty"`
+
+	// clientCertSecretRef names a Secret holding the replicator's client certificate and
+	// key for an agent started with --client-ca (mutual TLS), under the keys tls.crt
+	// and tls.key (a Secret of type kubernetes.io/tls, as cert-manager writes it).
+	// Mounted read-only into the replicator pods and passed as --agent-client-cert and
+	// --agent-client-key; a changed Secret restarts the replicator with the new
+	// certificate. Without it the replicator presents no client certificate. The bearer
+	// token is still required.
+	// +optional
+	ClientCertSecretRef *TLSSecretRef `json:"clientCertSecretRef,omitempty"`
+}
+
+// TLSSecretRef names a Secret of the object's namespace holding a certificate and its
+// key under the keys tls.crt and tls.key (type kubernetes.io/tls).
+type TLSSecretRef struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a Secret's name: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
 }
 
 // TLSMode is how the replicator secures a connection.

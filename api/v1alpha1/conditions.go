@@ -190,4 +190,31 @@ const (
 	ReasonChannelSilent = "ChannelSilent"
 	// ReasonChannelWritten: the channel is written as the master changes (ChannelSilent=False).
 	ReasonChannelWritten = "ChannelWritten"
+
+	// ConditionAgentUnavailable (abnormal-true, pairs with spec.master.agent): the
+	// replicator cannot get the sync log from the master's agent: it cannot reach it, or
+	// the agent refuses it. The replicator keeps running, takes nothing meanwhile and
+	// asks again with a backoff (1 s doubling to 30 s); the message is its last error
+	// (the URL and the agent's words, never the token). False once the agent answers
+	// again; absent until the replicator reported on the agent.
+	ConditionAgentUnavailable = "AgentUnavailable"
+	// ReasonAgentUnreachable: no connection to the agent's URL (refused, timed out, no
+	// route, no such name).
+	ReasonAgentUnreachable = "Unreachable"
+	// ReasonAgentUnauthorized: the agent refused the bearer token (401/403), or the
+	// replicator has no token to send (tokenSecretRef: a wrong or rotated token).
+	ReasonAgentUnauthorized = "Unauthorized"
+	// ReasonAgentTLSFailed: the TLS handshake failed: the agent's certificate is not
+	// trusted by caSecretRef/caConfigMapRef or does not name the URL's host, or the
+	// agent (started with --client-ca) refused the replicator's client certificate or
+	// its absence (clientCertSecretRef).
+	ReasonAgentTLSFailed = "TLSFailed"
+	// ReasonAgentChannelHeld: another consumer holds the agent's channel (409): a second
+	// pair, or a replicator outside the cluster, on the same channel.
+	ReasonAgentChannelHeld = "ChannelHeld"
+	// ReasonAgentError: the agent answered with another error (e.g. 500: it cannot read
+	// the master's files; its message says which).
+	ReasonAgentError = "AgentError"
+	// ReasonAgentAnswering: the agent serves the replicator (AgentUnavailable=False).
+	ReasonAgentAnswering = "Answering"
 )

@@ -413,7 +413,10 @@ func TestAgentLongPoll(t *testing.T) {
 }
 
 // TestAgentMutualTLS: with --client-ca, a client without a certificate signed by it is
-// refused in the handshake, one with such a certificate is served.
+// refused in the handshake, one with such a certificate is served; the replicator
+// (the real binary) without --agent-client-cert, or with a certificate of another CA,
+// exits 2 with one line saying the agent refused the TLS handshake, and with the
+// right certificate runs.
 func TestAgentMutualTLS(t *testing.T) {
 	p := cyruspair.Start(t, cyruspair.Options{})
 	clientCA := tlstest.NewCA(t, "clients")
@@ -434,9 +437,22 @@ func TestAgentMutualTLS(t *testing.T) {
 	if code, body := h.do(t, http.MethodGet, api.PathConfig, nil); code != http.StatusOK {
 		t.Fatalf("with a client certificate: %d %s", code, body)
 	}
-	out := runReplicator(t, p, a, "verify", "--user", "nobody", "--agent-client-cert", crt, "--agent-client-key", key)
-	if strings.Contains(out, "agent") && strings.Contains(out, "certificate") {
-		t.Fatalf("replicator with a client certificate: %s", out)
+	otherCrt, otherKey := a.ClientCert(t, tlstest.NewCA(t, "other-clients"), "stranger")
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"no client certificate", nil},
+		{"a certificate of another CA", []string{"--agent-client-cert", otherCrt, "--agent-client-key", otherKey}},
+	} {
+		code, out := runReplicatorCode(t, p, a, "verify", append([]string{"--user", "nobody"}, tc.extra...)...)
+		if code != 2 || !strings.Contains(out, "refused the TLS handshake") || !strings.Contains(out, "--agent-client-cert") {
+			t.Errorf("replicator with %s: exit %d, want 2 and a line saying the agent refused the TLS handshake:\n%s", tc.name, code, out)
+		}
+	}
+	code, out := runReplicatorCode(t, p, a, "verify", "--user", "nobody", "--agent-client-cert", crt, "--agent-client-key", key)
+	if code == 2 || strings.Contains(out, "TLS") {
+		t.Fatalf("replicator with a client certificate: exit %d\n%s", code, out)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/agentclient"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxname"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
+	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 )
 
 // The agent's Take long-polls: rolling does not pause between its passes.
@@ -87,4 +90,62 @@ func applyAgentSettings(cfg api.Config, flagPrefix string) error {
 		return usageErrorf("the agent's deletedprefix: %v", err)
 	}
 	return nil
+}
+
+// agentHealth keeps the agent check of the report current (the operator's
+// AgentUnavailable condition): failed, with the reason, while the agent cannot be had,
+// ok once it answers. Every failure prints an "agent-unavailable" record (the reason,
+// the error, the pause before the next try); the first answer after one prints
+// "agent-available". The records carry the client's error lines, which name the URL
+// and the agent's message, never the token.
+type agentHealth struct {
+	rec  *replication.Recorder
+	out  *jsonLines
+	down bool
+}
+
+// agentWaitRecord says the agent could not be had and when it is asked again.
+type agentWaitRecord struct {
+	Type    string `json:"type"`   // "agent-unavailable"
+	Reason  string `json:"reason"` // agentclient.Problem
+	Error   string `json:"error"`
+	RetryIn string `json:"retryIn"`
+}
+
+// agentBackRecord says the agent answers again after it could not be had.
+type agentBackRecord struct {
+	Type string `json:"type"` // "agent-available"
+}
+
+// taken is Rolling.OnTake: the outcome of one take from the agent.
+func (h *agentHealth) taken(err error, retryIn time.Duration) {
+	if err == nil || errors.Is(err, synclog.ErrNoLog) {
+		h.answered()
+		return
+	}
+	h.failed(err, retryIn)
+}
+
+// failed records err when it says why the agent cannot be had; other errors (the
+// handler's own, a lost lease) are left to the report's lastError.
+func (h *agentHealth) failed(err error, retryIn time.Duration) {
+	p := agentclient.ProblemOf(err)
+	if p == "" {
+		return
+	}
+	h.down = true
+	h.rec.SetCheck(report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: string(p), Message: err.Error()})
+	h.out.emit(agentWaitRecord{Type: "agent-unavailable", Reason: string(p), Error: err.Error(), RetryIn: retryIn.String()})
+}
+
+// answered records that the agent served a request.
+func (h *agentHealth) answered() {
+	if chk := h.rec.Check(report.CheckAgent); chk != nil && chk.Status == report.CheckOK {
+		return
+	}
+	h.rec.SetCheck(report.Check{Name: report.CheckAgent, Status: report.CheckOK, Message: "the agent answers"})
+	if h.down {
+		h.out.emit(agentBackRecord{Type: "agent-available"})
+	}
+	h.down = false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -10,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/tlstest"
@@ -254,4 +257,123 @@ func (b *syncBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Len()
+}
+
+// agentCheck is the agent check of the report rolling writes with --report (nil when
+// none yet).
+func agentCheck(t *testing.T, reportFile string) *report.Check {
+	t.Helper()
+	b, err := os.ReadFile(reportFile)
+	if err != nil {
+		return nil
+	}
+	var s report.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil // being replaced
+	}
+	return report.FindCheck(s.Checks, report.CheckAgent)
+}
+
+// waitAgentCheck waits until the report's agent check has status (and reason).
+func waitAgentCheck(t *testing.T, reportFile string, st report.CheckStatus, reason string) {
+	t.Helper()
+	wait(t, time.Minute, fmt.Sprintf("report check agent %s %s", st, reason), func() bool {
+		c := agentCheck(t, reportFile)
+		return c != nil && c.Status == st && c.Reason == reason
+	})
+}
+
+// TestCLIAgentUnavailableRecords: a rolling replicator against the real agent process
+// says why it cannot have the agent, in a record and in its report's agent check (the
+// operator's AgentUnavailable condition), keeps running and recovers by itself: a wrong
+// token is Unauthorized, then, with the right token, the agent answers
+// (agent-available, mail flows); the agent stopped is Unreachable, and once it is back
+// mail flows again; a second consumer of the channel is ChannelHeld. No record holds
+// the token.
+func TestCLIAgentUnavailableRecords(t *testing.T) {
+	c := newCLI(t, "delayed")
+	m := c.p.Master
+	a := agenttest.Start(t, m, c.p.Channel)
+	m.CreateUser(t, "alice")
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	const wrongToken = "wrong-token-0123456789"
+	if err := os.WriteFile(tok, []byte(wrongToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reportFile := filepath.Join(dir, "report.json")
+	args := replace(withAgent(c, a, t.TempDir()), "--agent-token-file", tok)
+	roll := startRolling(append(args, "--interval", "20ms", "--report", reportFile))
+	defer roll.stop(t)
+	records := func(typ, reason string) int {
+		n := 0
+		for _, l := range strings.Split(roll.out.String(), "\n") {
+			if strings.Contains(l, `"type":"`+typ+`"`) && strings.Contains(l, `"reason":"`+reason+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+
+	wait(t, time.Minute, "an Unauthorized record", func() bool { return records("agent-unavailable", "Unauthorized") > 0 })
+	waitAgentCheck(t, reportFile, report.CheckFailed, report.ReasonAgentUnauthorized)
+	if err := os.WriteFile(tok, []byte(a.Token(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, time.Minute, "agent-available", func() bool { return strings.Contains(roll.out.String(), `"type":"agent-available"`) })
+	waitAgentCheck(t, reportFile, report.CheckOK, "")
+	m.Deliver(t, "alice", cyruspair.Message("one", "x"))
+	wait(t, time.Minute, "alice's first mail replicated", func() bool { return c.p.Replica.Status(t, "alice", "INBOX").Messages == 1 })
+
+	a.Kill(syscall.SIGTERM)
+	wait(t, time.Minute, "an Unreachable record", func() bool { return records("agent-unavailable", "Unreachable") > 0 })
+	waitAgentCheck(t, reportFile, report.CheckFailed, report.ReasonAgentUnreachable)
+	m.Deliver(t, "alice", cyruspair.Message("two", "y")) // waits on the master's disk
+	a.Restart(t)
+	wait(t, time.Minute, "agent-available again", func() bool {
+		return strings.Count(roll.out.String(), `"type":"agent-available"`) >= 2
+	})
+	waitAgentCheck(t, reportFile, report.CheckOK, "")
+	wait(t, time.Minute, "alice's second mail replicated", func() bool { return c.p.Replica.Status(t, "alice", "INBOX").Messages == 2 })
+
+	second := startRolling(append(withAgent(c, a, t.TempDir()), "--interval", "20ms"))
+	wait(t, time.Minute, "a ChannelHeld record of the second consumer", func() bool {
+		return strings.Contains(second.out.String(), `"reason":"ChannelHeld"`)
+	})
+	if code := second.stop(t); code != exitOK {
+		t.Fatalf("second rolling: exit %d\n%s", code, second.errs.String())
+	}
+	if code := roll.stop(t); code != exitOK {
+		t.Fatalf("rolling: exit %d\n%s", code, roll.errs.String())
+	}
+	for _, out := range []string{roll.out.String(), roll.errs.String(), second.out.String(), second.errs.String()} {
+		if strings.Contains(out, wrongToken) || strings.Contains(out, a.Token(t)) {
+			t.Fatalf("a token in the replicator's output:\n%s", out)
+		}
+	}
+}
+
+// TestCLIAgentClientCertRefused: rolling without a client certificate against an agent
+// with --client-ca keeps running, records TLSFailed (naming --agent-client-cert) and
+// takes nothing.
+func TestCLIAgentClientCertRefused(t *testing.T) {
+	c := newCLI(t, "delayed")
+	m := c.p.Master
+	clientCA := tlstest.NewCA(t, "clients")
+	a := agenttest.Start(t, m, c.p.Channel, "--client-ca", clientCA.WriteFile(t, t.TempDir()))
+	m.CreateUser(t, "alice")
+	reportFile := filepath.Join(t.TempDir(), "report.json")
+	roll := startRolling(append(withAgent(c, a, t.TempDir()), "--interval", "20ms", "--report", reportFile))
+	defer roll.stop(t)
+	wait(t, time.Minute, "a TLSFailed record", func() bool {
+		out := roll.out.String()
+		return strings.Contains(out, `"reason":"TLSFailed"`) && strings.Contains(out, "--agent-client-cert")
+	})
+	waitAgentCheck(t, reportFile, report.CheckFailed, report.ReasonAgentTLSFailed)
+	if _, err := os.Stat(filepath.Join(m.SyncLogDir(c.p.Channel), "log-run")); err == nil {
+		t.Fatal("log-run created for a replicator the agent refused")
+	}
+	if code := roll.stop(t); code != exitOK {
+		t.Fatalf("rolling: exit %d\n%s", code, roll.errs.String())
+	}
 }

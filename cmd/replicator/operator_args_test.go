@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +58,11 @@ func TestOperatorArgsParse(t *testing.T) {
 				TokenSecretRef: v1.SecretKeyRef{Name: "agent", Key: "token"},
 				CASecretRef:    &v1.SecretKeyRef{Name: "agent", Key: "ca.crt"}}
 		},
+		"rolling through the agent, mutual TLS": func(p *v1.ReplicationPair) {
+			p.Spec.Master.Agent = &v1.AgentSource{URL: "https://cyrus-0.cyrus.mail.svc:8443",
+				TokenSecretRef:      v1.SecretKeyRef{Name: "agent", Key: "token"},
+				ClientCertSecretRef: &v1.TLSSecretRef{Name: "agent-client"}}
+		},
 		"rolling through the agent, system roots": func(p *v1.ReplicationPair) {
 			p.Spec.Master.Agent = &v1.AgentSource{URL: "https://[fd00::2]:8443",
 				TokenSecretRef: v1.SecretKeyRef{Name: "agent", Key: "token"}}
@@ -93,6 +100,7 @@ func TestOperatorArgsParse(t *testing.T) {
 func checkPodArgs(t *testing.T, label string, pod corev1.PodSpec, ca []byte) {
 	t.Helper()
 	root := t.TempDir()
+	var clientPair map[string][]byte
 	c := pod.Containers[0]
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
@@ -116,6 +124,11 @@ func checkPodArgs(t *testing.T, label string, pod corev1.PodSpec, ca []byte) {
 		for _, it := range items {
 			content := []byte("secret\n")
 			switch {
+			case it.Key == "tls.crt" || it.Key == "tls.key":
+				if clientPair == nil {
+					clientPair = clientPairPEM(t)
+				}
+				content = clientPair[it.Key] // a kubernetes.io/tls Secret: a certificate and its key
 			case strings.HasSuffix(it.Path, ".crt") || strings.HasSuffix(it.Path, ".pem"):
 				content = ca
 			case it.Path == "imapd.conf":
@@ -150,5 +163,20 @@ func checkPodArgs(t *testing.T, label string, pod corev1.PodSpec, ca []byte) {
 	plain := strings.Contains(strings.Join(c.Args, " "), "-tls none")
 	if plain != strings.Contains(stderr, "in clear") {
 		t.Fatalf("%s: plaintext %v but stderr %q", label, plain, stderr)
+	}
+}
+
+// clientPairPEM is a client certificate and its key as the PEM files of a
+// kubernetes.io/tls Secret, by key.
+func clientPairPEM(t *testing.T) map[string][]byte {
+	t.Helper()
+	cert := tlstest.NewCA(t, "clients").Client(t, "replicator")
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
 	}
 }

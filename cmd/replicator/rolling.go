@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cyrusrepl/cyrusrepl/internal/agentclient"
 	"github.com/cyrusrepl/cyrusrepl/internal/replication"
 	"github.com/cyrusrepl/cyrusrepl/internal/report"
 	"github.com/cyrusrepl/cyrusrepl/internal/state"
@@ -96,7 +97,11 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
 		}
 	}
-	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, rec, out, publish) {
+	var health *agentHealth
+	if c.agent.client != nil {
+		health = &agentHealth{rec: rec, out: out}
+	}
+	if c.deferAgentSettings && !waitForAgentSettings(ctx, &c, health, publish) {
 		return exitOK, nil // ended while waiting
 	}
 	// The master's settings are known now (from --master-config or the agent).
@@ -122,6 +127,9 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 				fmt.Fprintf(stderr, "replicator rolling: publish report: %v\n", err)
 			}
 		},
+	}
+	if health != nil {
+		roll.OnTake = health.taken
 	}
 	if *seedMode == seedAuto {
 		lister, err := c.masterUsers(*masterIMAP)
@@ -152,21 +160,15 @@ func runRolling(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	return exitOK, err
 }
 
-// agentWaitRecord says the agent could not be had and when it is asked again.
-type agentWaitRecord struct {
-	Type    string `json:"type"` // "agent-unavailable"
-	Error   string `json:"error"`
-	RetryIn string `json:"retryIn"`
-}
-
 // waitForAgentSettings asks the agent for the master's settings until it answers, with
 // a capped exponential backoff, recording every failure in the report; nothing is
 // taken from the channel meanwhile. False when ctx ended first.
-func waitForAgentSettings(ctx context.Context, c *commonFlags, rec *replication.Recorder, out *jsonLines, publish func(context.Context)) bool {
+func waitForAgentSettings(ctx context.Context, c *commonFlags, health *agentHealth, publish func(context.Context)) bool {
 	backoff := time.Second
 	for {
 		cfg, err := c.agent.settings(ctx)
 		if err == nil {
+			health.answered()
 			if err = applyAgentSettings(cfg, c.deletedPrefix); err == nil {
 				return true
 			}
@@ -174,8 +176,12 @@ func waitForAgentSettings(ctx context.Context, c *commonFlags, rec *replication.
 		if ctx.Err() != nil {
 			return false
 		}
-		rec.SetError(err, time.Now().UTC())
-		out.emit(agentWaitRecord{Type: "agent-unavailable", Error: err.Error(), RetryIn: backoff.String()})
+		health.rec.SetError(err, time.Now().UTC())
+		if agentclient.ProblemOf(err) != "" {
+			health.failed(err, backoff)
+		} else {
+			health.out.emit(agentWaitRecord{Type: "agent-unavailable", Error: err.Error(), RetryIn: backoff.String()})
+		}
 		publish(ctx)
 		select {
 		case <-ctx.Done():

@@ -58,8 +58,9 @@ func (c *Client) WithoutWait() *Client {
 // New checks the options and builds the client (no request is made).
 func New(o Options) (*Client, error) {
 	u, err := url.Parse(o.URL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return nil, fmt.Errorf("agent URL %q: want https://HOST:PORT", o.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		// Not the URL itself: it may carry a password in its user information.
+		return nil, errors.New("agent URL: want https://HOST:PORT (no user information, path, query or fragment)")
 	}
 	u.Path = ""
 	if o.TokenFile == "" {
@@ -101,17 +102,24 @@ func New(o Options) (*Client, error) {
 	return &Client{o: o, base: u, http: &http.Client{Transport: tr}}, nil
 }
 
+// readToken reads the bearer token; its failures are Unauthorized problems (the
+// replicator has no token to present).
 func readToken(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("agent token file: %w", err)
+		return "", &tokenError{fmt.Errorf("agent token file: %w", err)}
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("agent token file %s is empty", path)
+		return "", &tokenError{fmt.Errorf("agent token file %s is empty", path)}
 	}
 	return tok, nil
 }
+
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
 
 // do sends one request and returns the answer when its status is one of ok; any other
 // status is an error carrying the agent's message. The caller closes the body.
@@ -156,23 +164,42 @@ func (c *Client) do(ctx context.Context, method, path, query string, body any, o
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	return nil, &StatusError{URL: c.o.URL, Code: resp.StatusCode, Msg: msg}
+	return nil, &StatusError{URL: c.o.URL, Path: path, Code: resp.StatusCode, Msg: msg}
 }
 
 // StatusError is an agent's refusal.
 type StatusError struct {
 	URL  string
+	Path string // the API path asked
 	Code int
 	Msg  string
 }
 
 func (e *StatusError) Error() string {
 	what := http.StatusText(e.Code)
-	if e.Code == http.StatusUnauthorized {
+	switch e.Code {
+	case http.StatusUnauthorized:
 		what = "wrong or missing token (check --agent-token-file)"
+	case http.StatusForbidden:
+		what = "refused (check --agent-token-file and the client certificate)"
 	}
 	return fmt.Sprintf("agent %s: %d %s: %s", e.URL, e.Code, what, e.Msg)
 }
+
+// TransportError is a request that got no answer from the agent: it could not be
+// reached, or the TLS handshake failed.
+type TransportError struct {
+	URL     string
+	Problem Problem // ProblemUnreachable or ProblemTLS
+	What    string  // what went wrong, for people
+	Err     error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("agent %s: %s: %v", e.URL, e.What, e.Err)
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
 
 // describe turns a transport error into one line saying what went wrong where.
 func (c *Client) describe(err error) error {
@@ -180,15 +207,68 @@ func (c *Client) describe(err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	var ce *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	switch {
-	case errors.As(err, &ce), errors.As(err, &ua):
-		return fmt.Errorf("agent %s: its TLS certificate is not trusted (check --agent-ca-file): %w", c.o.URL, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("agent %s: unreachable: %w", c.o.URL, err)
+	what, problem := "unreachable", ProblemUnreachable
+	var ce *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var rh tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ua), errors.As(err, &he):
+		what, problem = "its TLS certificate is not trusted (check --agent-ca-file and that the certificate names the URL's host)", ProblemTLS
+	case errors.As(err, &rh):
+		what, problem = "it does not speak TLS at that address", ProblemTLS
+	case errors.As(err, &op) && op.Op == "remote error":
+		// A TLS alert from the agent: with --client-ca it refuses a client without a
+		// certificate it signed ("certificate required", "bad certificate", "unknown
+		// certificate authority").
+		what, problem = "it refused the TLS handshake (an agent with --client-ca needs --agent-client-cert and --agent-client-key signed by that CA)", ProblemTLS
+	}
+	return &TransportError{URL: c.o.URL, Problem: problem, What: what, Err: err}
+}
+
+// Problem names why the agent could not be had, as the operator's condition reason
+// says it.
+type Problem string
+
+// The problems ProblemOf tells apart.
+const (
+	ProblemUnreachable  Problem = "Unreachable"  // no connection (refused, timed out, no route, DNS)
+	ProblemUnauthorized Problem = "Unauthorized" // 401/403: the token (or certificate) was refused, or there is no token to send
+	ProblemTLS          Problem = "TLSFailed"    // the handshake failed either way (untrusted certificate, client certificate refused)
+	ProblemChannelHeld  Problem = "ChannelHeld"  // 409 on a lease: another consumer holds the channel
+	ProblemAgentError   Problem = "AgentError"   // any other error answer (e.g. 500: it cannot read the master's files)
+)
+
+// ProblemOf classifies an error of this client: which problem kept the agent from
+// serving, or "" when err is none of them (nil, a cut context, a failure of the
+// caller's own handler, an acknowledgement of a lease that was lost).
+func ProblemOf(err error) Problem {
+	var te *TransportError
+	var se *StatusError
+	var tk *tokenError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &te):
+		return te.Problem
+	case errors.As(err, &tk):
+		return ProblemUnauthorized
+	case errors.As(err, &se):
+		switch {
+		case se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden:
+			return ProblemUnauthorized
+		case se.Code == http.StatusConflict && se.Path == api.PathLease:
+			return ProblemChannelHeld
+		case se.Code == http.StatusConflict:
+			return "" // an acknowledgement of a lost lease: its entries come again
+		}
+		return ProblemAgentError
+	}
+	return ""
 }
 
 // Config is GET /v1/config: the master's settings.

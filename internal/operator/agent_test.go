@@ -108,21 +108,24 @@ func TestAgentJobs(t *testing.T) {
 	}
 }
 
-// TestAgentReferences: the token and CA are references of the pair, named by their
-// spec fields, so a missing one is reported and a changed one rolls the replicator.
+// TestAgentReferences: the token, CA and client certificate are references of the
+// pair, named by their spec fields, so a missing one is reported and a changed one
+// rolls the replicator.
 func TestAgentReferences(t *testing.T) {
 	p := agentPair()
+	p.Spec.Master.Agent.ClientCertSecretRef = &v1.TLSSecretRef{Name: "agent-client"}
 	var fields []string
 	for _, r := range PairReferences(p) {
 		if strings.HasPrefix(r.Field, "spec.master.agent.") {
 			fields = append(fields, r.Kind+" "+r.Name+"/"+r.Key+" "+r.Field)
 		}
 	}
-	want := []string{"Secret agent/token spec.master.agent.tokenSecretRef", "ConfigMap agent-ca/ca.pem spec.master.agent.caConfigMapRef"}
+	want := []string{"Secret agent/token spec.master.agent.tokenSecretRef", "ConfigMap agent-ca/ca.pem spec.master.agent.caConfigMapRef",
+		"Secret agent-client/tls.crt spec.master.agent.clientCertSecretRef", "Secret agent-client/tls.key spec.master.agent.clientCertSecretRef"}
 	if !slices.Equal(fields, want) {
 		t.Fatalf("agent references %q, want %q", fields, want)
 	}
-	if keys := PairReferenceIndex(p); !slices.Contains(keys, "Secret/agent") || !slices.Contains(keys, "ConfigMap/agent-ca") {
+	if keys := PairReferenceIndex(p); !slices.Contains(keys, "Secret/agent") || !slices.Contains(keys, "ConfigMap/agent-ca") || !slices.Contains(keys, "Secret/agent-client") {
 		t.Fatalf("index keys %q", keys)
 	}
 }

@@ -151,6 +151,7 @@ func foldPairReport(st *v1.ReplicationPairStatus, c conditionSetter, r *report.S
 	setSeeding(c, r)
 	setSplitBrainSuspected(c, r)
 	setCheckConditions(c, r)
+	setAgentCondition(c, r)
 }
 
 func setInSync(c conditionSetter, r *report.Summary) {

@@ -23,6 +23,8 @@ const (
 	passwordFile          = "password"
 	tokenFile             = "token"
 	caFile                = "ca.crt"
+	tlsCertKey            = "tls.crt" // the keys of a kubernetes.io/tls Secret
+	tlsKeyKey             = "tls.key"
 	defaultUID      int64 = 65532
 	// MetricsPort is where rolling and audit replicators serve Prometheus metrics.
 	MetricsPort = 9090
@@ -35,6 +37,7 @@ const (
 	volMasterCA        = "master-ca"
 	volAgentToken      = "agent-token"
 	volAgentCA         = "agent-ca"
+	volAgentClientCert = "agent-client-cert"
 	volReplicaCA       = "replica-ca"
 	volSyncLog         = "sync-log"
 	volMasterConfig    = "master-config"
@@ -127,6 +130,23 @@ func (p *podParts) agent(a *v1.AgentSource) {
 	if ca != "" {
 		p.args = append(p.args, "--agent-ca-file", ca)
 	}
+	if ref := a.ClientCertSecretRef; ref != nil {
+		crt, key := p.tlsSecretFiles(volAgentClientCert, ref.Name)
+		p.args = append(p.args, "--agent-client-cert", crt, "--agent-client-key", key)
+	}
+}
+
+// tlsSecretFiles mounts the tls.crt and tls.key of a kubernetes.io/tls Secret read-only
+// under <dir>/<vol>/ and returns the two files' paths. The key file is readable by the
+// pod's group only, like every Secret file the operator mounts.
+func (p *podParts) tlsSecretFiles(vol, secret string) (crt, key string) {
+	dir := path.Join(secretsDir, vol)
+	p.add(corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  secret,
+		Items:       []corev1.KeyToPath{{Key: tlsCertKey, Path: tlsCertKey}, {Key: tlsKeyKey, Path: tlsKeyKey}},
+		DefaultMode: ptr.To[int32](0o440),
+	}}}, corev1.VolumeMount{Name: vol, MountPath: dir, ReadOnly: true})
+	return path.Join(dir, tlsCertKey), path.Join(dir, tlsKeyKey)
 }
 
 // TLSFlag maps an endpoint's tls to the replicator's --master-tls/--replica-tls value:

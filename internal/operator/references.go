@@ -50,6 +50,7 @@ var refFields = map[string]string{
 	KindSecret + "/" + volAgentToken:      "spec.master.agent.tokenSecretRef",
 	KindSecret + "/" + volAgentCA:         "spec.master.agent.caSecretRef",
 	KindConfigMap + "/" + volAgentCA:      "spec.master.agent.caConfigMapRef",
+	KindSecret + "/" + volAgentClientCert: "spec.master.agent.clientCertSecretRef",
 }
 
 func volumeReferences(vols []corev1.Volume) []Reference {

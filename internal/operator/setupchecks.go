@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"slices"
 	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -63,12 +64,39 @@ func setCheckConditions(c conditionSetter, r *report.Summary) {
 	}
 }
 
-// WarningCheckConditions are the condition types a person is told about (a Warning
-// Event) when they turn true.
+// agentReasons are the reasons of AgentUnavailable=True, as the replicator's agent
+// check names them.
+var agentReasons = []string{v1.ReasonAgentUnreachable, v1.ReasonAgentUnauthorized, v1.ReasonAgentTLSFailed,
+	v1.ReasonAgentChannelHeld, v1.ReasonAgentError}
+
+// setAgentCondition sets AgentUnavailable from the replicator's agent check: True with
+// its reason while the agent cannot be had, False once it answers, absent while the
+// replicator reported no such check (no agent, or not asked yet).
+func setAgentCondition(c conditionSetter, r *report.Summary) {
+	chk := report.FindCheck(r.Checks, report.CheckAgent)
+	switch {
+	case chk == nil:
+		c.clear(v1.ConditionAgentUnavailable)
+	case chk.Status == report.CheckOK:
+		c.set(v1.ConditionAgentUnavailable, metav1.ConditionFalse, v1.ReasonAgentAnswering, trunc(chk.Message, maxError))
+	default:
+		reason := chk.Reason
+		if !slices.Contains(agentReasons, reason) {
+			reason = v1.ReasonAgentError // a newer replicator's reason: still a failure
+		}
+		c.set(v1.ConditionAgentUnavailable, metav1.ConditionTrue, reason, trunc(chk.Message, maxError))
+	}
+}
+
+// WarningCheckConditions are the condition types and reasons a person is told about (a
+// Warning Event) when they turn true with that reason.
 func WarningCheckConditions() [][2]string {
-	out := make([][2]string, len(checkConditions))
-	for i, cc := range checkConditions {
-		out[i] = [2]string{cc.condition, cc.reasonTrue}
+	out := make([][2]string, 0, len(checkConditions)+len(agentReasons))
+	for _, cc := range checkConditions {
+		out = append(out, [2]string{cc.condition, cc.reasonTrue})
+	}
+	for _, reason := range agentReasons {
+		out = append(out, [2]string{v1.ConditionAgentUnavailable, reason})
 	}
 	return out
 }

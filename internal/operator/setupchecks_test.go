@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,5 +87,46 @@ func TestNewlyTrue(t *testing.T) {
 	}
 	if NewlyTrue(cond("bob"), cond("bob, carol"), v1.ConditionPartitionMissing, v1.ReasonPartitionMissing) != nil {
 		t.Error("a new message alone is news")
+	}
+}
+
+// TestAgentCondition: the agent check maps to AgentUnavailable: absent without the
+// check, True with the check's reason (an unknown one is AgentError), False once ok;
+// each reason turning true is announced.
+func TestAgentCondition(t *testing.T) {
+	var conds []metav1.Condition
+	c := conditionSetter{conds: &conds, gen: 1}
+	get := func() *metav1.Condition { return apimeta.FindStatusCondition(conds, v1.ConditionAgentUnavailable) }
+	setAgentCondition(c, &report.Summary{})
+	if got := get(); got != nil {
+		t.Fatalf("without an agent check: %+v", got)
+	}
+	for _, tc := range []struct {
+		check       report.Check
+		st          metav1.ConditionStatus
+		reason, msg string
+	}{
+		{report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: report.ReasonAgentChannelHeld, Message: "409 held by replicator rolling pid 7"},
+			metav1.ConditionTrue, v1.ReasonAgentChannelHeld, "pid 7"},
+		{report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: report.ReasonAgentTLSFailed, Message: "refused the TLS handshake"},
+			metav1.ConditionTrue, v1.ReasonAgentTLSFailed, "TLS"},
+		{report.Check{Name: report.CheckAgent, Status: report.CheckFailed, Reason: "SomethingNew", Message: "x"},
+			metav1.ConditionTrue, v1.ReasonAgentError, "x"},
+		{report.Check{Name: report.CheckAgent, Status: report.CheckOK, Message: "the agent answers"},
+			metav1.ConditionFalse, v1.ReasonAgentAnswering, "answers"},
+	} {
+		before := slices.Clone(conds)
+		setAgentCondition(c, &report.Summary{Checks: []report.Check{tc.check}})
+		got := get()
+		if got == nil || got.Status != tc.st || got.Reason != tc.reason || !strings.Contains(got.Message, tc.msg) {
+			t.Fatalf("%+v: AgentUnavailable %+v, want %s %s", tc.check, got, tc.st, tc.reason)
+		}
+		announced := false
+		for _, cr := range WarningCheckConditions() {
+			announced = announced || NewlyTrue(before, conds, cr[0], cr[1]) != nil
+		}
+		if announced != (tc.st == metav1.ConditionTrue) {
+			t.Errorf("%+v: announced %v", tc.check, announced)
+		}
 	}
 }

@@ -35,6 +35,10 @@ type Rolling struct {
 	Publish  func(ctx context.Context) // called after every pass (reports, metrics)
 	Emit     func(rec any)
 	Now      func() time.Time
+	// OnTake, when set, is told the outcome of each take of Run before the pass is
+	// reported: nil or synclog.ErrNoLog when the source answered, else its error and the
+	// pause before the next take (the replicator names an agent that cannot be had).
+	OnTake func(err error, retryIn time.Duration)
 
 	pool    chan *executor.Executor // a token per worker: its idle executor (nil: connect on use)
 	results chan flight
@@ -126,9 +130,14 @@ func (r *Rolling) Run(ctx context.Context) error {
 	for {
 		start := r.now()
 		settled, failed := r.settle(ctx, false)
-		logErr := r.takeWaiting(ctx)
+		takeErr := r.takeWaiting(ctx)
+		logErr := takeErr
 		if err := r.dispatch(ctx); err != nil && (logErr == nil || errors.Is(logErr, synclog.ErrNoLog)) {
 			logErr = err
+		}
+		pause := r.pause(logErr)
+		if r.OnTake != nil && ctx.Err() == nil {
+			r.OnTake(takeErr, pause)
 		}
 		r.report(ctx, start, settled, failed, logErr)
 		if ctx.Err() != nil {
@@ -140,7 +149,6 @@ func (r *Rolling) Run(ctx context.Context) error {
 		if r.running == 0 {
 			r.closeIdle() // idle: do not keep sessions open for nothing
 		}
-		pause := r.pause(logErr)
 		if pause == 0 {
 			continue // the take itself waited (long-poll)
 		}

@@ -26,6 +26,10 @@ const (
 	CheckPartitions = "partitions"
 	// CheckChannelSilence: the channel is written while the master is busy.
 	CheckChannelSilence = "channel-silence"
+	// CheckAgent: the master's agent answers the replicator (--agent only). Failed,
+	// with one of the ReasonAgent* reasons, while it cannot be reached or refuses; ok
+	// once it answers again.
+	CheckAgent = "agent"
 )
 
 // Check reasons, the operator's condition reasons for them.
@@ -34,6 +38,13 @@ const (
 	ReasonVersionSkew       = "VersionSkew"
 	ReasonPartitionMissing  = "PartitionMissing"
 	ReasonChannelSilent     = "ChannelSilent"
+
+	// Why the agent cannot be had (CheckAgent), as agentclient.ProblemOf names it.
+	ReasonAgentUnreachable  = "Unreachable"  // no connection
+	ReasonAgentUnauthorized = "Unauthorized" // the token was refused (401/403), or there is none to send
+	ReasonAgentTLSFailed    = "TLSFailed"    // the TLS handshake failed (certificate untrusted, client certificate refused)
+	ReasonAgentChannelHeld  = "ChannelHeld"  // another consumer holds the channel (409)
+	ReasonAgentError        = "AgentError"   // the agent answered another error (e.g. 500)
 )
 
 // Check is the latest result of one set-up check.
