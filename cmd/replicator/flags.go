@@ -308,17 +308,62 @@ func (c *commonFlags) masterIndex() cyrusindex.Source {
 }
 
 // probe dials both servers once, so that a wrong address or password exits with
-// exitUsage before any work starts.
-func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// exitUsage before any work starts. It returns the connector to work with: its first
+// call within warmFor gets the probe's own sessions (a one-pass run then logs in to
+// each server once, not twice); later calls dial.
+func (c *commonFlags) probe(ctx context.Context, connect replication.Connector) (replication.Connector, error) {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	x, err := connect(ctx)
+	x, err := connect(pctx)
 	if err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
 	c.versions.saw(bannersOf(x))
-	x.Close()
-	return nil
+	return newWarmConnector(x, connect, warmFor).connect, nil
+}
+
+// newWarmConnector hands x to the first caller within d, then dials. Not taken in
+// time (nothing to do, or a long wait for the first batch), x is closed rather than
+// handed out after the servers may have timed its sessions out.
+func newWarmConnector(x *executor.Executor, dial replication.Connector, d time.Duration) *warmConnector {
+	w := &warmConnector{dial: dial, x: x}
+	w.expire = time.AfterFunc(d, func() { w.take().closeIfAny() })
+	return w
+}
+
+// warmFor is how long the probe's sessions wait for their first batch.
+const warmFor = 20 * time.Second
+
+// warmConnector hands out one already open executor, once, then dials.
+type warmConnector struct {
+	dial   replication.Connector
+	mu     sync.Mutex
+	x      *executor.Executor
+	expire *time.Timer
+}
+
+type maybeExecutor struct{ x *executor.Executor }
+
+func (m maybeExecutor) closeIfAny() {
+	if m.x != nil && m.x.Close != nil {
+		m.x.Close()
+	}
+}
+
+func (w *warmConnector) take() maybeExecutor {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	x := w.x
+	w.x = nil
+	return maybeExecutor{x}
+}
+
+func (w *warmConnector) connect(ctx context.Context) (*executor.Executor, error) {
+	if m := w.take(); m.x != nil {
+		w.expire.Stop()
+		return m.x, nil
+	}
+	return w.dial(ctx)
 }
 
 // flagsCheckOnly makes open stop, with errFlagsChecked, once the flags are parsed and
@@ -357,7 +402,7 @@ func (c *commonFlags) open(ctx context.Context) (replication.Connector, report.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := c.probe(ctx, connect); err != nil {
+	if connect, err = c.probe(ctx, connect); err != nil {
 		return nil, nil, err
 	}
 	return connect, sink, nil
