@@ -151,58 +151,45 @@ func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolder
 		return sent, fmt.Errorf("%w: master %s now holds %s", ErrChangedUnderUs, a.Name, master.UniqueID)
 	}
 	if master.IsTombstoneOrIntermediate() {
-		if a.Op == plan.OpUpdate {
-			// This drops the replica folder's messages: re-check first, like a delete,
-			// against the state the plan saw (the folder went so after the plan).
-			var want *plan.FolderMark
-			if read != nil {
-				want = plan.Mark(read)
-			}
-			if err := x.expectAt(ctx, a.Name, a.UniqueID, want); err != nil {
-				return sent, err
-			}
-		}
-		return sent, x.Replica.ApplyMailbox(ctx, master)
+		return sent, x.applyEmptied(ctx, a, master, read)
 	}
+	n, err := x.applyFull(ctx, a, master, read, replicaFolders)
+	return sent + n, err
+}
+
+// applyEmptied brings the replica's folder to the master's tombstone or intermediate.
+func (x *Executor) applyEmptied(ctx context.Context, a plan.Action, master *csync.Mailbox, read *plan.Folder) error {
+	if a.Op == plan.OpUpdate {
+		// This drops the replica folder's messages: re-check first, like a delete,
+		// against the state the plan saw (the folder went so after the plan).
+		var want *plan.FolderMark
+		if read != nil {
+			want = plan.Mark(read)
+		}
+		if err := x.expectAt(ctx, a.Name, a.UniqueID, want); err != nil {
+			return err
+		}
+	}
+	return x.Replica.ApplyMailbox(ctx, master)
+}
+
+// applyFull creates or updates the folder from the master's full state: the bodies the
+// replica lacks, then APPLY MAILBOX with SINCE_* and the records changed since the
+// replica's state (read, trusted on the first try; re-read after IMAP_SYNC_CHANGED).
+func (x *Executor) applyFull(ctx context.Context, a plan.Action, master *csync.Mailbox, read *plan.Folder, replicaFolders []plan.Folder) (int, error) {
 	const attempts = 3
+	sent := 0
 	for try := 1; ; try++ {
-		var cur *csync.Mailbox
-		switch {
-		case a.Op == plan.OpUpdate && try == 1 && read != nil:
-			cur = &csync.Mailbox{Name: a.Name, UniqueID: read.UniqueID, LastUID: read.LastUID,
-				HighestModSeq: read.HighestModSeq, SyncCRC: read.SyncCRC, SyncCRCAnnot: read.SyncCRCAnnot}
-		case a.Op == plan.OpUpdate:
-			ms, err := x.Replica.GetMailboxes(ctx, []string{a.Name})
-			if err != nil {
-				return sent, fmt.Errorf("replica GET MAILBOXES: %w", err)
-			}
-			for i := range ms {
-				if ms[i].Name == a.Name {
-					cur = &ms[i]
-				}
-			}
-			if cur != nil && cur.UniqueID != a.UniqueID {
-				return sent, fmt.Errorf("%w: replica %s holds %s", ErrChangedUnderUs, a.Name, cur.UniqueID)
-			}
+		cur, err := x.replicaStateFor(ctx, a, try, read)
+		if err != nil {
+			return sent, err
 		}
 		n, err := x.upload(ctx, master, cur, replicaFolders)
 		sent += n
 		if err != nil {
 			return sent, err
 		}
-		out := *master
-		out.Raw = csync.Value{}
-		if cur != nil {
-			out.Since = &csync.Since{ModSeq: cur.HighestModSeq, CRC: cur.SyncCRC, CRCAnnot: cur.SyncCRCAnnot}
-			// Only what changed since the replica's state, like sync_client does.
-			out.Records = nil
-			for _, r := range master.Records {
-				if r.ModSeq > cur.HighestModSeq || r.UID > cur.LastUID {
-					out.Records = append(out.Records, r)
-				}
-			}
-		}
-		err = x.Replica.ApplyMailbox(ctx, &out)
+		err = x.Replica.ApplyMailbox(ctx, sinceReplica(master, cur))
 		switch {
 		case err == nil:
 			x.noteApplied(master)
@@ -210,24 +197,73 @@ func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolder
 		case errors.Is(err, csync.ErrSyncChanged) && try < attempts:
 			continue // the replica moved between our read and the apply: re-read, retry
 		case errors.Is(err, csync.ErrSyncChecksum) && cur != nil:
-			// Like sync_client's first retry: the whole record list, no SINCE_*.
-			full := *master
-			full.Raw = csync.Value{}
-			if err2 := x.Replica.ApplyMailbox(ctx, &full); err2 != nil {
-				if cur.LastUID > master.LastUID || cur.HighestModSeq > master.HighestModSeq {
-					// Only writes on the replica itself get it past the master; sync_server
-					// refuses to go back, and we never overwrite them.
-					return sent, fmt.Errorf("replica is ahead of the master (last_uid %d vs %d, highestmodseq %d vs %d): written on the replica, split-brain; left as it is: %w",
-						cur.LastUID, master.LastUID, cur.HighestModSeq, master.HighestModSeq, err2)
-				}
-				return sent, fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err2)
-			}
-			x.noteApplied(master)
-			return sent, nil
+			return sent, x.applyWhole(ctx, master, cur)
 		default:
 			return sent, fmt.Errorf("APPLY MAILBOX: %w", err)
 		}
 	}
+}
+
+// replicaStateFor is the replica's state an update of a.Name is sent against: the
+// plan's on the first try, else read now (nil: a creation, or the folder is gone).
+func (x *Executor) replicaStateFor(ctx context.Context, a plan.Action, try int, read *plan.Folder) (*csync.Mailbox, error) {
+	switch {
+	case a.Op == plan.OpUpdate && try == 1 && read != nil:
+		return &csync.Mailbox{Name: a.Name, UniqueID: read.UniqueID, LastUID: read.LastUID,
+			HighestModSeq: read.HighestModSeq, SyncCRC: read.SyncCRC, SyncCRCAnnot: read.SyncCRCAnnot}, nil
+	case a.Op != plan.OpUpdate:
+		return nil, nil
+	}
+	ms, err := x.Replica.GetMailboxes(ctx, []string{a.Name})
+	if err != nil {
+		return nil, fmt.Errorf("replica GET MAILBOXES: %w", err)
+	}
+	var cur *csync.Mailbox
+	for i := range ms {
+		if ms[i].Name == a.Name {
+			cur = &ms[i]
+		}
+	}
+	if cur != nil && cur.UniqueID != a.UniqueID {
+		return nil, fmt.Errorf("%w: replica %s holds %s", ErrChangedUnderUs, a.Name, cur.UniqueID)
+	}
+	return cur, nil
+}
+
+// sinceReplica is the APPLY MAILBOX of master against the replica's state cur: SINCE_*
+// and only the records changed since, like sync_client sends (cur nil: everything).
+func sinceReplica(master, cur *csync.Mailbox) *csync.Mailbox {
+	out := *master
+	out.Raw = csync.Value{}
+	if cur == nil {
+		return &out
+	}
+	out.Since = &csync.Since{ModSeq: cur.HighestModSeq, CRC: cur.SyncCRC, CRCAnnot: cur.SyncCRCAnnot}
+	out.Records = nil
+	for _, r := range master.Records {
+		if r.ModSeq > cur.HighestModSeq || r.UID > cur.LastUID {
+			out.Records = append(out.Records, r)
+		}
+	}
+	return &out
+}
+
+// applyWhole is sync_client's first retry after a checksum failure: the whole record
+// list, no SINCE_*.
+func (x *Executor) applyWhole(ctx context.Context, master, cur *csync.Mailbox) error {
+	full := *master
+	full.Raw = csync.Value{}
+	if err := x.Replica.ApplyMailbox(ctx, &full); err != nil {
+		if cur.LastUID > master.LastUID || cur.HighestModSeq > master.HighestModSeq {
+			// Only writes on the replica itself get it past the master; sync_server
+			// refuses to go back, and we never overwrite them.
+			return fmt.Errorf("replica is ahead of the master (last_uid %d vs %d, highestmodseq %d vs %d): written on the replica, split-brain; left as it is: %w",
+				cur.LastUID, master.LastUID, cur.HighestModSeq, master.HighestModSeq, err)
+		}
+		return fmt.Errorf("APPLY MAILBOX (full, after checksum failure): %w", err)
+	}
+	x.noteApplied(master)
+	return nil
 }
 
 // upload stages on the replica every body the new records need: RESERVE first (the

@@ -171,3 +171,24 @@ func TestSyncMailboxTrustsPlannedState(t *testing.T) {
 		t.Fatalf("after IMAP_SYNC_CHANGED: reads %d, applies %d: want one fresh read and a retry with it", replica.reads, len(replica.applied))
 	}
 }
+
+func TestCheckedByUpdates(t *testing.T) {
+	upd := func(uid string) plan.Action { return plan.Action{Op: plan.OpUpdate, UniqueID: uid} }
+	ren := func(uid string) plan.Action { return plan.Action{Op: plan.OpRename, UniqueID: uid} }
+	for _, tc := range []struct {
+		name    string
+		actions []plan.Action
+		want    bool
+	}{
+		{"nothing", nil, false},
+		{"updates", []plan.Action{upd("a"), upd("b")}, true},
+		{"rename then update of it", []plan.Action{ren("a"), upd("a")}, true},
+		{"rename without its update", []plan.Action{ren("a"), upd("b")}, false},
+		{"a create", []plan.Action{{Op: plan.OpCreate, UniqueID: "c"}, upd("a")}, false},
+		{"a delete", []plan.Action{{Op: plan.OpDelete, UniqueID: "d"}}, false},
+	} {
+		if got := checkedByUpdates(&plan.Plan{Actions: tc.actions}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -56,106 +56,145 @@ func (x *Executor) syncMailboxes(ctx context.Context, users, names []string) (*B
 	start := x.now()
 	res := &BatchResult{Actions: map[string]int{}, MailboxLevel: true}
 	sort.Strings(names)
-	names = slices.Compact(names)
-	applied, widened, tryLedger := false, false, x.ReplicaCache
+	b := &mailboxBatch{users: users, names: slices.Compact(names), tryLedger: x.ReplicaCache}
+rounds:
 	for round := 0; round < maxRounds; round++ {
-		in, fromLedger, err := x.readRound(ctx, users, names, tryLedger)
-		if err != nil {
-			return res, "", err
-		}
-		tryLedger = false
-		if x.MailboxesDB != nil && !widened && !sameFolders(in.Master.Folders, in.Replica.Folders) {
-			// Something was renamed, created or deleted: the names this batch touches
-			// include every former name of its folders, from the master's mailboxes.db.
-			widened = true
-			var more bool
-			if names, more, err = x.widen(ctx, users, names, in.Master.Folders); err != nil {
-				return res, "", err
-			}
-			if more {
-				round-- // read again with the former names; this was not a round
-				continue
-			}
-		}
-		// A folder on the master only: ask the replica for its uniqueid under any name.
-		absent, err := x.lookupMasterOnly(ctx, &in)
-		if err != nil {
-			return res, "", err
-		}
-		if esc, why := plan.NeedsFullSync(names, in.Master.Folders, in.Replica.Folders, absent); esc {
-			return res, why, nil
-		}
-		p := plan.Compute(in)
-		if fromLedger && !onlyUpdates(&p) {
-			x.cacheEvent(CacheEvent{Reason: cacheNotOnlyUpdates, Folders: len(in.Replica.Folders)})
-			round-- // read the replica after all; this was not a round
+		p, why, err := x.planMailboxes(ctx, b)
+		switch {
+		case err != nil || why != "":
+			return res, why, err
+		case p == nil:
+			round-- // read again (former names, or the replica after all); not a round
 			continue
 		}
-		if slices.ContainsFunc(p.Actions, func(a plan.Action) bool { return a.Op == plan.OpMoveAside }) {
-			// A split-brain: the rescue folder is a new folder of the user.
-			return res, "split-brain: a replica folder is ahead of the master's", nil
-		}
-		if !fromLedger && (!applied || p.Empty() || round < maxRounds-1) {
-			// The first plan, and a later one about to run or only confirming and
-			// keeping (recordPlan skips repeats). A plan from the ledger is recorded
-			// once it ran: until then it may give way to one from the replica's state.
-			x.recordPlan(res, &p)
-		}
-		if p.Empty() {
-			res.Equal = p.Blocked == 0
-			if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
-				return res, "", err
-			}
-			break
-		}
-		if round == maxRounds-1 {
-			break
-		}
-		x.replicaCached = fromLedger
-		n, err := x.Execute(ctx, &p, in)
-		x.replicaCached = false
-		res.BodiesSent += n
-		applied = true
-		if fromLedger {
-			if errors.Is(err, errReplicaUnread) {
-				x.cacheEvent(CacheEvent{Reason: cacheRefused, Folders: len(in.Replica.Folders)})
-				round-- // read the replica and plan again; this was not a round
-				continue
-			}
-			if err == nil {
-				x.recordPlan(res, &p)
-				x.cacheEvent(CacheEvent{Folders: len(in.Replica.Folders)})
-			}
-		}
-		if errors.Is(err, ErrChangedUnderUs) {
-			return res, err.Error(), nil
-		}
-		if err != nil {
-			return res, "", err
-		}
-		if err := x.Replica.Restart(ctx); err != nil {
-			return res, "", fmt.Errorf("replica RESTART: %w", err)
-		}
-		if x.newDiverged > 0 {
-			x.newDiverged = 0
-			return res, "split-brain: the replica refused the master's state for a folder", nil
-		}
-		if onlyUpdates(&p) {
-			// Every action was an update the replica accepted, each checked against the
-			// master's SYNC_CRCs: the replica now holds what the plan read from the
-			// master, so reading both ends again would only confirm it (a change since
-			// is in the sync log for the next pass). The folders the plan left alone
-			// were in step as read; the updated ones were noted by Execute.
-			res.Equal = p.Blocked == 0
-			if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
-				return res, "", err
-			}
-			break
+		next, why, err := x.runMailboxPlan(ctx, res, b, p, round)
+		switch {
+		case err != nil || why != "":
+			return res, why, err
+		case next == roundAgain:
+			round--
+		case next == roundsDone:
+			break rounds
 		}
 	}
 	res.DurationMS = x.now().Sub(start).Milliseconds()
 	x.userResults(res, users)
 	return res, "", nil
+}
+
+// mailboxBatch is what the rounds of one mailbox-level batch carry over.
+type mailboxBatch struct {
+	users, names []string
+	applied      bool // a round's plan has run
+	widened      bool // the names include the former names from mailboxes.db
+	tryLedger    bool // the next read may take the replica's side from the ledger
+	// the current round
+	in         plan.Input
+	fromLedger bool
+}
+
+// roundOutcome is what runMailboxPlan leaves to the loop.
+type roundOutcome int
+
+const (
+	nextRound  roundOutcome = iota // plan again: a new round
+	roundAgain                     // plan again, not counting a round (the plan from the ledger gave way)
+	roundsDone                     // finished
+)
+
+// planMailboxes reads the batch's folders at both ends and plans. A nil plan (no
+// reason, no error) asks for another read without counting a round: the names grew by
+// former names, or a plan from the ledger had more than updates to do.
+func (x *Executor) planMailboxes(ctx context.Context, b *mailboxBatch) (*plan.Plan, string, error) {
+	in, fromLedger, err := x.readRound(ctx, b.users, b.names, b.tryLedger)
+	if err != nil {
+		return nil, "", err
+	}
+	b.tryLedger, b.in, b.fromLedger = false, in, fromLedger
+	if x.MailboxesDB != nil && !b.widened && !sameFolders(in.Master.Folders, in.Replica.Folders) {
+		// Something was renamed, created or deleted: the names this batch touches
+		// include every former name of its folders, from the master's mailboxes.db.
+		b.widened = true
+		var more bool
+		if b.names, more, err = x.widen(ctx, b.users, b.names, in.Master.Folders); err != nil || more {
+			return nil, "", err
+		}
+	}
+	// A folder on the master only: ask the replica for its uniqueid under any name.
+	absent, err := x.lookupMasterOnly(ctx, &b.in)
+	if err != nil {
+		return nil, "", err
+	}
+	if esc, why := plan.NeedsFullSync(b.names, in.Master.Folders, in.Replica.Folders, absent); esc {
+		return nil, why, nil
+	}
+	p := plan.Compute(b.in)
+	if fromLedger && !onlyUpdates(&p) {
+		x.cacheEvent(CacheEvent{Reason: cacheNotOnlyUpdates, Folders: len(in.Replica.Folders)})
+		return nil, "", nil
+	}
+	if slices.ContainsFunc(p.Actions, func(a plan.Action) bool { return a.Op == plan.OpMoveAside }) {
+		// A split-brain: the rescue folder is a new folder of the user.
+		return nil, "split-brain: a replica folder is ahead of the master's", nil
+	}
+	return &p, "", nil
+}
+
+// runMailboxPlan records and carries out a round's plan, and says what comes next.
+func (x *Executor) runMailboxPlan(ctx context.Context, res *BatchResult, b *mailboxBatch, p *plan.Plan, round int) (roundOutcome, string, error) {
+	in := b.in
+	if !b.fromLedger && (!b.applied || p.Empty() || round < maxRounds-1) {
+		// The first plan, and a later one about to run or only confirming and
+		// keeping (recordPlan skips repeats). A plan from the ledger is recorded
+		// once it ran: until then it may give way to one from the replica's state.
+		x.recordPlan(res, p)
+	}
+	if p.Empty() {
+		res.Equal = p.Blocked == 0
+		return roundsDone, "", x.markInStep(b.users, in.Master.Folders, in.Replica.Folders)
+	}
+	if round == maxRounds-1 {
+		return roundsDone, "", nil
+	}
+	x.replicaCached = b.fromLedger
+	n, err := x.Execute(ctx, p, in)
+	x.replicaCached = false
+	res.BodiesSent += n
+	b.applied = true
+	if b.fromLedger {
+		if errors.Is(err, errReplicaUnread) {
+			x.cacheEvent(CacheEvent{Reason: cacheRefused, Folders: len(in.Replica.Folders)})
+			return roundAgain, "", nil // read the replica and plan again
+		}
+		if err == nil {
+			x.recordPlan(res, p)
+			x.cacheEvent(CacheEvent{Folders: len(in.Replica.Folders)})
+		}
+	}
+	if errors.Is(err, ErrChangedUnderUs) {
+		return roundsDone, err.Error(), nil
+	}
+	if err != nil {
+		return roundsDone, "", err
+	}
+	if err := x.Replica.Restart(ctx); err != nil {
+		return roundsDone, "", fmt.Errorf("replica RESTART: %w", err)
+	}
+	if x.newDiverged > 0 {
+		x.newDiverged = 0
+		return roundsDone, "split-brain: the replica refused the master's state for a folder", nil
+	}
+	if checkedByUpdates(p) {
+		// Every folder the plan touched ended with an update the replica accepted,
+		// checked against the master's SYNC_CRCs (a renamed folder too): the replica
+		// now holds what the plan read from the master, so reading both ends again
+		// would only confirm it (a change since is in the sync log for the next
+		// pass). The folders the plan left alone were in step as read; the updated
+		// ones were noted by Execute.
+		res.Equal = p.Blocked == 0
+		return roundsDone, "", x.markInStep(b.users, in.Master.Folders, in.Replica.Folders)
+	}
+	return nextRound, "", nil
 }
 
 // readRound reads the named folders at both ends for a round's plan: the master's with
@@ -237,6 +276,24 @@ func (x *Executor) lookupMasterOnly(ctx context.Context, in *plan.Input) (map[st
 func onlyUpdates(p *plan.Plan) bool {
 	for _, a := range p.Actions {
 		if a.Op != plan.OpUpdate {
+			return false
+		}
+	}
+	return len(p.Actions) > 0
+}
+
+// checkedByUpdates reports whether every action of p is an update, or a rename of a
+// folder that p then also updates: once they all succeeded, each folder's final state
+// was checked by the replica against the master's SYNC_CRCs.
+func checkedByUpdates(p *plan.Plan) bool {
+	updated := map[string]bool{}
+	for _, a := range p.Actions {
+		if a.Op == plan.OpUpdate {
+			updated[a.UniqueID] = true
+		}
+	}
+	for _, a := range p.Actions {
+		if a.Op != plan.OpUpdate && (a.Op != plan.OpRename || !updated[a.UniqueID]) {
 			return false
 		}
 	}

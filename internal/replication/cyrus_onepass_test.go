@@ -173,3 +173,42 @@ func TestCyrusOnePassRoundTrips(t *testing.T) { onePassRoundTrips(t, false) }
 // TestCyrusOnePassRoundTripsReplicaCache: with the ledger's record of the replica
 // (--replica-cache), a one-message update does not read the replica at all.
 func TestCyrusOnePassRoundTripsReplicaCache(t *testing.T) { onePassRoundTrips(t, true) }
+
+// TestCyrusRenameRoundTrips: a folder renamed on the master, replayed at mailbox level,
+// costs one GET MAILBOXES on the master and two on the replica (the plan's read and the
+// compare-and-rename re-check right before APPLY RENAME): the APPLY MAILBOX that follows
+// the rename carries the master's SYNC_CRCs, which the replica checks, so no confirming
+// round reads both ends again. The replica ends equal to the master.
+func TestCyrusRenameRoundTrips(t *testing.T) {
+	o := startObservedEnv(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m := o.p.Master
+	m.CreateUser(t, "alice")
+	m.CreateFolder(t, "alice", "Work")
+	m.Append(t, "alice", "Work", cyruspair.Message("w", "work"))
+	o.sync(t, "alice")
+	m.Rename(t, "alice", "Work", "Play")
+	res, mn, rn := o.pass(ctx, t, "alice", "user.alice.Work", "user.alice.Play")
+	t.Logf("master %v, replica %v", mn, rn)
+	if !res.MailboxLevel || !res.Equal {
+		t.Fatalf("%+v", res)
+	}
+	for _, w := range []struct {
+		end  string
+		got  map[string]int
+		cmd  string
+		want int
+	}{
+		{"master", mn, "GET MAILBOXES", 1},
+		{"replica", rn, "GET MAILBOXES", 2},
+		{"replica", rn, "APPLY RENAME", 1},
+		{"replica", rn, "APPLY MAILBOX", 1},
+		{"replica", rn, "APPLY MESSAGE", 0},
+	} {
+		if w.got[w.cmd] != w.want {
+			t.Errorf("%s %s sent %d times, want %d (master %v, replica %v)", w.end, w.cmd, w.got[w.cmd], w.want, mn, rn)
+		}
+	}
+	assertEqual(t, o.p, o.p.Replica, "alice")
+}

@@ -155,8 +155,9 @@ func TestGarbledServerReply(t *testing.T) {
 			if gc.side == "master" {
 				target = e.p.Master.SyncAddr
 			}
-			// Connection 1 is the start-up probe; garble every later one.
-			g := startGarbler(t, target, func(n int64) bool { return n > 1 }, gc.rewrite)
+			// Every connection: the start-up probe's (which sends no GET or APPLY, and
+			// which the first attempt then works on) and the retry's.
+			g := startGarbler(t, target, func(n int64) bool { return n >= 1 }, gc.rewrite)
 			g.after = gc.after
 			e.usePlain(g.Addr)
 			if gc.side == "master" {
@@ -197,12 +198,15 @@ func TestGarbledReplyRollingRecovers(t *testing.T) {
 	if r := e.run(t, time.Minute, "sync", "--user", "alice"); r.code != 0 {
 		t.Fatalf("initial sync\n%s", r)
 	}
-	g := startGarbler(t, e.p.Replica.SyncAddr, func(n int64) bool { return n == 2 || n == 3 },
+	// Connection 1 is the start-up probe's, which the first batch works on.
+	g := startGarbler(t, e.p.Replica.SyncAddr, func(n int64) bool { return n == 1 || n == 2 },
 		func([]byte) []byte { return []byte("* MAILBOX %(UNIQUEID ((((\r\n") })
 	e.Replica = g.Addr
 	e.usePlain(g.Addr)
+	// --replica-cache=false: the update then reads the replica (a GET whose reply is
+	// garbled) instead of planning from the ledger's record of it.
 	roll := e.start(t, "rolling", "--sync-log", m.SyncLogDir(e.p.Channel), "--interval", "50ms",
-		"--retry-base", "200ms", "--retry-max", "1s", "--io-timeout", "3s")
+		"--retry-base", "200ms", "--retry-max", "1s", "--io-timeout", "3s", "--replica-cache=false")
 	m.Deliver(t, "alice", cyruspair.Message("second", "y"))
 	waitMessages(t, e.p.Replica, "alice", "INBOX", 2, "after garbled replies", roll.output)
 	out := roll.output()
