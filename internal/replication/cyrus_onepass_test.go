@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/csync"
-	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
 	"github.com/cyrusrepl/cyrusrepl/internal/executor"
 	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
@@ -61,11 +60,8 @@ func startObservedEnv(t *testing.T, replicaCache bool) *observedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mc.Close(); rc.Close() })
-	local, err := cyrusindex.NewLocal(o.p.Master.ConfigPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.x.Master, o.x.Replica, o.x.MasterIndex, o.x.IndexStats = mc, rc, local, o.index.add
+	o.x.Master, o.x.Replica, o.x.IndexStats = mc, rc, o.index.add
+	o.x.MasterIndex = masterIndex(t, o.p.Master, o.p.Channel)
 	o.x.ReplicaCache, o.x.CacheStats = replicaCache, o.cache.add
 	return o
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/agentclient"
+	"github.com/cyrusrepl/cyrusrepl/internal/cyrusindex"
 	"github.com/cyrusrepl/cyrusrepl/internal/mboxdb"
 	"github.com/cyrusrepl/cyrusrepl/internal/synclog"
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/agenttest"
@@ -34,6 +35,20 @@ func masterMailboxesDB(t testing.TB, m *cyruspair.Instance, channel string) mbox
 			t.Fatal(err)
 		}
 		return db
+	}
+	return agentClient(t, m, channel)
+}
+
+// masterIndex reads the master's mailbox indexes (update deltas): from its disk, or
+// through the agent.
+func masterIndex(t testing.TB, m *cyruspair.Instance, channel string) cyrusindex.Source {
+	t.Helper()
+	if !agenttest.Enabled() {
+		local, err := cyrusindex.NewLocal(m.ConfigPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return local
 	}
 	return agentClient(t, m, channel)
 }
