@@ -51,13 +51,14 @@ recorded_pid() {
   echo "$pid"
 }
 
-# free_port: a free TCP port on 127.0.0.1 below the ephemeral range.
+# free_port: a free TCP port on 127.0.0.1 below the ephemeral range, from 11000 up
+# (the local cluster needs Kubernetes's fixed ports 10248-10259).
 free_port() {
   local used p hi
   hi=$(awk '{print $1 - 1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
   used=" $(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u | tr '\n' ' ') "
   while :; do
-    p=$((10000 + (RANDOM * 32768 + RANDOM) % (hi - 10000 + 1)))
+    p=$((11000 + (RANDOM * 32768 + RANDOM) % (hi - 11000 + 1)))
     case "$used" in *" $p "*) continue ;; esac
     echo "$p"; return
   done

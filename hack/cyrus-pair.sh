@@ -46,9 +46,11 @@ log() { [ -n "${CYRUS_PAIR_QUIET:-}" ] || echo "cyrus-pair: $*" >&2; }
 used_ports() { ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u; }
 
 # pick_ports N: N distinct free TCP ports below the kernel's ephemeral range (so that no
-# client connection takes one between the pick and Cyrus's bind).
+# client connection takes one between the pick and Cyrus's bind), from 11000 up: the
+# local cluster (hack/cluster.sh) needs Kubernetes's fixed ports 10248-10259 (a pair
+# that took the kubelet's 10250 once stopped the e2e test from starting its cluster).
 pick_ports() {
-  local n=$1 used picked=() p lo=10000 hi
+  local n=$1 used picked=() p lo=11000 hi
   hi=$(awk '{print $1 - 1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
   [ "$hi" -gt $((lo + 1000)) ] || { lo=20000; hi=59999; }
   used=" $(used_ports | tr '\n' ' ') "
