@@ -9,15 +9,15 @@ import (
 	"github.com/cyrusrepl/cyrusrepl/internal/testutil/cyruspair"
 )
 
-// TestCyrusReplicaCacheWrittenOnReplica: a folder planned from the ledger's record of
-// the replica, after the replica took mail of its own (a split-brain), must not be
-// updated over it: the update's SINCE_* makes the replica refuse, the batch reads the
-// replica and plans again, and the replica's message is moved aside, not lost.
-func TestCyrusReplicaCacheWrittenOnReplica(t *testing.T) {
+// ledgerRecordsWork starts an env with the replica cache on, where alice's Work was
+// synced and then updated by one pass planned from the ledger (checked), so the ledger
+// holds the replica's Work as that pass left it.
+func ledgerRecordsWork(t *testing.T) (*observedEnv, context.Context) {
+	t.Helper()
 	o := startObservedEnv(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	m, r := o.p.Master, o.p.Replica
+	t.Cleanup(cancel)
+	m := o.p.Master
 	m.CreateUser(t, "alice")
 	m.CreateFolder(t, "alice", "Work")
 	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
@@ -27,6 +27,16 @@ func TestCyrusReplicaCacheWrittenOnReplica(t *testing.T) {
 	if got := o.cache.take(); got[""] != 1 {
 		t.Fatalf("the first pass was not planned from the ledger: %v", got)
 	}
+	return o, ctx
+}
+
+// TestCyrusReplicaCacheWrittenOnReplica: a folder planned from the ledger's record of
+// the replica, after the replica took mail of its own (a split-brain), must not be
+// updated over it: the update's SINCE_* makes the replica refuse, the batch reads the
+// replica and plans again, and the replica's message is moved aside, not lost.
+func TestCyrusReplicaCacheWrittenOnReplica(t *testing.T) {
+	o, ctx := ledgerRecordsWork(t)
+	m, r := o.p.Master, o.p.Replica
 
 	r.Append(t, "alice", "Work", cyruspair.Message("r1", "written on the replica"))
 	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
@@ -47,17 +57,8 @@ func TestCyrusReplicaCacheWrittenOnReplica(t *testing.T) {
 // replica, and the full path brings the folder back under the master's name with its
 // mail (nothing uploaded twice, nothing lost).
 func TestCyrusReplicaCacheRenamedOnReplica(t *testing.T) {
-	o := startObservedEnv(t, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	o, ctx := ledgerRecordsWork(t)
 	m, r := o.p.Master, o.p.Replica
-	m.CreateUser(t, "alice")
-	m.CreateFolder(t, "alice", "Work")
-	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
-	o.sync(t, "alice")
-	m.Append(t, "alice", "Work", cyruspair.Message("m0", "master zero"))
-	o.pass(ctx, t, "alice", "user.alice.Work")
-	o.cache.take()
 
 	r.Rename(t, "alice", "Work", "Play")
 	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
@@ -74,17 +75,8 @@ func TestCyrusReplicaCacheRenamedOnReplica(t *testing.T) {
 // of its own change: only SINCE_* stops it before anything is written. The batch then
 // reads the replica and decides as it would have without the ledger.
 func TestCyrusReplicaCacheFlagOnReplica(t *testing.T) {
-	o := startObservedEnv(t, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	o, ctx := ledgerRecordsWork(t)
 	m, r := o.p.Master, o.p.Replica
-	m.CreateUser(t, "alice")
-	m.CreateFolder(t, "alice", "Work")
-	m.Append(t, "alice", "Work", cyruspair.Message("seed", "w"))
-	o.sync(t, "alice")
-	m.Append(t, "alice", "Work", cyruspair.Message("m0", "master zero"))
-	o.pass(ctx, t, "alice", "user.alice.Work")
-	o.cache.take()
 
 	r.Store(t, "alice", "Work", "1", "+FLAGS", `\Flagged`)
 	m.Append(t, "alice", "Work", cyruspair.Message("m1", "master one"))
