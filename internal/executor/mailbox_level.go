@@ -210,15 +210,19 @@ func (x *Executor) readRound(ctx context.Context, users, names []string, tryLedg
 	in = plan.Input{Pair: x.Pair, Now: x.now(), Users: users, HoldUnmarked: x.HoldUnmarked}
 	// The in-step marks, as in the full path: a folder written on the replica since
 	// it was last in step is never renamed into DELETED.* or deleted.
-	if in.Evidence.Ledger, err = x.ledgerView(users); err != nil {
+	ledgers, err := x.ledgers(users)
+	if err != nil {
 		return in, false, err
+	}
+	if ledgers != nil {
+		in.Evidence.Ledger = ledgers
 	}
 	for i := range ms {
 		in.Master.Folders = append(in.Master.Folders, FolderFromMailbox(&ms[i]))
 	}
 	if tryLedger {
-		if in.Replica.Folders, fromLedger, err = x.replicaFromLedger(users, names, in.Master.Folders); err != nil || fromLedger {
-			return in, fromLedger, err
+		if in.Replica.Folders, fromLedger = x.replicaFromLedger(ledgers, names, in.Master.Folders); fromLedger {
+			return in, true, nil
 		}
 	}
 	rs, err := x.Replica.GetMailboxes(ctx, names)
@@ -337,8 +341,8 @@ func (x *Executor) markInStep(users []string, master, replica []plan.Folder) err
 	return nil
 }
 
-// ledgerView is the batch users' part of the ledger (nil without a ledger).
-func (x *Executor) ledgerView(users []string) (plan.LedgerView, error) {
+// ledgers is the batch users' part of the ledger (nil without a ledger).
+func (x *Executor) ledgers(users []string) (state.Ledgers, error) {
 	if x.Ledger == nil {
 		return nil, nil
 	}

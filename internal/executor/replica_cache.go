@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/cyrusrepl/cyrusrepl/internal/plan"
+	"github.com/cyrusrepl/cyrusrepl/internal/state"
 )
 
 // CacheEvent says how one mailbox-level batch went with the ledger's record of the
@@ -34,17 +35,13 @@ func (x *Executor) cacheEvent(ev CacheEvent) {
 // APPLY MAILBOX of each left it, when every name has exactly one such record and the
 // folders are the master's (same uniqueids under the same names); ok is false
 // otherwise, and the round reads the replica.
-func (x *Executor) replicaFromLedger(users, names []string, master []plan.Folder) ([]plan.Folder, bool, error) {
-	if !x.ReplicaCache || x.MasterIndex == nil || x.Ledger == nil {
-		return nil, false, nil
+func (x *Executor) replicaFromLedger(ledgers state.Ledgers, names []string, master []plan.Folder) ([]plan.Folder, bool) {
+	if !x.ReplicaCache || x.MasterIndex == nil || ledgers == nil {
+		return nil, false
 	}
 	byName := map[string]*plan.Folder{}
 	count := map[string]int{}
-	for _, u := range users {
-		l, err := x.Ledger.Load(u)
-		if err != nil {
-			return nil, false, err
-		}
+	for _, l := range ledgers {
 		for uid, e := range l.Entries {
 			if a := e.Applied; a != nil && a.UniqueID == uid && a.Name == e.Name {
 				byName[a.Name] = a
@@ -56,9 +53,9 @@ func (x *Executor) replicaFromLedger(users, names []string, master []plan.Folder
 	for _, n := range names {
 		f := byName[n]
 		if f == nil || count[n] != 1 {
-			return nil, false, nil
+			return nil, false
 		}
 		out = append(out, *f)
 	}
-	return out, sameFolders(master, out), nil
+	return out, sameFolders(master, out)
 }
