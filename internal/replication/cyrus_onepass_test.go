@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -140,26 +141,16 @@ func onePassRoundTrips(t *testing.T, replicaCache bool) {
 		if got := o.cache.take(); got[""] != ledgerPlans || len(got) > ledgerPlans {
 			t.Errorf("pass %d: replica-cache events %v, want %d planned from the ledger and nothing else", pass, got, ledgerPlans)
 		}
-		want := []struct {
-			end  string
-			got  map[string]int
-			cmd  string
-			want int
-		}{
-			{"master", mn, "GET MAILBOXES", 1},
-			{"master", mn, "GET FULLMAILBOX", 0},
-			{"master", mn, "GET USER", 0},
-			{"replica", rn, "GET MAILBOXES", replicaReads},
-			{"replica", rn, "GET FULLMAILBOX", 0},
-			{"replica", rn, "APPLY MAILBOX", 1},
-			{"replica", rn, "APPLY RESERVE", 0}, // a small new message is uploaded without the scan
-			{"replica", rn, "APPLY MESSAGE", 1},
-		}
-		for _, w := range want {
-			if w.got[w.cmd] != w.want {
-				t.Errorf("pass %d: %s %s sent %d times, want %d (master %v, replica %v)", pass, w.end, w.cmd, w.got[w.cmd], w.want, mn, rn)
-			}
-		}
+		assertCommands(t, fmt.Sprintf("pass %d", pass), mn, rn, []commandWant{
+			{"master", "GET MAILBOXES", 1},
+			{"master", "GET FULLMAILBOX", 0},
+			{"master", "GET USER", 0},
+			{"replica", "GET MAILBOXES", replicaReads},
+			{"replica", "GET FULLMAILBOX", 0},
+			{"replica", "APPLY MAILBOX", 1},
+			{"replica", "APPLY RESERVE", 0}, // a small new message is uploaded without the scan
+			{"replica", "APPLY MESSAGE", 1},
+		})
 		assertEqual(t, o.p, o.p.Replica, "alice")
 	}
 }
@@ -190,21 +181,32 @@ func TestCyrusRenameRoundTrips(t *testing.T) {
 	if !res.MailboxLevel || !res.Equal {
 		t.Fatalf("%+v", res)
 	}
-	for _, w := range []struct {
-		end  string
-		got  map[string]int
-		cmd  string
-		want int
-	}{
-		{"master", mn, "GET MAILBOXES", 1},
-		{"replica", rn, "GET MAILBOXES", 2},
-		{"replica", rn, "APPLY RENAME", 1},
-		{"replica", rn, "APPLY MAILBOX", 1},
-		{"replica", rn, "APPLY MESSAGE", 0},
-	} {
-		if w.got[w.cmd] != w.want {
-			t.Errorf("%s %s sent %d times, want %d (master %v, replica %v)", w.end, w.cmd, w.got[w.cmd], w.want, mn, rn)
+	assertCommands(t, "rename", mn, rn, []commandWant{
+		{"master", "GET MAILBOXES", 1},
+		{"replica", "GET MAILBOXES", 2},
+		{"replica", "APPLY RENAME", 1},
+		{"replica", "APPLY MAILBOX", 1},
+		{"replica", "APPLY MESSAGE", 0},
+	})
+	assertEqual(t, o.p, o.p.Replica, "alice")
+}
+
+// commandWant is how many times a command should have been sent to one end.
+type commandWant struct {
+	end, cmd string
+	want     int
+}
+
+// assertCommands checks the commands counted at the master (mn) and the replica (rn).
+func assertCommands(t *testing.T, label string, mn, rn map[string]int, wants []commandWant) {
+	t.Helper()
+	for _, w := range wants {
+		got := mn
+		if w.end == "replica" {
+			got = rn
+		}
+		if got[w.cmd] != w.want {
+			t.Errorf("%s: %s %s sent %d times, want %d (master %v, replica %v)", label, w.end, w.cmd, got[w.cmd], w.want, mn, rn)
 		}
 	}
-	assertEqual(t, o.p, o.p.Replica, "alice")
 }
