@@ -54,13 +54,11 @@ func (s *csyncStats) index(ev executor.IndexEvent) {
 	if ev.Reason != "" {
 		cmd = "FALLBACK " + ev.Reason
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stat("master-index", cmd)
-	st.Count++
-	st.Seconds += ev.Duration.Seconds()
-	st.Records += int64(ev.Records)
-	st.Scanned += int64(ev.Scanned)
+	s.count("master-index", cmd, func(st *csyncStat) {
+		st.Seconds += ev.Duration.Seconds()
+		st.Records += int64(ev.Records)
+		st.Scanned += int64(ev.Scanned)
+	})
 }
 
 // cache counts one mailbox-level batch planned from the ledger's record of the replica,
@@ -71,11 +69,16 @@ func (s *csyncStats) cache(ev executor.CacheEvent) {
 	if ev.Reason != "" {
 		cmd = "READ " + ev.Reason
 	}
+	s.count("replica-state", cmd, func(st *csyncStat) { st.Records += int64(ev.Folders) })
+}
+
+// count counts one event of end and command, with add filling in its other figures.
+func (s *csyncStats) count(end, command string, add func(*csyncStat)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stat("replica-state", cmd)
+	st := s.stat(end, command)
 	st.Count++
-	st.Records += int64(ev.Folders)
+	add(st)
 }
 
 // stat returns the figures for end and command, created empty (s.mu held).
