@@ -47,10 +47,14 @@ func (s *csyncStats) observer(end string) func(cmd string, d time.Duration, err 
 }
 
 // index counts one folder update through the master's index, as end "master-index":
-// command DELTA (sent as a delta; seconds spent reading indexes) or "FALLBACK <reason>"
-// (updated from GET FULLMAILBOX instead).
+// command DELTA (sent as a delta; seconds spent reading indexes), WHOLE (a folder new
+// to the replica, every record from the index) or "FALLBACK <reason>" (from GET
+// FULLMAILBOX instead).
 func (s *csyncStats) index(ev executor.IndexEvent) {
 	cmd := "DELTA"
+	if ev.Whole {
+		cmd = "WHOLE"
+	}
 	if ev.Reason != "" {
 		cmd = "FALLBACK " + ev.Reason
 	}

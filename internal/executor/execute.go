@@ -124,7 +124,9 @@ func replicaByUID(fs []plan.Folder, uid string) *plan.Folder {
 // folder again, since the compare-and-set refuses the apply if the replica moved since.
 func (x *Executor) syncMailbox(ctx context.Context, a plan.Action, replicaFolders []plan.Folder, read *plan.Folder) (int, error) {
 	sent := 0
-	if a.Op == plan.OpUpdate && read != nil && read.UniqueID == a.UniqueID && x.MasterIndex != nil {
+	fromIndex := a.Op == plan.OpUpdate && read != nil && read.UniqueID == a.UniqueID ||
+		a.Op == plan.OpCreate && read == nil
+	if fromIndex && x.MasterIndex != nil {
 		n, outcome, err := x.syncDelta(ctx, a, replicaFolders, read)
 		sent += n
 		switch {

@@ -172,23 +172,30 @@ func TestSyncMailboxTrustsPlannedState(t *testing.T) {
 	}
 }
 
-func TestCheckedByUpdates(t *testing.T) {
+func TestCheckedBy(t *testing.T) {
 	upd := func(uid string) plan.Action { return plan.Action{Op: plan.OpUpdate, UniqueID: uid} }
 	ren := func(uid string) plan.Action { return plan.Action{Op: plan.OpRename, UniqueID: uid} }
 	for _, tc := range []struct {
 		name    string
 		actions []plan.Action
-		want    bool
+		want    bool // checkedByReplica
+		updates bool // checkedByUpdates
 	}{
-		{"nothing", nil, false},
-		{"updates", []plan.Action{upd("a"), upd("b")}, true},
-		{"rename then update of it", []plan.Action{ren("a"), upd("a")}, true},
-		{"rename without its update", []plan.Action{ren("a"), upd("b")}, false},
-		{"a create", []plan.Action{{Op: plan.OpCreate, UniqueID: "c"}, upd("a")}, false},
-		{"a delete", []plan.Action{{Op: plan.OpDelete, UniqueID: "d"}}, false},
+		{"nothing", nil, false, false},
+		{"updates", []plan.Action{upd("a"), upd("b")}, true, true},
+		{"rename then update of it", []plan.Action{ren("a"), upd("a")}, true, true},
+		{"rename without its update", []plan.Action{ren("a"), upd("b")}, false, false},
+		{"a create and an update", []plan.Action{{Op: plan.OpCreate, UniqueID: "c"}, upd("a")}, true, false},
+		{"creates and user metadata", []plan.Action{{Op: plan.OpCreate, UniqueID: "c"}, {Op: plan.OpSub}, {Op: plan.OpQuota}, {Op: plan.OpSeen}, {Op: plan.OpSieve}}, true, false},
+		{"a delete", []plan.Action{{Op: plan.OpDelete, UniqueID: "d"}}, false, false},
+		{"a move-aside", []plan.Action{{Op: plan.OpMoveAside, UniqueID: "m"}, upd("a")}, false, false},
 	} {
-		if got := checkedByUpdates(&plan.Plan{Actions: tc.actions}); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		p := &plan.Plan{Actions: tc.actions}
+		if got := checkedByReplica(p); got != tc.want {
+			t.Errorf("%s: checkedByReplica %v, want %v", tc.name, got, tc.want)
+		}
+		if got := checkedByUpdates(p); got != tc.updates {
+			t.Errorf("%s: checkedByUpdates %v, want %v", tc.name, got, tc.updates)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 // (Reason ""), or fallen back to GET FULLMAILBOX and why.
 type IndexEvent struct {
 	Reason   string        // "" for a delta; else why the update fell back
+	Whole    bool          // a folder new to the replica: every record, read from the index
 	Records  int           // records the delta carried
 	Scanned  int           // index records looked at
 	Duration time.Duration // from the master's MAILBOX line to the decision (the index read included)
@@ -51,8 +52,10 @@ const (
 // syncDelta updates a folder from the master's index, as sync_client does from its own:
 // the header fields and only the records changed since the replica's highestmodseq
 // (or above its last UID), with SINCE_* and the master's SYNC_CRCs, which the replica
-// checks over all its records. Unless the outcome is deltaDone, the caller updates from
-// GET FULLMAILBOX (the reason is counted).
+// checks over all its records. With read nil (a folder new to the replica) it sends
+// every record the index holds, expunged ones included, as GET FULLMAILBOX would have
+// listed them, and no SINCE_*. Unless the outcome is deltaDone, the caller updates
+// from GET FULLMAILBOX (the reason is counted).
 func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders []plan.Folder, read *plan.Folder) (int, deltaOutcome, error) {
 	start := time.Now()
 	master, reason, err := x.masterHeader(ctx, a)
@@ -63,20 +66,27 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 		x.indexEvent(IndexEvent{Reason: reason, Duration: time.Since(start)})
 		return 0, deltaNotSent, nil
 	}
-	idx, err := x.MasterIndex.ReadIndex(ctx, cyrusindex.Folder{Name: master.Name, UniqueID: master.UniqueID, Partition: master.Partition, Owner: mboxname.UserOf(master.Name)},
-		cyrusindex.Want{SinceModSeq: read.HighestModSeq, AfterUID: read.LastUID})
+	var want cyrusindex.Want
+	var cur *csync.Mailbox // the replica's state the records are sent against (nil: none)
+	if read != nil {
+		want = cyrusindex.Want{SinceModSeq: read.HighestModSeq, AfterUID: read.LastUID}
+		cur = &csync.Mailbox{Name: read.Name, UniqueID: read.UniqueID, LastUID: read.LastUID, HighestModSeq: read.HighestModSeq}
+	}
+	idx, err := x.MasterIndex.ReadIndex(ctx, cyrusindex.Folder{Name: master.Name, UniqueID: master.UniqueID, Partition: master.Partition, Owner: mboxname.UserOf(master.Name)}, want)
 	took := time.Since(start)
+	ev := IndexEvent{Whole: read == nil, Duration: took}
 	if err != nil {
-		x.indexEvent(IndexEvent{Reason: cyrusindex.Reason(err), Duration: took})
+		ev.Reason = cyrusindex.Reason(err)
+		x.indexEvent(ev)
 		return 0, deltaNotSent, nil
 	}
-	if reason := deltaDoubt(master, idx, read); reason != "" {
-		x.indexEvent(IndexEvent{Reason: reason, Scanned: idx.Scanned, Duration: took})
+	ev.Scanned = idx.Scanned
+	if ev.Reason = deltaDoubt(master, idx, read); ev.Reason != "" {
+		x.indexEvent(ev)
 		return 0, deltaNotSent, nil
 	}
 	out := deltaMailbox(master, idx, read)
-	cur := &csync.Mailbox{Name: read.Name, UniqueID: read.UniqueID, LastUID: read.LastUID, HighestModSeq: read.HighestModSeq}
-	if newBodyBytes(out, read.LastUID) <= reserveWorthBytes {
+	if read != nil && newBodyBytes(out, read.LastUID) <= reserveWorthBytes {
 		// APPLY RESERVE makes the replica scan every record of the named folders for
 		// the GUIDs: for a few small new messages (the usual delivery) uploading them
 		// costs less than that scan of a large folder. A copy the replica already holds
@@ -87,7 +97,7 @@ func (x *Executor) syncDelta(ctx context.Context, a plan.Action, replicaFolders 
 	if err != nil {
 		return n, deltaDone, err
 	}
-	ev := IndexEvent{Records: len(out.Records), Scanned: idx.Scanned, Duration: took}
+	ev.Records = len(out.Records)
 	switch err := x.Replica.ApplyMailbox(ctx, out); {
 	case err == nil:
 		x.noteApplied(out)
@@ -152,7 +162,8 @@ func (x *Executor) masterHeader(ctx context.Context, a plan.Action) (*csync.Mail
 	return nil, fallbackNotMailbox, nil
 }
 
-// deltaDoubt names a reason not to trust the index read for this update, or "".
+// deltaDoubt names a reason not to trust the index read for this update (read nil: a
+// folder new to the replica), or "".
 func deltaDoubt(master *csync.Mailbox, idx *cyrusindex.Index, read *plan.Folder) string {
 	h := &idx.Header
 	switch {
@@ -160,6 +171,8 @@ func deltaDoubt(master *csync.Mailbox, idx *cyrusindex.Index, read *plan.Folder)
 		return fallbackMismatch
 	case h.HighestModSeq < master.HighestModSeq || h.LastUID < master.LastUID:
 		return fallbackBehind
+	case read == nil:
+		return ""
 	case read.UIDValidity != h.UIDValidity:
 		return fallbackMismatch
 	case read.HighestModSeq > h.HighestModSeq || read.LastUID > h.LastUID:
@@ -174,7 +187,7 @@ func deltaDoubt(master *csync.Mailbox, idx *cyrusindex.Index, read *plan.Folder)
 
 // deltaMailbox is the APPLY MAILBOX of a delta: master's line with the index header's
 // counters and CRCs (read under the same lock as the records), the changed records, and
-// the replica's state as SINCE_*.
+// the replica's state as SINCE_* (read nil: none, the folder is new to the replica).
 func deltaMailbox(master *csync.Mailbox, idx *cyrusindex.Index, read *plan.Folder) *csync.Mailbox {
 	out := *master
 	out.Raw = csync.Value{}
@@ -187,7 +200,9 @@ func deltaMailbox(master *csync.Mailbox, idx *cyrusindex.Index, read *plan.Folde
 	if h.CreatedModSeq != 0 {
 		out.CreatedModSeq = h.CreatedModSeq
 	}
-	out.Since = &csync.Since{ModSeq: read.HighestModSeq, CRC: read.SyncCRC, CRCAnnot: read.SyncCRCAnnot}
+	if read != nil {
+		out.Since = &csync.Since{ModSeq: read.HighestModSeq, CRC: read.SyncCRC, CRCAnnot: read.SyncCRCAnnot}
+	}
 	out.Records = IndexRecords(idx.Records)
 	out.HasRecords = true
 	return &out

@@ -289,7 +289,20 @@ func onlyUpdates(p *plan.Plan) bool {
 // checkedByUpdates reports whether every action of p is an update, or a rename of a
 // folder that p then also updates: once they all succeeded, each folder's final state
 // was checked by the replica against the master's SYNC_CRCs.
-func checkedByUpdates(p *plan.Plan) bool {
+func checkedByUpdates(p *plan.Plan) bool { return checkedBy(p, plan.OpUpdate) }
+
+// checkedByReplica is checkedByUpdates with folders created too (their APPLY MAILBOX
+// carries the master's SYNC_CRCs as well), and user metadata (subscriptions, seen
+// state, quota, sieve) sent by APPLYs the replica accepted as sent. A delete, a rename
+// alone and a move-aside are not: they are confirmed by reading both ends again.
+func checkedByReplica(p *plan.Plan) bool {
+	return checkedBy(p, plan.OpCreate, plan.OpUpdate, plan.OpQuota, plan.OpUnquota, plan.OpSeen,
+		plan.OpSub, plan.OpUnsub, plan.OpSieve, plan.OpUnsieve, plan.OpUnactivateSieve)
+}
+
+// checkedBy reports whether p has actions and each is of one of ops, or a rename of a
+// folder p then also updates.
+func checkedBy(p *plan.Plan, ops ...plan.Op) bool {
 	updated := map[string]bool{}
 	for _, a := range p.Actions {
 		if a.Op == plan.OpUpdate {
@@ -297,7 +310,7 @@ func checkedByUpdates(p *plan.Plan) bool {
 		}
 	}
 	for _, a := range p.Actions {
-		if a.Op != plan.OpUpdate && (a.Op != plan.OpRename || !updated[a.UniqueID]) {
+		if !slices.Contains(ops, a.Op) && (a.Op != plan.OpRename || !updated[a.UniqueID]) {
 			return false
 		}
 	}

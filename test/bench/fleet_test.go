@@ -179,9 +179,9 @@ func fleetOnce(b *testing.B, bin string, size fleetSize, run int) map[string]pha
 	both := func(phase string, s, o func() fleetRun) phaseResult {
 		var r phaseResult
 		if stockFirst(run) {
-			r.stock, r.ours = s(), o()
+			r.stock, r.ours = settled(s), settled(o)
 		} else {
-			r.ours, r.stock = o(), s()
+			r.ours, r.stock = settled(o), settled(s)
 		}
 		compareReplicas(b, p, names, fmt.Sprintf("run %d %s", run+1, phase))
 		results[phase] = r

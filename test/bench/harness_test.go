@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,14 @@ func benchRuns() int { return max(3, envInt("CYRUSREPL_BENCH_RUNS", 3)) }
 // stockFirst alternates which program runs first in run i, so that neither always
 // finds the master's caches warmed by the other.
 func stockFirst(i int) bool { return i%2 == 0 }
+
+// settled runs one measured program after flushing what is still to be written to disk
+// (sync(2)): the program that runs second would otherwise pay for the writeback of the
+// first one's replica, the same handicap that alternating the order only spreads out.
+func settled(run func() fleetRun) fleetRun {
+	syscall.Sync()
+	return run()
+}
 
 // takeStockLog moves the pending entries of a sync-log channel aside, as sync_client's
 // own rolling mode does (log → log-run), and returns the file, or "" when the channel has
