@@ -89,7 +89,7 @@ test-default-namespace:
 ## run in test-only.
 AGENT_PKGS ?= ./internal/replication/ ./cmd/replicator/ ./test/fault/
 ## Tests that start an agent of their own (…ThroughAgent) run in test-only already.
-AGENT_RUN ?= Rolling|SyncLog|OnePass|ReplicaCache|RenameRoundTrips|SyncSheer|TestCLISyncVerify|TestCLIChannelSilence|TestCyrusCompareAndDelete|TestCyrusMasterIntermediate|TestCyrusRow|TestCyrusMailboxesDBReadOnlyOnDisagreement|TestCyrusDeletedFolderRefusedKept
+AGENT_RUN ?= Rolling|SyncLog|OnePass|InitialSyncRoundTrips|ReplicaCache|RenameRoundTrips|SyncSheer|TestCLISyncVerify|TestCLIChannelSilence|TestCyrusCompareAndDelete|TestCyrusMasterIntermediate|TestCyrusRow|TestCyrusMailboxesDBReadOnlyOnDisagreement|TestCyrusDeletedFolderRefusedKept
 AGENT_SKIP ?= ThroughAgent
 test-agent:
 	CYRUSREPL_REQUIRE_CYRUS=1 CYRUSREPL_VIA_AGENT=1 \
