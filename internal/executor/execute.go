@@ -27,59 +27,15 @@ func (x *Executor) Execute(ctx context.Context, p *plan.Plan, in plan.Input) (se
 			err = errors.Join(err, lerr)
 		}
 	}()
-	replicaByName := map[string]*plan.Folder{}
-	for i := range in.Replica.Folders {
-		f := &in.Replica.Folders[i]
-		replicaByName[f.Name] = f
-	}
 	// known: the replica folders RESERVE may link bodies from. Folders created earlier in
 	// this batch join it, so a body copied into many new folders is uploaded once.
 	known := slices.Clone(in.Replica.Folders)
 	var folderErrs []error
 	for _, a := range p.Actions {
-		var err error
-		switch a.Op {
-		case plan.OpDelete:
-			if err = x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err == nil {
-				err = x.Replica.ApplyUnmailbox(ctx, a.Name, false)
-				if errors.Is(err, csync.ErrMailboxNonexistent) {
-					err = nil
-				}
-			}
-		case plan.OpRename:
-			f := replicaByUID(in.Replica.Folders, a.UniqueID)
-			if err = x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err == nil {
-				r := csync.Rename{Old: a.Name, New: a.NewName}
-				if f != nil {
-					r.Partition, r.UIDValidity = f.Partition, f.UIDValidity
-				}
-				err = x.Replica.ApplyRename(ctx, r, false)
-			}
-		case plan.OpCreate, plan.OpUpdate:
-			var n int
-			n, err = x.syncMailbox(ctx, a, known, replicaByUID(in.Replica.Folders, a.UniqueID))
-			sent += n
-			if err == nil && a.Op == plan.OpCreate {
-				known = append(known, plan.Folder{Name: a.Name})
-			}
-			if a.Op == plan.OpUpdate && errors.Is(err, csync.ErrSyncChecksum) && in.Diverged[a.UniqueID] == "" {
-				// The replica refused the master's state for a folder whose counters
-				// did not show it ahead (e.g. the same UID holds other mail): evidence
-				// of a split-brain; the batch plans again and moves the copy aside.
-				x.noteDiverged(a.UniqueID, err)
-				continue
-			}
-		case plan.OpMoveAside:
-			var n int
-			var rescue string
-			var rescued int
-			n, rescue, rescued, err = x.moveAside(ctx, a, in.Replica.Folders)
-			sent += n
-			if rescue != "" {
-				x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Messages: rescued, Done: err == nil})
-			}
-		default:
-			err = x.applyMeta(ctx, a)
+		n, err := x.runAction(ctx, a, in, &known)
+		sent += n
+		if errors.Is(err, errNoted) {
+			continue
 		}
 		err = x.notePartition(a, in.Replica.Folders, err)
 		if err != nil {
@@ -95,6 +51,55 @@ func (x *Executor) Execute(ctx context.Context, p *plan.Plan, in plan.Input) (se
 		x.progress()
 	}
 	return sent, errors.Join(folderErrs...)
+}
+
+// errNoted: the action's failure is noted for the next round (a split-brain to move
+// aside) and does not fail the batch.
+var errNoted = errors.New("noted for the next round")
+
+// runAction carries out one action of a plan made from in. It returns the number of
+// bodies uploaded; known (see Execute) grows by the folder a creation made.
+func (x *Executor) runAction(ctx context.Context, a plan.Action, in plan.Input, known *[]plan.Folder) (int, error) {
+	switch a.Op {
+	case plan.OpDelete:
+		if err := x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err != nil {
+			return 0, err
+		}
+		if err := x.Replica.ApplyUnmailbox(ctx, a.Name, false); err != nil && !errors.Is(err, csync.ErrMailboxNonexistent) {
+			return 0, err
+		}
+		return 0, nil
+	case plan.OpRename:
+		if err := x.expectAt(ctx, a.Name, a.UniqueID, a.Expect); err != nil {
+			return 0, err
+		}
+		r := csync.Rename{Old: a.Name, New: a.NewName}
+		if f := replicaByUID(in.Replica.Folders, a.UniqueID); f != nil {
+			r.Partition, r.UIDValidity = f.Partition, f.UIDValidity
+		}
+		return 0, x.Replica.ApplyRename(ctx, r, false)
+	case plan.OpCreate, plan.OpUpdate:
+		n, err := x.syncMailbox(ctx, a, *known, replicaByUID(in.Replica.Folders, a.UniqueID))
+		if err == nil && a.Op == plan.OpCreate {
+			*known = append(*known, plan.Folder{Name: a.Name})
+		}
+		if a.Op == plan.OpUpdate && errors.Is(err, csync.ErrSyncChecksum) && in.Diverged[a.UniqueID] == "" {
+			// The replica refused the master's state for a folder whose counters
+			// did not show it ahead (e.g. the same UID holds other mail): evidence
+			// of a split-brain; the batch plans again and moves the copy aside.
+			x.noteDiverged(a.UniqueID, err)
+			return n, errNoted
+		}
+		return n, err
+	case plan.OpMoveAside:
+		n, rescue, rescued, err := x.moveAside(ctx, a, in.Replica.Folders)
+		if rescue != "" {
+			x.emit(rescueLine{Type: "rescue", User: a.User, UniqueID: a.UniqueID, Name: a.Name, Rescue: rescue, Messages: rescued, Done: err == nil})
+		}
+		return n, err
+	default:
+		return 0, x.applyMeta(ctx, a)
+	}
 }
 
 // folderConflict reports whether err is the replica refusing one folder's state

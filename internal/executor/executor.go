@@ -167,9 +167,7 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 			if joins++; joins > maxJoins {
 				return res, fmt.Errorf("batch keeps asking for more users after %d joins (now %d users); not run", maxJoins, len(users))
 			}
-			users = append(users, p.NeedUsers...)
-			sort.Strings(users)
-			users = slices.Compact(users)
+			users = slices.Compact(slices.Sorted(slices.Values(append(users, p.NeedUsers...))))
 			round--
 			continue
 		}
@@ -185,46 +183,11 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 		if last {
 			break
 		}
-		n, err := x.Execute(ctx, &p, in)
-		res.BodiesSent += n
-		if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
-			// Someone changed a folder between our read and our write (a rename on
-			// the master, a write on the replica): read both ends again and re-plan.
-			res.Actions["replan"]++
-			continue
-		}
-		if err != nil {
+		if checked, err = x.runUserPlan(ctx, res, &p, in, users, round); err != nil {
 			return res, err
 		}
-		if err := x.Replica.Restart(ctx); err != nil {
-			return res, fmt.Errorf("replica RESTART: %w", err)
-		}
-		if x.newDiverged > 0 {
-			if round >= maxRounds-2 {
-				return res, fmt.Errorf("replica refused the master's state for %d folder(s) (split-brain) and no round is left to move them aside", x.newDiverged)
-			}
-			x.newDiverged = 0
-			res.Actions["replan"]++
-			continue
-		}
-		if checkedByReplica(&p) {
-			// The replica checked every change of this plan itself (see
-			// checkedByReplica), so it holds what the plan read from the master.
-			// If the master still holds that too, a confirming round would only
-			// read the replica's folders again (GET USER opens every one of them)
-			// to find what was just applied. The folders the plan left alone were
-			// in step as read; the applied ones were noted by Execute.
-			same, err := x.masterUnchanged(ctx, users, in.Master)
-			if err != nil {
-				return res, err
-			}
-			if same {
-				if err := x.markInStep(users, in.Master.Folders, in.Replica.Folders); err != nil {
-					return res, err
-				}
-				checked = true
-				break
-			}
+		if checked {
+			break
 		}
 	}
 	res.Kept = lastPlan.Kept
@@ -235,6 +198,46 @@ func (x *Executor) sync(ctx context.Context, users []string, verify bool, res *B
 	res.Users = nil
 	x.userResults(res, users)
 	return res, nil
+}
+
+// runUserPlan carries out a user-level round's plan p, made from in. It reports checked
+// when the batch needs no further round: the replica checked every change of p itself
+// (see checkedByReplica), so it holds what the plan read from the master, and the
+// master still holds that too. A confirming round would then only read the replica's
+// folders again (GET USER opens every one of them) to find what was just applied.
+func (x *Executor) runUserPlan(ctx context.Context, res *BatchResult, p *plan.Plan, in plan.Input, users []string, round int) (checked bool, err error) {
+	n, err := x.Execute(ctx, p, in)
+	res.BodiesSent += n
+	if errors.Is(err, ErrChangedUnderUs) && round < maxRounds-1 {
+		// Someone changed a folder between our read and our write (a rename on the
+		// master, a write on the replica): read both ends again and re-plan.
+		res.Actions["replan"]++
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := x.Replica.Restart(ctx); err != nil {
+		return false, fmt.Errorf("replica RESTART: %w", err)
+	}
+	if x.newDiverged > 0 {
+		if round >= maxRounds-2 {
+			return false, fmt.Errorf("replica refused the master's state for %d folder(s) (split-brain) and no round is left to move them aside", x.newDiverged)
+		}
+		x.newDiverged = 0
+		res.Actions["replan"]++
+		return false, nil
+	}
+	if !checkedByReplica(p) {
+		return false, nil
+	}
+	same, err := x.masterUnchanged(ctx, users, in.Master)
+	if err != nil || !same {
+		return false, err
+	}
+	// The folders the plan left alone were in step as read; the applied ones were
+	// noted by Execute.
+	return true, x.markInStep(users, in.Master.Folders, in.Replica.Folders)
 }
 
 // masterUnchanged reports whether the master still holds, for the users, exactly the
@@ -357,38 +360,11 @@ func (x *Executor) Gather(ctx context.Context, users []string) (plan.Input, erro
 	var ledgers state.Ledgers
 	x.masterLines = map[string]*csync.Mailbox{}
 	for _, u := range users {
-		mu, err := x.Master.GetUser(ctx, u)
+		l, err := x.gatherUser(ctx, u, &in)
 		if err != nil {
-			return in, fmt.Errorf("master GET USER %s: %w", u, err)
-		}
-		x.noteMasterLines(mu.Mailboxes)
-		if err := mboxname.CheckOwnNames(u, mailboxNames(mu)); err != nil {
 			return in, err
 		}
-		ru, err := x.Replica.GetUser(ctx, u)
-		if err != nil {
-			return in, fmt.Errorf("replica GET USER %s: %w", u, err)
-		}
-		ms, rs := sideFromUserState(mu), sideFromUserState(ru)
-		in.Master.Folders = append(in.Master.Folders, ms.folders...)
-		in.Replica.Folders = append(in.Replica.Folders, rs.folders...)
-		if ms.meta != nil {
-			in.Master.Meta[u] = ms.meta
-		}
-		if rs.meta != nil {
-			in.Replica.Meta[u] = rs.meta
-		}
-		if x.Ledger != nil {
-			l, err := x.Ledger.Load(u)
-			if err != nil {
-				return in, err
-			}
-			if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
-				return in, err
-			}
-			if err := x.noteSieve(l, ms.meta); err != nil {
-				return in, err
-			}
+		if l != nil {
 			ledgers = append(ledgers, l)
 		}
 	}
@@ -427,6 +403,46 @@ func (x *Executor) Gather(ctx context.Context, users []string) (plan.Input, erro
 		return in, fmt.Errorf("replica GET UNIQUEIDS: %w", err)
 	}
 	return in, nil
+}
+
+// gatherUser reads one user at both ends into in and notes what it found in the user's
+// ledger, which it returns (nil without a ledger).
+func (x *Executor) gatherUser(ctx context.Context, u string, in *plan.Input) (*state.UserLedger, error) {
+	mu, err := x.Master.GetUser(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("master GET USER %s: %w", u, err)
+	}
+	x.noteMasterLines(mu.Mailboxes)
+	if err := mboxname.CheckOwnNames(u, mailboxNames(mu)); err != nil {
+		return nil, err
+	}
+	ru, err := x.Replica.GetUser(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("replica GET USER %s: %w", u, err)
+	}
+	ms, rs := sideFromUserState(mu), sideFromUserState(ru)
+	in.Master.Folders = append(in.Master.Folders, ms.folders...)
+	in.Replica.Folders = append(in.Replica.Folders, rs.folders...)
+	if ms.meta != nil {
+		in.Master.Meta[u] = ms.meta
+	}
+	if rs.meta != nil {
+		in.Replica.Meta[u] = rs.meta
+	}
+	if x.Ledger == nil {
+		return nil, nil
+	}
+	l, err := x.Ledger.Load(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.noteInLedger(l, ms.folders, rs.folders, in.Now); err != nil {
+		return nil, err
+	}
+	if err := x.noteSieve(l, ms.meta); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // noteMasterLines keeps the master's MAILBOX lines of this round (see masterLines).

@@ -205,11 +205,14 @@ func fleetOnce(b *testing.B, bin string, size fleetSize, run int) map[string]pha
 		return ours("rolling", "--sync-log", m.SyncLogDir(p.Channel), "--master-config", m.ConfigPath, "--once")
 	}
 
-	// initial: every user, from empty replicas.
+	// initial: every user, from empty replicas; the replicator reads new folders' records
+	// from the master's index as stock reads them from its own disk.
 	clearLogs()
 	r := both("initial",
 		func() fleetRun { return stock(append([]string{"-u"}, names...)...) },
-		func() fleetRun { return ours(append([]string{"sync"}, userArgs("--user")...)...) })
+		func() fleetRun {
+			return ours(append([]string{"sync", "--master-config", m.ConfigPath}, userArgs("--user")...)...)
+		})
 	fleetReport(b, size, run, "initial", size.messages(), r.stock, r.ours, -1)
 
 	// day: scripted traffic, replayed from each program's sync-log channel.
