@@ -231,13 +231,9 @@ func (x *Executor) runUserPlan(ctx context.Context, res *BatchResult, p *plan.Pl
 	if !checkedByReplica(p) {
 		return false, nil
 	}
-	same, err := x.masterUnchanged(ctx, users, in.Master)
-	if err != nil || !same {
-		return false, err
-	}
-	// The folders the plan left alone were in step as read; the applied ones were
-	// noted by Execute.
-	return true, x.markInStep(users, in.Master.Folders, in.Replica.Folders)
+	// The ledger needs nothing more: Gather marked the folders found in step as read,
+	// and Execute noted the ones it applied.
+	return x.masterUnchanged(ctx, users, in.Master)
 }
 
 // masterUnchanged reports whether the master still holds, for the users, exactly the
